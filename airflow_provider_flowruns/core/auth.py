@@ -1,0 +1,243 @@
+"""Authentication strategies, written as ``httpx.Auth`` flows.
+
+Two exist because the four vendors need exactly two: a static bearer token (Activepieces,
+Tableflow, Amperity UI-issued JWTs) and OAuth2 client credentials (Habu, Amperity). The OAuth flow
+mints a token only when the cache has none that is valid, serializes minting behind a lock so a
+thousand concurrent triggers mint once, and on a 401 refreshes once and resends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import threading
+import time
+import weakref
+from collections.abc import AsyncGenerator, Generator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import httpx
+
+from airflow_provider_flowruns.core.errors import FlowRunsApiError
+
+
+class BearerToken(httpx.Auth):
+    """``Authorization: Bearer <token>`` on every request."""
+
+    def __init__(self, token: str) -> None:
+        self._header = f"Bearer {token}"
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = self._header
+        yield request
+
+
+@dataclass(frozen=True)
+class CachedToken:
+    value: str
+    expires_at: float  # epoch seconds
+
+    def valid(self, margin: float) -> bool:
+        return time.time() < self.expires_at - margin
+
+
+class TokenCache(Protocol):
+    """Where minted tokens live. The in-process default is enough for vendors with cheap tokens;
+    vendors that ration tokens (Habu: two a day) plug in a cache shared across processes."""
+
+    def get(self, key: str) -> CachedToken | None: ...
+
+    def put(self, key: str, token: CachedToken) -> None: ...
+
+    def discard(self, key: str, token: CachedToken) -> None: ...
+
+
+class MemoryTokenCache:
+    def __init__(self) -> None:
+        self._tokens: dict[str, CachedToken] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> CachedToken | None:
+        with self._lock:
+            return self._tokens.get(key)
+
+    def put(self, key: str, token: CachedToken) -> None:
+        with self._lock:
+            self._tokens[key] = token
+
+    def discard(self, key: str, token: CachedToken) -> None:
+        with self._lock:
+            if self._tokens.get(key) == token:
+                del self._tokens[key]
+
+
+PROCESS_TOKEN_CACHE = MemoryTokenCache()
+
+
+def parse_token_response(body: Any, *, default_lifetime: float = 3600.0) -> CachedToken:
+    """Read a token response in either spelling: RFC 6749 ``access_token``/``expires_in`` or Habu's
+    camelCase ``accessToken``/``expiresIn``/``expiresAt``. ``expiresAt`` wins when present because
+    Habu's docs and its example disagree on the lifetime (12 h vs 86400 s)."""
+    if not isinstance(body, dict):
+        raise FlowRunsApiError("token endpoint returned a non-object body", path="token")
+    value = body.get("access_token") or body.get("accessToken")
+    if not isinstance(value, str) or not value:
+        raise FlowRunsApiError("token endpoint response has no access token", path="token")
+    expires_at: float | None = None
+    raw_at = body.get("expiresAt") or body.get("expires_at")
+    if isinstance(raw_at, str):
+        try:
+            expires_at = datetime.fromisoformat(raw_at.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            expires_at = None
+    if expires_at is None:
+        raw_in = body.get("expires_in", body.get("expiresIn"))
+        lifetime = float(raw_in) if isinstance(raw_in, (int, float)) and raw_in > 0 else default_lifetime
+        expires_at = time.time() + lifetime
+    return CachedToken(value=value, expires_at=expires_at)
+
+
+class TokenMintError(FlowRunsApiError):
+    """The token endpoint refused us. Not retried on 4xx: for rationed tokens a retry storm is
+    exactly how an API user gets locked out."""
+
+    @property
+    def retryable(self) -> bool:
+        return self.status is None or self.status >= 500
+
+
+class OAuth2ClientCredentials(httpx.Auth):
+    """OAuth2 client-credentials grant with a shared token cache and one refresh on 401."""
+
+    def __init__(
+        self,
+        token_url: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        credentials_in: str = "basic",
+        extra_form: dict[str, str] | None = None,
+        extra_headers: dict[str, str] | None = None,
+        cache: TokenCache = PROCESS_TOKEN_CACHE,
+        refresh_margin: float = 300.0,
+        default_lifetime: float = 3600.0,
+    ) -> None:
+        if credentials_in not in {"basic", "body"}:
+            raise ValueError("credentials_in must be 'basic' or 'body'")
+        self.token_url = token_url
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._credentials_in = credentials_in
+        self._extra_form = dict(extra_form or {})
+        self._extra_headers = dict(extra_headers or {})
+        self.cache = cache
+        self.cache_key = f"{token_url}|{client_id}"
+        self.refresh_margin = refresh_margin
+        self.default_lifetime = default_lifetime
+        self._sync_lock = threading.Lock()
+        self._async_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    # -- pieces shared by the sync and async flows ------------------------------------------------
+    def _token_request(self) -> httpx.Request:
+        form = {"grant_type": "client_credentials", **self._extra_form}
+        headers = {"Accept": "application/json", **self._extra_headers}
+        if self._credentials_in == "basic":
+            pair = f"{self._client_id}:{self._client_secret}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+        else:
+            form.update(client_id=self._client_id, client_secret=self._client_secret)
+        return httpx.Request("POST", self.token_url, data=form, headers=headers)
+
+    def _store(self, response: httpx.Response) -> CachedToken:
+        if response.status_code >= 400:
+            raise TokenMintError(
+                _short_error_text(response),
+                status=response.status_code,
+                method="POST",
+                path=httpx.URL(self.token_url).path,
+            )
+        try:
+            body = response.json()
+        except ValueError:
+            raise TokenMintError(
+                "token endpoint returned malformed JSON", status=response.status_code, path="token"
+            )
+        token = parse_token_response(body, default_lifetime=self.default_lifetime)
+        self.cache.put(self.cache_key, token)
+        return token
+
+    def _valid_cached(self) -> CachedToken | None:
+        token = self.cache.get(self.cache_key)
+        return token if token is not None and token.valid(self.refresh_margin) else None
+
+    @staticmethod
+    def _authorize(request: httpx.Request, token: CachedToken) -> None:
+        request.headers["Authorization"] = f"Bearer {token.value}"
+
+    def _alock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        lock = self._async_locks.get(loop)
+        if lock is None:
+            lock = self._async_locks[loop] = asyncio.Lock()
+        return lock
+
+    # -- flows -------------------------------------------------------------------------------------
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        token, minted = self._valid_cached(), False
+        if token is None:
+            with self._sync_lock:
+                token = self._valid_cached()
+                if token is None:
+                    response = yield self._token_request()
+                    response.read()
+                    token, minted = self._store(response), True
+        self._authorize(request, token)
+        response = yield request
+        if response.status_code == 401 and not minted:
+            with self._sync_lock:
+                self.cache.discard(self.cache_key, token)
+                fresh = self._valid_cached()
+                if fresh is None:
+                    mint = yield self._token_request()
+                    mint.read()
+                    fresh = self._store(mint)
+            self._authorize(request, fresh)
+            yield request
+
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        token, minted = self._valid_cached(), False
+        if token is None:
+            async with self._alock():
+                token = self._valid_cached()
+                if token is None:
+                    response = yield self._token_request()
+                    await response.aread()
+                    token, minted = self._store(response), True
+        self._authorize(request, token)
+        response = yield request
+        if response.status_code == 401 and not minted:
+            async with self._alock():
+                self.cache.discard(self.cache_key, token)
+                fresh = self._valid_cached()
+                if fresh is None:
+                    mint = yield self._token_request()
+                    await mint.aread()
+                    fresh = self._store(mint)
+            self._authorize(request, fresh)
+            yield request
+
+
+def _short_error_text(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return f"token endpoint answered HTTP {response.status_code}"
+    if isinstance(body, dict):
+        for key in ("message", "error_description", "error", "code"):
+            if isinstance(body.get(key), str):
+                return str(body[key])[:300]
+    return f"token endpoint answered HTTP {response.status_code}"

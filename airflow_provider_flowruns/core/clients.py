@@ -1,0 +1,74 @@
+"""One shared httpx client per connection per process (per event loop for async clients).
+
+Opening a client per request or per trigger is what made dbt Cloud's triggerer burn memory and TCP
+connections; sharing one keeps a small connection pool per vendor connection no matter how many
+tasks or triggers use it. Async clients are bound to the event loop that created them, so they are
+keyed by loop as well and reference-counted: the last user to release one closes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+
+
+@dataclass
+class _Shared:
+    client: httpx.AsyncClient
+    users: int = 0
+
+
+class ClientRegistry:
+    def __init__(self) -> None:
+        self._sync: dict[str, httpx.Client] = {}
+        self._async: dict[tuple[int, str], _Shared] = {}
+        self._lock = threading.Lock()
+
+    def sync_client(self, key: str, factory: Callable[[], httpx.Client]) -> httpx.Client:
+        with self._lock:
+            client = self._sync.get(key)
+            if client is None or client.is_closed:
+                client = self._sync[key] = factory()
+            return client
+
+    def acquire_async(self, key: str, factory: Callable[[], httpx.AsyncClient]) -> httpx.AsyncClient:
+        loop_key = (id(asyncio.get_running_loop()), key)
+        with self._lock:
+            shared = self._async.get(loop_key)
+            if shared is None or shared.client.is_closed:
+                shared = self._async[loop_key] = _Shared(factory())
+            shared.users += 1
+            return shared.client
+
+    async def release_async(self, key: str, client: httpx.AsyncClient) -> None:
+        loop_key = (id(asyncio.get_running_loop()), key)
+        with self._lock:
+            shared = self._async.get(loop_key)
+            if shared is None or shared.client is not client:
+                close = not client.is_closed
+            else:
+                shared.users -= 1
+                close = shared.users <= 0
+                if close:
+                    del self._async[loop_key]
+        if close:
+            await client.aclose()
+
+    def open_async_clients(self) -> int:
+        with self._lock:
+            return len(self._async)
+
+    def close_sync(self) -> None:
+        with self._lock:
+            clients, self._sync = list(self._sync.values()), {}
+        for client in clients:
+            client.close()
+
+
+REGISTRY = ClientRegistry()
+atexit.register(REGISTRY.close_sync)

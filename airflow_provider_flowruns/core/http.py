@@ -1,0 +1,456 @@
+"""The base hook every vendor hook extends: httpx clients, auth, retries, rate limit, error mapping.
+
+A vendor hook declares its base URL, status map, poll floor and how to read its connection and its
+error bodies; it describes each API call once as a :class:`Call` (method, path, params, body) and
+gets both the sync (worker) and async (triggerer) path from here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+
+import httpx
+from airflow.sdk import BaseHook
+
+from airflow_provider_flowruns import __version__
+from airflow_provider_flowruns.core.clients import REGISTRY
+from airflow_provider_flowruns.core.errors import (
+    RETRYABLE_STATUS,
+    FlowRunsApiError,
+    FlowRunsConfigError,
+    NotSupported,
+)
+from airflow_provider_flowruns.core.polling import RetryPolicy, parse_retry_after
+from airflow_provider_flowruns.core.ratelimit import TokenBucket, bucket_for
+from airflow_provider_flowruns.core.runs import RunRef, RunStatus, StatusMap
+
+T = TypeVar("T")
+
+USER_AGENT = f"airflow-provider-flowruns/{__version__}"
+
+
+@dataclass(frozen=True)
+class Call:
+    """One API request, described once and sent by either the sync or the async path."""
+
+    method: str
+    path: str
+    params: Mapping[str, Any] | list[tuple[str, Any]] | None = None
+    json: Any = None
+    data: Mapping[str, Any] | None = None
+    headers: Mapping[str, str] | None = None
+    idempotent: bool | None = None  # None: derive from the method
+
+    @property
+    def is_idempotent(self) -> bool:
+        if self.idempotent is not None:
+            return self.idempotent
+        return self.method.upper() in {"GET", "HEAD", "OPTIONS", "PUT", "DELETE"}
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """What a client is built from; its fingerprint keys the shared-client registry."""
+
+    base_url: str
+    auth: httpx.Auth | None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    identity: str = ""  # non-secret-revealing digest of the credentials, for the registry key
+
+    def fingerprint(self, owner: str, timeout: tuple[float, float]) -> str:
+        blob = "|".join([owner, self.base_url, repr(sorted(self.headers.items())), self.identity, repr(timeout)])
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def secret_digest(*parts: str | None) -> str:
+    """A digest of secrets, so a rotated credential yields a new client without keeping the secret."""
+    return hashlib.sha256("\x00".join(p or "" for p in parts).encode()).hexdigest()[:16]
+
+
+class FlowRunsHook(BaseHook):
+    """Base hook: connection handling, HTTP, retries, rate limit, errors, and the run-engine contract.
+
+    Constructor arguments are plain numbers so :meth:`hook_kwargs` can hand them to a trigger.
+    """
+
+    conn_name_attr = "conn_id"
+    default_conn_name = "flowruns_default"
+    conn_type = "flowruns"
+    hook_name = "Flow runs"
+
+    #: Vendor name used in logs and messages.
+    vendor: ClassVar[str] = "vendor"
+    default_base_url: ClassVar[str] = ""
+    #: The shortest poll interval the vendor allows (seconds) and the default when unset.
+    poll_floor: ClassVar[float] = 10.0
+    default_poll_interval: ClassVar[float] = 30.0
+    #: Client-side requests/second per connection; None for no limit.
+    default_max_rps: ClassVar[float | None] = None
+    #: Whether a 429 on a non-idempotent call (a create) may be retried. True where a 429 proves the
+    #: request was not processed and the budget refills quickly; Habu sets False (20 per hour).
+    retry_create_on_429: ClassVar[bool] = True
+    status_map: ClassVar[StatusMap]
+
+    def __init__(
+        self,
+        conn_id: str | None = None,
+        *,
+        timeout: float = 60.0,
+        connect_timeout: float = 10.0,
+        max_retries: int = 5,
+        retry_base_delay: float = 1.0,
+        retry_max_delay: float = 60.0,
+        max_rps: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.conn_id = conn_id or self.default_conn_name
+        if timeout <= 0 or connect_timeout <= 0:
+            raise FlowRunsConfigError("timeout and connect_timeout must be positive")
+        self.timeout = float(timeout)
+        self.connect_timeout = float(connect_timeout)
+        self.retry_policy = RetryPolicy(max_retries, retry_base_delay, retry_max_delay)
+        self.max_rps = max_rps
+        self._client: httpx.Client | None = None
+        self._aclient: httpx.AsyncClient | None = None
+        self._aclient_key: str | None = None
+        self._bucket: TokenBucket | None = None
+        self._settings: ClientSettings | None = None
+        self._conn_extra: dict[str, Any] = {}
+
+    # -- what vendor hooks provide -----------------------------------------------------------------
+    def client_settings(self, conn: Any) -> ClientSettings:
+        """Build base URL, auth and headers from an Airflow connection. Vendors override."""
+        raise NotImplementedError
+
+    def parse_error(self, body: Any, response: httpx.Response) -> tuple[str | None, str, str | None]:
+        """(vendor code, message, request id) from an error response; lenient by default."""
+        code = message = request_id = None
+        if isinstance(body, dict):
+            for key in ("code", "error", "status", "statusCode"):
+                if body.get(key) not in (None, "") and not isinstance(body.get(key), (dict, list)):
+                    code = str(body[key])
+                    break
+            for key in ("message", "error_description", "detail", "details", "error"):
+                if isinstance(body.get(key), str) and body.get(key):
+                    message = body[key]
+                    break
+            for key in ("request_id", "requestId", "trace_id"):
+                if body.get(key):
+                    request_id = str(body[key])
+                    break
+        request_id = request_id or response.headers.get("x-request-id")
+        if message is None:
+            message = response.reason_phrase or f"HTTP {response.status_code}"
+        return code, str(message)[:1000], request_id
+
+    def status_call(self, ref: RunRef) -> Call:
+        raise NotImplementedError
+
+    def parse_status(self, ref: RunRef, body: Any) -> RunStatus:
+        raise NotImplementedError
+
+    def cancel_call(self, ref: RunRef) -> Call:
+        raise NotSupported(f"{self.vendor} has no API to cancel a run; run {ref.run_id} keeps going.")
+
+    def run_url(self, ref: RunRef) -> str | None:
+        return None
+
+    # -- the run-engine contract, sync and async, built from the above ------------------------------
+    def get_status(self, ref: RunRef) -> RunStatus:
+        return self.parse_status(ref, self.call(self.status_call(ref)))
+
+    async def aget_status(self, ref: RunRef) -> RunStatus:
+        return self.parse_status(ref, await self.acall(self.status_call(ref)))
+
+    def cancel(self, ref: RunRef) -> Any:
+        return self.call(self.cancel_call(ref))
+
+    async def acancel(self, ref: RunRef) -> Any:
+        return await self.acall(self.cancel_call(ref))
+
+    def hook_kwargs(self) -> dict[str, Any]:
+        """Plain, secret-free constructor arguments: what a trigger needs to rebuild this hook."""
+        return {
+            "conn_id": self.conn_id,
+            "timeout": self.timeout,
+            "connect_timeout": self.connect_timeout,
+            "max_retries": self.retry_policy.max_retries,
+            "retry_base_delay": self.retry_policy.base_delay,
+            "retry_max_delay": self.retry_policy.max_delay,
+            "max_rps": self.max_rps,
+        }
+
+    @classmethod
+    def class_path(cls) -> str:
+        return f"{cls.__module__}.{cls.__qualname__}"
+
+    # -- connections and clients ---------------------------------------------------------------------
+    @property
+    def extra(self) -> dict[str, Any]:
+        """The connection's extra fields, read once when the client was built."""
+        return self._conn_extra
+
+    def _http_timeout(self) -> httpx.Timeout:
+        return httpx.Timeout(self.timeout, connect=self.connect_timeout)
+
+    def _client_kwargs(self, settings: ClientSettings) -> dict[str, Any]:
+        return {
+            "base_url": settings.base_url.rstrip("/") + "/",
+            "auth": settings.auth,
+            "headers": {"User-Agent": USER_AGENT, "Accept": "application/json", **settings.headers},
+            "timeout": self._http_timeout(),
+            "follow_redirects": True,
+            # TLS verification always on; SSL_CERT_FILE / SSL_CERT_DIR point httpx at a private CA.
+            "verify": True,
+            "trust_env": True,
+        }
+
+    def _settings_from(self, conn: Any) -> ClientSettings:
+        self._conn_extra = dict(conn.extra_dejson or {})
+        settings = self.client_settings(conn)
+        if not settings.base_url:
+            raise FlowRunsConfigError(
+                f"Connection {self.conn_id!r}: no API base URL (set the connection's host)"
+            )
+        rps = self.max_rps if self.max_rps is not None else self._conn_extra.get("max_rps", self.default_max_rps)
+        if rps:
+            self._bucket = bucket_for(self.conn_id, float(rps))
+        return settings
+
+    def _registry_key(self, settings: ClientSettings) -> str:
+        return settings.fingerprint(self.class_path(), (self.timeout, self.connect_timeout))
+
+    def get_client(self) -> httpx.Client:
+        if self._client is None:
+            settings = self._settings = self._settings_from(self.get_connection(self.conn_id))
+            self._client = REGISTRY.sync_client(
+                self._registry_key(settings), lambda: httpx.Client(**self._client_kwargs(settings))
+            )
+        return self._client
+
+    async def aget_client(self) -> httpx.AsyncClient:
+        if self._aclient is None:
+            # The async API only: a sync get_connection here would block (or deadlock) the triggerer.
+            conn = await BaseHook.aget_connection(self.conn_id)
+            settings = self._settings = self._settings_from(conn)
+            key = self._registry_key(settings)
+            self._aclient = REGISTRY.acquire_async(
+                key, lambda: httpx.AsyncClient(**self._client_kwargs(settings))
+            )
+            self._aclient_key = key
+        return self._aclient
+
+    async def aclose(self) -> None:
+        """Release this hook's share of the async client (closing it when nobody else uses it)."""
+        if self._aclient is not None and self._aclient_key is not None:
+            client, key = self._aclient, self._aclient_key
+            self._aclient = self._aclient_key = None
+            await REGISTRY.release_async(key, client)
+
+    # -- requests ------------------------------------------------------------------------------------
+    def call(self, call: Call, *, parse: Callable[[httpx.Response], T] | None = None) -> Any:
+        """Send ``call`` with retries; return the parsed JSON body (or ``parse(response)``)."""
+        client = self.get_client()
+        parse_fn = parse or _json_body
+        attempt = 0
+        while True:
+            if self._bucket is not None:
+                self._bucket.acquire()
+            try:
+                response = client.request(**self._request_kwargs(call))
+                error = self._check(call, response)
+                if error is None:
+                    return self._parse(call, response, parse_fn)
+            except httpx.TransportError as exc:
+                error = self._transport_error(call, exc)
+            attempt += 1
+            time.sleep(self._retry_delay(call, error, attempt))
+
+    async def acall(self, call: Call, *, parse: Callable[[httpx.Response], T] | None = None) -> Any:
+        client = await self.aget_client()
+        parse_fn = parse or _json_body
+        attempt = 0
+        while True:
+            if self._bucket is not None:
+                await self._bucket.aacquire()
+            try:
+                response = await client.request(**self._request_kwargs(call))
+                error = self._check(call, response)
+                if error is None:
+                    return self._parse(call, response, parse_fn)
+            except httpx.TransportError as exc:
+                error = self._transport_error(call, exc)
+            attempt += 1
+            await asyncio.sleep(self._retry_delay(call, error, attempt))
+
+    @contextmanager
+    def stream(self, call: Call) -> Iterator[httpx.Response]:
+        """Open a streamed response: retried until a success status arrives, then handed over.
+
+        Faults while reading the body are the caller's to handle (see ``core.storage``), because only
+        the caller knows whether it can restart the transfer.
+        """
+        client = self.get_client()
+        attempt = 0
+        while True:
+            if self._bucket is not None:
+                self._bucket.acquire()
+            try:
+                response = client.send(client.build_request(**self._request_kwargs(call)), stream=True)
+            except httpx.TransportError as exc:
+                error = self._transport_error(call, exc)
+            else:
+                if response.is_success:
+                    break
+                response.read()
+                response.close()
+                error = self._check(call, response) or FlowRunsApiError("unexpected status")
+            attempt += 1
+            time.sleep(self._retry_delay(call, error, attempt))
+        try:
+            yield response
+        finally:
+            response.close()
+
+    @asynccontextmanager
+    async def astream(self, call: Call) -> AsyncIterator[httpx.Response]:
+        client = await self.aget_client()
+        attempt = 0
+        while True:
+            if self._bucket is not None:
+                await self._bucket.aacquire()
+            try:
+                response = await client.send(client.build_request(**self._request_kwargs(call)), stream=True)
+            except httpx.TransportError as exc:
+                error = self._transport_error(call, exc)
+            else:
+                if response.is_success:
+                    break
+                await response.aread()
+                await response.aclose()
+                error = self._check(call, response) or FlowRunsApiError("unexpected status")
+            attempt += 1
+            await asyncio.sleep(self._retry_delay(call, error, attempt))
+        try:
+            yield response
+        finally:
+            await response.aclose()
+
+    # -- shared request pieces ---------------------------------------------------------------------------
+    @staticmethod
+    def _request_kwargs(call: Call) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"method": call.method, "url": call.path.lstrip("/")}
+        if call.params is not None:
+            kwargs["params"] = call.params
+        if call.json is not None:
+            kwargs["json"] = call.json
+        if call.data is not None:
+            kwargs["data"] = call.data
+        if call.headers:
+            kwargs["headers"] = dict(call.headers)
+        return kwargs
+
+    def _check(self, call: Call, response: httpx.Response) -> FlowRunsApiError | None:
+        if response.is_success:
+            return None
+        try:
+            body: Any = response.json()
+        except ValueError:
+            body = None
+        code, message, request_id = self.parse_error(body, response)
+        return FlowRunsApiError(
+            message,
+            status=response.status_code,
+            vendor_code=code,
+            request_id=request_id,
+            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            method=call.method,
+            path=call.path,
+        )
+
+    def _parse(self, call: Call, response: httpx.Response, parse: Callable[[httpx.Response], T]) -> T:
+        try:
+            return parse(response)
+        except ValueError as exc:
+            # A truncated or garbled body from a GET is a transient fault: retry it like a 502.
+            raise _MalformedBody(
+                f"{self.vendor} returned a malformed response body ({type(exc).__name__})",
+                status=response.status_code,
+                method=call.method,
+                path=call.path,
+            )
+
+    @staticmethod
+    def _transport_error(call: Call, exc: httpx.TransportError) -> FlowRunsApiError:
+        error = FlowRunsApiError(
+            f"{type(exc).__name__}: could not complete the request", method=call.method, path=call.path
+        )
+        error.__cause__ = exc
+        error.request_not_sent = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))  # type: ignore[attr-defined]
+        return error
+
+    def _retry_delay(self, call: Call, error: FlowRunsApiError, attempt: int) -> float:
+        """Seconds to wait before retrying, or raise ``error`` when it must not be retried."""
+        if not self._may_retry(call, error) or attempt > self.retry_policy.max_retries:
+            raise error
+        delay = self.retry_policy.delay(attempt, error.retry_after)
+        self.log.warning(
+            "%s %s: %s; retry %d/%d in %.1fs",
+            call.method,
+            call.path,
+            f"HTTP {error.status}" if error.status else error.message,
+            attempt,
+            self.retry_policy.max_retries,
+            delay,
+        )
+        return delay
+
+    def _may_retry(self, call: Call, error: FlowRunsApiError) -> bool:
+        if call.is_idempotent:
+            return error.retryable
+        # A create may only be repeated where the vendor provably did not act on the first one.
+        if getattr(error, "request_not_sent", False):
+            return True
+        return error.status == 429 and self.retry_create_on_429
+
+    # -- helpers for vendor modules ---------------------------------------------------------------------
+    def paginate_offset(
+        self,
+        call: Call,
+        *,
+        items: Callable[[Any], list[Any]],
+        limit: int,
+        limit_param: str = "limit",
+        offset_param: str = "offset",
+    ) -> Iterator[Any]:
+        """Yield every item of an offset/limit-paginated list, one page in memory at a time."""
+        offset = 0
+        while True:
+            params = {**dict(call.params or {}), limit_param: limit, offset_param: offset}
+            page = items(self.call(Call(call.method, call.path, params=params, headers=call.headers)))
+            yield from page
+            if len(page) < limit:
+                return
+            offset += len(page)
+
+
+class _MalformedBody(FlowRunsApiError):
+    @property
+    def retryable(self) -> bool:
+        return True
+
+
+def _json_body(response: httpx.Response) -> Any:
+    if not response.content:
+        return {}
+    return response.json()
+
+
+__all__ = ["Call", "ClientSettings", "FlowRunsHook", "secret_digest"]

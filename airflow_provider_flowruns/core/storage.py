@@ -1,0 +1,163 @@
+"""Writing vendor results into any ``ObjectStoragePath`` safely.
+
+Three guarantees every transfer operator relies on:
+- names that come from a vendor never escape the destination prefix (``../../x``, absolute paths,
+  NUL bytes, control characters and odd unicode are neutralised);
+- bytes are streamed, never held whole in memory;
+- the destination never holds a partial object: data goes to a temporary sibling first, its size
+  (and, where the vendor gives one, its length header) is verified, and only then is it moved into
+  place. A cut stream is retried from the start.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import unicodedata
+import uuid
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from airflow.sdk import ObjectStoragePath
+
+from airflow_provider_flowruns.core.errors import FlowRunsConfigError, FlowRunsError
+
+log = logging.getLogger(__name__)
+
+_MAX_NAME_BYTES = 200
+
+
+class IncompleteTransfer(FlowRunsError):
+    """The bytes received do not match what the vendor announced."""
+
+
+def sanitize_filename(name: Any, *, fallback: str = "file") -> str:
+    """Turn an untrusted vendor file name into one safe path segment.
+
+    Only the last path component survives; separators, NUL and control characters are replaced;
+    leading dots are dropped so the result is never ``.``/``..`` or hidden; length is capped in bytes.
+    """
+    text = unicodedata.normalize("NFKC", str(name or ""))
+    text = text.replace("\\", "/").rstrip("/").split("/")[-1]
+    cleaned = "".join(
+        "_" if (ch in '<>:"|?*' or unicodedata.category(ch)[0] == "C") else ch for ch in text
+    ).strip()
+    cleaned = cleaned.lstrip(". ")
+    if not cleaned:
+        return fallback
+    encoded = cleaned.encode("utf-8")
+    if len(encoded) > _MAX_NAME_BYTES:
+        stem, dot, ext = cleaned.rpartition(".")
+        suffix = f".{ext}" if dot and len(ext.encode()) <= 16 else ""
+        digest = hashlib.sha256(encoded).hexdigest()[:8]
+        budget = _MAX_NAME_BYTES - len(suffix.encode()) - 9
+        head = encoded[:budget].decode("utf-8", "ignore")
+        cleaned = f"{head}-{digest}{suffix}"
+    return cleaned
+
+
+def as_storage_path(value: str | ObjectStoragePath, *, conn_id: str | None = None) -> ObjectStoragePath:
+    """Accept a URI string (``s3://bucket/key``, ``file:///tmp/x``, ``/tmp/x``) or a path object."""
+    if isinstance(value, ObjectStoragePath):
+        return value
+    if not isinstance(value, str) or not value.strip():
+        raise FlowRunsConfigError(f"destination must be a path or URI string, got {value!r}")
+    uri = value if "://" in value else f"file://{value}"
+    return ObjectStoragePath(uri, conn_id=conn_id) if conn_id else ObjectStoragePath(uri)
+
+
+def child_path(prefix: ObjectStoragePath, vendor_name: Any) -> ObjectStoragePath:
+    """``prefix / sanitized(vendor_name)``, verified to stay under ``prefix``."""
+    child = prefix / sanitize_filename(vendor_name)
+    base = str(prefix).rstrip("/") + "/"
+    if not str(child).startswith(base):
+        raise FlowRunsConfigError(f"refusing to write outside {prefix}: {vendor_name!r}")
+    return child
+
+
+@dataclass(frozen=True)
+class WrittenObject:
+    uri: str
+    size: int
+    sha256: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"uri": self.uri, "size": self.size, "sha256": self.sha256}
+
+
+def write_atomically(
+    dest: ObjectStoragePath,
+    chunks: Iterable[bytes],
+    *,
+    expected_size: int | None = None,
+    overwrite: bool = True,
+) -> WrittenObject:
+    """Stream ``chunks`` to a temporary sibling of ``dest``, verify, then move it into place."""
+    if not overwrite and dest.exists():
+        raise FlowRunsConfigError(f"{dest} already exists and overwrite=False")
+    tmp = dest.parent / f".{dest.name}.partial-{uuid.uuid4().hex[:12]}"
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with tmp.open("wb") as fh:
+            for chunk in chunks:
+                if chunk:
+                    fh.write(chunk)
+                    digest.update(chunk)
+                    size += len(chunk)
+        if expected_size is not None and size != expected_size:
+            raise IncompleteTransfer(f"{dest.name}: received {size} bytes, expected {expected_size}")
+        written = tmp.stat().st_size if hasattr(tmp.stat(), "st_size") else size
+        if written != size:
+            raise IncompleteTransfer(f"{dest.name}: storage holds {written} bytes, wrote {size}")
+        tmp.move(dest)
+    except BaseException:
+        _remove_quietly(tmp)
+        raise
+    return WrittenObject(uri=str(dest), size=size, sha256=digest.hexdigest())
+
+
+def download_to(
+    open_stream: Callable[[], AbstractContextManager[httpx.Response]],
+    dest: ObjectStoragePath,
+    *,
+    attempts: int = 3,
+    chunk_size: int = 1024 * 1024,
+    overwrite: bool = True,
+    retry_delay: float = 1.0,
+) -> WrittenObject:
+    """Download a streamed HTTP body into ``dest``; a cut or short stream is retried from scratch."""
+    last: Exception | None = None
+    for attempt in range(1, attempts + 1):
+        try:
+            with open_stream() as response:
+                expected = _content_length(response)
+                return write_atomically(
+                    dest, response.iter_bytes(chunk_size), expected_size=expected, overwrite=overwrite
+                )
+        except (httpx.TransportError, IncompleteTransfer) as exc:
+            last = exc
+            log.warning("Download to %s interrupted (%s); attempt %d/%d", dest, exc, attempt, attempts)
+            if attempt < attempts:
+                time.sleep(retry_delay * attempt)
+    raise IncompleteTransfer(f"{dest.name}: download failed after {attempts} attempts: {last}")
+
+
+def _content_length(response: httpx.Response) -> int | None:
+    if response.headers.get("content-encoding", "identity") not in ("", "identity"):
+        return None  # Content-Length counts encoded bytes; we write decoded ones
+    value = response.headers.get("content-length")
+    return int(value) if value and value.isdigit() else None
+
+
+def _remove_quietly(path: ObjectStoragePath) -> None:
+    try:
+        if path.exists():
+            path.unlink()
+    except Exception:  # best effort: the temp name is unique and never the destination
+        log.debug("could not remove temporary object %s", path, exc_info=True)

@@ -1,0 +1,272 @@
+"""``FlowRunOperator``: the run-operator behaviour of DESIGN.md, written once.
+
+A vendor operator supplies ``hook_class`` and ``submit()`` (plus, optionally, ``find_existing()``
+to correlate a run by name and ``result()`` to shape the return value); everything else - XComs
+before waiting, check-before-defer, sync wait or deferral, deadline, cancel on kill, durable
+re-attach on retry, poll-interval clamping - lives here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any, ClassVar
+
+from airflow.sdk import BaseOperator
+
+from airflow_provider_flowruns.core.errors import FlowRunsApiError, FlowRunsConfigError, NotSupported
+from airflow_provider_flowruns.core.http import FlowRunsHook
+from airflow_provider_flowruns.core.outcome import raise_for_event
+from airflow_provider_flowruns.core.polling import clamp_poll_interval
+from airflow_provider_flowruns.core.runs import RunRef, RunState, RunStatus
+from airflow_provider_flowruns.links import RUN_URL_XCOM_KEY
+from airflow_provider_flowruns.triggers.run import FlowRunTrigger, status_event
+from airflow_provider_flowruns.version_compat import default_deferrable
+
+#: Key in ``context["task_state_store"]`` under which the run being waited on is kept.
+STATE_KEY = "flowruns_run_ref"
+
+
+def to_seconds(value: Any, name: str) -> float | None:
+    """Validate a duration parameter (seconds or timedelta); the error names the parameter."""
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise FlowRunsConfigError(f"{name} must be a positive number of seconds or a timedelta, got {value!r}")
+    return float(value)
+
+
+def hook_params_checked(hook_params: Any) -> dict[str, Any]:
+    if hook_params is None:
+        return {}
+    if not isinstance(hook_params, dict):
+        raise FlowRunsConfigError(f"hook_params must be a dict, got {type(hook_params).__name__}")
+    for key, value in hook_params.items():
+        if value is not None and not isinstance(value, (int, float, str, bool)):
+            raise FlowRunsConfigError(f"hook_params[{key!r}] must be a plain number or string")
+    return dict(hook_params)
+
+
+class FlowRunOperator(BaseOperator):
+    """Start a vendor run and (by default) wait for it without holding a worker.
+
+    :param conn_id: Airflow connection id (defaults to the vendor's ``<vendor>_default``).
+    :param wait_for_completion: wait until the run settles; False returns right after submit.
+    :param deferrable: wait in the triggerer; defaults to ``[operators] default_deferrable``.
+    :param poll_interval: seconds between status checks; raised to the vendor's floor if lower.
+    :param timeout: seconds (or timedelta) the run may take; past it the run is cancelled where the
+        vendor allows and the task fails. Unlike ``execution_timeout``, this survives deferral.
+    :param cancel_on_kill: cancel the vendor run when the task is killed (worker or, 3.3+, trigger).
+    :param durable: on Airflow 3.3+, a retried task re-attaches to its live run instead of starting
+        a second one (and returns a run that already succeeded).
+    :param hook_params: plain hook settings (``timeout``, ``max_retries``, ``max_rps``, ...).
+    """
+
+    hook_class: ClassVar[type[FlowRunsHook]]
+    #: Non-terminal states that end the wait successfully (e.g. PAUSED at a requested level).
+    template_fields: Sequence[str] = ("conn_id",)
+    ui_color = "#e8f1fb"
+
+    def __init__(
+        self,
+        *,
+        conn_id: str | None = None,
+        wait_for_completion: bool = True,
+        deferrable: bool | None = None,
+        poll_interval: float | None = None,
+        timeout: float | timedelta | None = None,
+        cancel_on_kill: bool = True,
+        durable: bool = True,
+        hook_params: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.conn_id = conn_id or self.hook_class.default_conn_name
+        self.wait_for_completion = bool(wait_for_completion)
+        self.deferrable = default_deferrable() if deferrable is None else bool(deferrable)
+        self.poll_interval = to_seconds(poll_interval, "poll_interval")
+        self.run_timeout = to_seconds(timeout, "timeout")
+        self.cancel_on_kill = bool(cancel_on_kill)
+        self.durable = bool(durable)
+        self.hook_params = hook_params_checked(hook_params)
+        self._run_ref: RunRef | None = None
+        self._hook: FlowRunsHook | None = None
+
+    # -- vendor operators supply these -----------------------------------------------------------------
+    def submit(self, hook: FlowRunsHook, context: Any) -> RunRef:
+        raise NotImplementedError
+
+    def find_existing(self, hook: FlowRunsHook, context: Any) -> RunRef | None:
+        """Find a run this task already started (e.g. by deterministic name). Used when no state store."""
+        return None
+
+    def stop_states(self) -> frozenset[RunState]:
+        """Non-terminal states at which the wait ends successfully."""
+        return frozenset()
+
+    def result(self, hook: FlowRunsHook, ref: RunRef, event: dict[str, Any], context: Any) -> Any:
+        """The task's return value once the run settled successfully (default: the run id)."""
+        return ref.run_id
+
+    # -- engine ------------------------------------------------------------------------------------------
+    @property
+    def hook(self) -> FlowRunsHook:
+        if self._hook is None:
+            self._hook = self.hook_class(self.conn_id, **self.hook_params)
+        return self._hook
+
+    def effective_poll_interval(self) -> float:
+        hook_cls = self.hook_class
+        return clamp_poll_interval(
+            self.poll_interval,
+            floor=hook_cls.poll_floor,
+            default=hook_cls.default_poll_interval,
+            who=hook_cls.vendor,
+            logger=self.log,
+        )
+
+    def execute(self, context: Any) -> Any:
+        hook = self.hook
+        interval = self.effective_poll_interval()
+        ref = self._attach_or_submit(hook, context)
+        self._run_ref = ref
+        run_url = hook.run_url(ref)
+        ti = context["ti"]
+        ti.xcom_push(key="run_id", value=ref.run_id)
+        ti.xcom_push(key=RUN_URL_XCOM_KEY, value=run_url)
+        if run_url:
+            self.log.info("%s run %s: %s", hook.vendor, ref.run_id, run_url)
+        if not self.wait_for_completion:
+            return ref.run_id
+        status = hook.get_status(ref)  # check once before deferring: it may already be over
+        if self._settled(status):
+            return self._finish(context, status_event(status, run_url=run_url), ref)
+        deadline = time.time() + self.run_timeout if self.run_timeout else None
+        if self.deferrable:
+            self.defer(
+                trigger=FlowRunTrigger(
+                    hook_class_path=hook.class_path(),
+                    hook_kwargs=hook.hook_kwargs(),
+                    run_ref=ref.to_dict(),
+                    poll_interval=interval,
+                    deadline=deadline,
+                    stop_states=[s.value for s in self.stop_states()],
+                    cancel_on_kill=self.cancel_on_kill,
+                    run_url=run_url,
+                ),
+                method_name="execute_complete",
+                kwargs={"run_ref": ref.to_dict()},
+                # No framework timeout: it would skip execute_complete and leak the vendor run.
+                timeout=None,
+            )
+        return self._wait_sync(context, hook, ref, interval, deadline, run_url)
+
+    def execute_complete(self, context: Any, event: dict[str, Any], run_ref: dict[str, Any] | None = None) -> Any:
+        ref = RunRef.from_dict(run_ref) if run_ref else RunRef(run_id=str(event["run_id"]))
+        self._run_ref = ref
+        return self._finish(context, event, ref)
+
+    def on_kill(self) -> None:
+        if self._run_ref is not None and self.cancel_on_kill:
+            self._cancel_quietly(self._run_ref, reason="the task was killed")
+
+    # -- internals -------------------------------------------------------------------------------------
+    def _settled(self, status: RunStatus) -> bool:
+        return status.state.is_terminal or status.state in self.stop_states()
+
+    def _attach_or_submit(self, hook: FlowRunsHook, context: Any) -> RunRef:
+        store = context.get("task_state_store") if self.durable else None
+        saved = store.get(STATE_KEY) if store is not None else None
+        if saved:
+            ref = RunRef.from_dict(saved)
+            try:
+                status = hook.get_status(ref)
+            except FlowRunsApiError as exc:
+                if exc.retryable:
+                    raise  # cannot tell whether the run lives: never risk a duplicate
+                self.log.warning("Stored run %s cannot be read (%s); starting a new run.", ref.run_id, exc)
+            else:
+                if status.state is not RunState.FAILED and status.state is not RunState.CANCELLED:
+                    self.log.info(
+                        "Re-attaching to %s run %s from an earlier try (it is %s).",
+                        hook.vendor,
+                        ref.run_id,
+                        status.vendor_status,
+                    )
+                    return ref
+                self.log.info(
+                    "The earlier try's run %s ended %s; starting a new run.", ref.run_id, status.vendor_status
+                )
+        elif self.durable:
+            found = self.find_existing(hook, context)
+            if found is not None:
+                self.log.info("Found this task's existing %s run %s; re-attaching.", hook.vendor, found.run_id)
+                if store is not None:
+                    store.set(STATE_KEY, found.to_dict())
+                return found
+        ref = self.submit(hook, context)
+        self.log.info("Started %s run %s.", hook.vendor, ref.run_id)
+        if store is not None:
+            store.set(STATE_KEY, ref.to_dict())
+        return ref
+
+    def _wait_sync(
+        self,
+        context: Any,
+        hook: FlowRunsHook,
+        ref: RunRef,
+        interval: float,
+        deadline: float | None,
+        run_url: str | None,
+    ) -> Any:
+        while True:
+            if deadline is not None and time.time() >= deadline:
+                return self._finish(
+                    context,
+                    {
+                        "status": "timeout",
+                        "run_id": ref.run_id,
+                        "run_url": run_url,
+                        "vendor_status": None,
+                        "message": f"run {ref.run_id} did not finish within {self.run_timeout}s",
+                    },
+                    ref,
+                )
+            time.sleep(interval if deadline is None else max(0.0, min(interval, deadline - time.time())))
+            try:
+                status = hook.get_status(ref)
+            except FlowRunsApiError as exc:
+                if not exc.retryable:
+                    raise
+                self.log.warning("Status check for run %s failed (%s); will poll again.", ref.run_id, exc)
+                continue
+            self.log.info("%s run %s is %s", hook.vendor, ref.run_id, status.vendor_status)
+            if self._settled(status):
+                return self._finish(context, status_event(status, run_url=run_url), ref)
+
+    def _finish(self, context: Any, event: dict[str, Any], ref: RunRef) -> Any:
+        self.log.info(
+            "%s run %s settled: %s (%s) %s",
+            self.hook_class.vendor,
+            ref.run_id,
+            event.get("status"),
+            event.get("vendor_status"),
+            event.get("message") or "",
+        )
+        if event.get("status") == "timeout" and self.cancel_on_kill:
+            self._cancel_quietly(ref, reason="its deadline passed")
+        accept = frozenset({"paused"}) if RunState.PAUSED in self.stop_states() else frozenset()
+        raise_for_event(event, vendor=self.hook_class.vendor, accept=accept)
+        return self.result(self.hook, ref, event, context)
+
+    def _cancel_quietly(self, ref: RunRef, *, reason: str) -> None:
+        try:
+            self.hook.cancel(ref)
+            self.log.info("Cancelled %s run %s because %s.", self.hook_class.vendor, ref.run_id, reason)
+        except NotSupported as exc:
+            self.log.warning("%s", exc)
+        except Exception:
+            self.log.exception("Could not cancel run %s; it may still be running.", ref.run_id)

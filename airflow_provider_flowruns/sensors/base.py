@@ -1,0 +1,117 @@
+"""``FlowRunSensor``: wait for a run someone else started, by id (poke, reschedule or deferrable)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from airflow.sdk import BaseSensorOperator
+
+from airflow_provider_flowruns.core.errors import FlowRunsApiError, FlowRunsConfigError
+from airflow_provider_flowruns.core.http import FlowRunsHook
+from airflow_provider_flowruns.core.outcome import raise_for_event
+from airflow_provider_flowruns.core.polling import clamp_poll_interval
+from airflow_provider_flowruns.core.runs import RunRef, RunState
+from airflow_provider_flowruns.operators.base import hook_params_checked
+from airflow_provider_flowruns.triggers.run import FlowRunTrigger, status_event
+
+
+class FlowRunSensor(BaseSensorOperator):
+    """Succeeds when the run succeeds; fails with the vendor's error when it fails or is cancelled.
+
+    ``poke_interval`` is raised to the vendor's poll floor. With ``deferrable=True`` the sensor checks
+    once and then waits in the triggerer through the same :class:`FlowRunTrigger` the operators use.
+    It never cancels the run it watches: it did not start it.
+    """
+
+    hook_class: ClassVar[type[FlowRunsHook]]
+    template_fields: Sequence[str] = ("conn_id", "run_id")
+
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        conn_id: str | None = None,
+        deferrable: bool | None = None,
+        succeed_on_pause: bool = False,
+        hook_params: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        from airflow_provider_flowruns.version_compat import default_deferrable
+
+        kwargs.setdefault("poke_interval", self.hook_class.default_poll_interval)
+        kwargs.setdefault("timeout", 7 * 24 * 3600)
+        super().__init__(**kwargs)
+        if not run_id and run_id != 0:
+            raise FlowRunsConfigError("run_id is required")
+        self.run_id = run_id
+        self.conn_id = conn_id or self.hook_class.default_conn_name
+        self.deferrable = default_deferrable() if deferrable is None else bool(deferrable)
+        self.succeed_on_pause = bool(succeed_on_pause)
+        self.hook_params = hook_params_checked(hook_params)
+        self._hook: FlowRunsHook | None = None
+
+    def build_ref(self) -> RunRef:
+        """The run to watch; vendors with scoping ids (clean room, project) override."""
+        return RunRef(run_id=str(self.run_id))
+
+    @property
+    def hook(self) -> FlowRunsHook:
+        if self._hook is None:
+            self._hook = self.hook_class(self.conn_id, **self.hook_params)
+        return self._hook
+
+    def _interval(self) -> float:
+        return clamp_poll_interval(
+            float(self.poke_interval),
+            floor=self.hook_class.poll_floor,
+            default=self.hook_class.default_poll_interval,
+            who=self.hook_class.vendor,
+            logger=self.log,
+        )
+
+    def _accept(self) -> frozenset[str]:
+        return frozenset({"paused"}) if self.succeed_on_pause else frozenset()
+
+    def poke(self, context: Any) -> bool:
+        self.poke_interval = self._interval()
+        ref = self.build_ref()
+        try:
+            status = self.hook.get_status(ref)
+        except FlowRunsApiError as exc:
+            if exc.retryable:
+                self.log.warning("Status check for run %s failed (%s); will poke again.", ref.run_id, exc)
+                return False
+            raise
+        self.log.info("%s run %s is %s", self.hook_class.vendor, ref.run_id, status.vendor_status)
+        if status.state.is_terminal or (status.state is RunState.PAUSED and self.succeed_on_pause):
+            raise_for_event(status_event(status), vendor=self.hook_class.vendor, accept=self._accept())
+            return True
+        return False
+
+    def execute(self, context: Any) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        if self.poke(context):
+            return None
+        ref = self.build_ref()
+        self.defer(
+            trigger=FlowRunTrigger(
+                hook_class_path=self.hook.class_path(),
+                hook_kwargs=self.hook.hook_kwargs(),
+                run_ref=ref.to_dict(),
+                poll_interval=self._interval(),
+                deadline=time.time() + float(self.timeout),
+                stop_states=[RunState.PAUSED.value] if self.succeed_on_pause else [],
+                cancel_on_kill=False,
+                run_url=self.hook.run_url(ref),
+            ),
+            method_name="execute_complete",
+            timeout=None,
+        )
+        return None
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> None:
+        raise_for_event(event, vendor=self.hook_class.vendor, accept=self._accept())
+        self.log.info("%s run %s: %s", self.hook_class.vendor, event.get("run_id"), event.get("message"))

@@ -1,0 +1,36 @@
+"""``flowruns-emulator serve``: run the vendor emulators on 127.0.0.1."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from airflow_provider_flowruns.testing.server import VENDORS
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="flowruns-emulator", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve the emulators over HTTP")
+    serve.add_argument("--vendor", action="append", choices=sorted(VENDORS), help="repeatable; default: all")
+    serve.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8765)
+    serve.add_argument("--speed", type=float, default=1.0, help="emulated seconds per real second")
+    serve.add_argument("--log-level", default="warning")
+    args = parser.parse_args(argv)
+
+    import uvicorn
+
+    from airflow_provider_flowruns.testing.server import EmulatorServer
+
+    server = EmulatorServer(args.vendor, speed=args.speed)
+    print(
+        f"flowruns-emulator: {', '.join(sorted(server.emulators))} on http://{args.host}:{args.port}/<vendor>",
+        flush=True,
+    )
+    uvicorn.run(server.app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

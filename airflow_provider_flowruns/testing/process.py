@@ -1,0 +1,76 @@
+"""Run the emulator server as a real uvicorn process from tests, demos and benchmarks."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class EmulatorProcess:
+    """``with EmulatorProcess(["demo"]) as emu: emu.url("demo")`` - a live server on 127.0.0.1."""
+
+    def __init__(self, vendors: list[str] | None = None, *, port: int | None = None, speed: float = 1.0) -> None:
+        self.vendors = vendors
+        self.port = port or free_port()
+        self.speed = speed
+        self.base = f"http://127.0.0.1:{self.port}"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def url(self, vendor: str, suffix: str = "") -> str:
+        return f"{self.base}/{vendor}{suffix}"
+
+    def start(self) -> EmulatorProcess:
+        cmd = [sys.executable, "-m", "airflow_provider_flowruns.testing.cli", "serve", "--port", str(self.port)]
+        cmd += ["--speed", str(self.speed)]
+        for vendor in self.vendors or []:
+            cmd += ["--vendor", vendor]
+        self._proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)  # noqa: S603
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"emulator exited with {self._proc.returncode}")
+            try:
+                if httpx.get(f"{self.base}/_emulator/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("emulator did not start within 30s")
+
+    def stop(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+        self._proc = None
+
+    def control(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = httpx.request(method, f"{self.base}/_emulator/{path}", timeout=10, **kwargs)
+        response.raise_for_status()
+        return response.json()
+
+    def add_faults(self, *specs: dict[str, Any]) -> None:
+        self.control("POST", "faults", json=list(specs))
+
+    def stats(self) -> dict[str, Any]:
+        return dict(self.control("GET", "stats"))
+
+    def __enter__(self) -> EmulatorProcess:
+        return self.start()
+
+    def __exit__(self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]) -> None:
+        self.stop()

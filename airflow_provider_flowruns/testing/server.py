@@ -1,0 +1,146 @@
+"""The emulator server: vendor routers on one FastAPI app, plus ``/_emulator`` control routes."""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections import Counter
+from typing import Any, ClassVar
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from airflow_provider_flowruns.testing.clock import EmulatorClock
+from airflow_provider_flowruns.testing.faults import ErrorBody, FaultMiddleware, FaultPlan, FaultSpec
+
+#: vendor name -> "module:Class" of its emulator; vendor issues add theirs here.
+VENDORS: dict[str, str] = {
+    "demo": "airflow_provider_flowruns.testing.demo_app:DemoEmulator",
+}
+
+
+class VendorError(Exception):
+    """Raised by emulator handlers; rendered in the vendor's own error shape."""
+
+    def __init__(self, status: int, message: str, *, code: str | None = None, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+        self.headers = headers or {}
+
+
+class VendorEmulator:
+    """Shared state and helpers for one vendor's emulator."""
+
+    name: ClassVar[str]
+
+    def __init__(self, clock: EmulatorClock) -> None:
+        self.clock = clock
+        self.counters: Counter[str] = Counter()
+        self.lock = threading.Lock()
+
+    def router(self) -> APIRouter:
+        raise NotImplementedError
+
+    def error_body(self, status: int, message: str, code: str | None = None) -> dict[str, Any]:
+        return {"code": code or str(status), "message": message}
+
+    def stats(self) -> dict[str, Any]:
+        return dict(self.counters)
+
+    def reset(self) -> None:
+        self.counters.clear()
+
+
+def load_emulators(names: list[str], clock: EmulatorClock) -> list[VendorEmulator]:
+    emulators = []
+    for name in names:
+        if name not in VENDORS:
+            raise ValueError(f"unknown vendor {name!r}; choose from {sorted(VENDORS)}")
+        module, _, cls = VENDORS[name].partition(":")
+        emulators.append(getattr(importlib.import_module(module), cls)(clock))
+    return emulators
+
+
+class EmulatorServer:
+    """Builds the ASGI app; keeps clock, faults and emulators reachable for in-process tests."""
+
+    def __init__(self, vendors: list[str] | None = None, *, speed: float = 1.0) -> None:
+        self.clock = EmulatorClock(speed)
+        self.plan = FaultPlan()
+        self.emulators = {e.name: e for e in load_emulators(vendors or sorted(VENDORS), self.clock)}
+        self.requests: Counter[str] = Counter()
+        self.app = self._build()
+
+    def _error_body_for(self, path: str) -> ErrorBody:
+        vendor = self.emulators.get(path.strip("/").split("/", 1)[0])
+        if vendor is None:
+            return lambda status, message: {"message": message}
+        return lambda status, message: vendor.error_body(status, message)
+
+    def _build(self) -> Any:
+        app = FastAPI(title="flowruns emulators", docs_url="/_emulator/docs", openapi_url="/_emulator/openapi.json")
+        for emulator in self.emulators.values():
+            app.include_router(emulator.router(), prefix=f"/{emulator.name}")
+
+        @app.exception_handler(VendorError)
+        async def _vendor_error(request: Request, exc: VendorError) -> JSONResponse:
+            vendor = self.emulators.get(request.url.path.strip("/").split("/", 1)[0])
+            body = vendor.error_body(exc.status, exc.message, exc.code) if vendor else {"message": exc.message}
+            return JSONResponse(body, status_code=exc.status, headers=exc.headers)
+
+        @app.middleware("http")
+        async def _count(request: Request, call_next: Any) -> Any:
+            response = await call_next(request)
+            route = request.scope.get("route")
+            template = getattr(route, "path", request.url.path)
+            self.requests[f"{request.method} {template}"] += 1
+            return response
+
+        control = APIRouter(prefix="/_emulator")
+
+        @control.get("/health")
+        async def health() -> dict[str, Any]:
+            return {"status": "ok", "vendors": sorted(self.emulators)}
+
+        @control.post("/faults")
+        async def add_faults(specs: list[FaultSpec]) -> dict[str, Any]:
+            for spec in specs:
+                self.plan.add(spec)
+            return {"armed": len(specs)}
+
+        @control.delete("/faults")
+        async def clear_faults() -> dict[str, Any]:
+            self.plan.clear()
+            return {"cleared": True}
+
+        @control.get("/stats")
+        async def stats() -> dict[str, Any]:
+            return self.stats()
+
+        @control.post("/clock")
+        async def clock(body: dict[str, float]) -> dict[str, float]:
+            if "speed" in body:
+                self.clock.set_speed(body["speed"])
+            if "advance" in body:
+                self.clock.advance(body["advance"])
+            return {"now": self.clock.now(), "speed": self.clock.speed}
+
+        @control.post("/reset")
+        async def reset() -> dict[str, bool]:
+            self.plan.clear()
+            self.requests.clear()
+            for emulator in self.emulators.values():
+                emulator.reset()
+            return {"reset": True}
+
+        app.include_router(control)
+        return FaultMiddleware(app, self.plan, self._error_body_for)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "requests": dict(self.requests),
+            "faults_injected": dict(self.plan.injected),
+            "vendors": {name: e.stats() for name, e in self.emulators.items()},
+        }

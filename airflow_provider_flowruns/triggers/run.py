@@ -1,0 +1,162 @@
+"""``FlowRunTrigger``: the one polling loop every vendor's deferred tasks wait in.
+
+It serializes the hook's class path plus plain, secret-free kwargs, rebuilds the hook inside the
+triggerer, and polls ``aget_status`` until the run reaches a terminal state (or one of the states the
+operator asked to stop at, such as PAUSED), the absolute deadline passes, or the vendor says
+something that will not get better by waiting (e.g. 404 or 403).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.utils.module_loading import import_string
+
+from airflow_provider_flowruns.core.errors import FlowRunsApiError, NotSupported
+from airflow_provider_flowruns.core.http import FlowRunsHook
+from airflow_provider_flowruns.core.runs import RunRef, RunState, RunStatus
+
+_EVENT_STATUS = {
+    RunState.SUCCEEDED: "success",
+    RunState.FAILED: "failed",
+    RunState.CANCELLED: "cancelled",
+    RunState.PAUSED: "paused",
+}
+
+
+def status_event(status: RunStatus, *, run_url: str | None = None) -> dict[str, Any]:
+    """The event payload for a run that reached ``status`` (also used by the sync path)."""
+    return {
+        "status": _EVENT_STATUS.get(status.state, "running"),
+        "state": status.state.value,
+        "run_id": status.run_id,
+        "run_url": status.url or run_url,
+        "vendor_status": status.vendor_status,
+        "message": status.message or f"run {status.run_id} is {status.vendor_status}",
+    }
+
+
+class FlowRunTrigger(BaseTrigger):
+    """Poll a vendor run until it settles; yields exactly one event.
+
+    :param hook_class_path: dotted path of a :class:`FlowRunsHook` subclass.
+    :param hook_kwargs: its plain constructor kwargs (``FlowRunsHook.hook_kwargs()``).
+    :param run_ref: ``RunRef.to_dict()`` of the run to watch.
+    :param poll_interval: seconds between polls (already clamped to the vendor floor by the operator).
+    :param deadline: absolute epoch seconds after which a ``timeout`` event is emitted; None for none.
+    :param stop_states: non-terminal states that also end the wait (e.g. ``["PAUSED"]``).
+    :param cancel_on_kill: cancel the vendor run when a user kills the deferred task (Airflow 3.3+).
+    """
+
+    def __init__(
+        self,
+        *,
+        hook_class_path: str,
+        hook_kwargs: dict[str, Any],
+        run_ref: dict[str, Any],
+        poll_interval: float,
+        deadline: float | None = None,
+        stop_states: Iterable[str] = (),
+        cancel_on_kill: bool = True,
+        run_url: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.hook_class_path = hook_class_path
+        self.hook_kwargs = dict(hook_kwargs)
+        self.run_ref = RunRef.from_dict(run_ref).to_dict()
+        self.poll_interval = float(poll_interval)
+        self.deadline = float(deadline) if deadline is not None else None
+        self.stop_states = sorted({RunState(s).value for s in stop_states})
+        self.cancel_on_kill = bool(cancel_on_kill)
+        self.run_url = run_url
+        self._hook: FlowRunsHook | None = None
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "hook_class_path": self.hook_class_path,
+                "hook_kwargs": self.hook_kwargs,
+                "run_ref": self.run_ref,
+                "poll_interval": self.poll_interval,
+                "deadline": self.deadline,
+                "stop_states": self.stop_states,
+                "cancel_on_kill": self.cancel_on_kill,
+                "run_url": self.run_url,
+            },
+        )
+
+    @property
+    def hook(self) -> FlowRunsHook:
+        if self._hook is None:
+            hook_cls = import_string(self.hook_class_path)
+            if not (isinstance(hook_cls, type) and issubclass(hook_cls, FlowRunsHook)):
+                raise TypeError(f"{self.hook_class_path} is not a FlowRunsHook")
+            self._hook = hook_cls(**self.hook_kwargs)
+        return self._hook
+
+    def _event(self, status: str, message: str, **extra: Any) -> TriggerEvent:
+        payload = {
+            "status": status,
+            "run_id": self.run_ref["run_id"],
+            "run_url": self.run_url,
+            "vendor_status": None,
+            "message": message,
+        }
+        payload.update(extra)
+        return TriggerEvent(payload)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        ref = RunRef.from_dict(self.run_ref)
+        stop = {RunState(s) for s in self.stop_states}
+        failures = 0
+        while True:
+            remaining = None if self.deadline is None else self.deadline - time.time()
+            if remaining is not None and remaining <= 0:
+                yield self._event("timeout", f"run {ref.run_id} did not finish before its deadline")
+                return
+            try:
+                status = await self.hook.aget_status(ref)
+            except FlowRunsApiError as exc:
+                if not exc.retryable:
+                    yield self._event("error", str(exc))
+                    return
+                # The hook already retried with back-off; keep waiting until the deadline rather
+                # than failing a long vendor run over one bad minute.
+                failures += 1
+                self.log.warning("Status check for run %s failed (%s); will poll again.", ref.run_id, exc)
+            else:
+                failures = 0
+                if status.state.is_terminal or status.state in stop:
+                    yield TriggerEvent(status_event(status, run_url=self.run_url))
+                    return
+                self.log.info("Run %s is %s (%s)", ref.run_id, status.state.value, status.vendor_status)
+            delay = self.poll_interval * random.uniform(0.9, 1.1) * min(2**failures, 8)
+            if remaining is not None:
+                delay = min(delay, max(remaining, 0.0))
+            await asyncio.sleep(delay)
+
+    async def cleanup(self) -> None:
+        """Release the shared client; the vendor run is left alone (a restart is not a kill)."""
+        if self._hook is not None:
+            await self._hook.aclose()
+
+    async def on_kill(self) -> None:
+        """Airflow 3.3+: a user marked the deferred task failed/success or cleared it."""
+        if not self.cancel_on_kill:
+            return
+        ref = RunRef.from_dict(self.run_ref)
+        try:
+            await self.hook.acancel(ref)
+            self.log.info("Cancelled %s run %s because its task was killed.", self.hook.vendor, ref.run_id)
+        except NotSupported as exc:
+            self.log.warning("%s", exc)
+        except Exception:
+            self.log.exception("Could not cancel run %s; it may still be running.", ref.run_id)
+        finally:
+            await self.cleanup()
