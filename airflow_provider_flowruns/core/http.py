@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
@@ -22,7 +21,6 @@ from airflow.sdk import BaseHook
 from airflow_provider_flowruns import __version__
 from airflow_provider_flowruns.core.clients import REGISTRY
 from airflow_provider_flowruns.core.errors import (
-    RETRYABLE_STATUS,
     FlowRunsApiError,
     FlowRunsConfigError,
     NotSupported,
@@ -65,7 +63,9 @@ class ClientSettings:
     identity: str = ""  # non-secret-revealing digest of the credentials, for the registry key
 
     def fingerprint(self, owner: str, timeout: tuple[float, float]) -> str:
-        blob = "|".join([owner, self.base_url, repr(sorted(self.headers.items())), self.identity, repr(timeout)])
+        blob = "|".join(
+            [owner, self.base_url, repr(sorted(self.headers.items())), self.identity, repr(timeout)]
+        )
         return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -219,7 +219,11 @@ class FlowRunsHook(BaseHook):
             raise FlowRunsConfigError(
                 f"Connection {self.conn_id!r}: no API base URL (set the connection's host)"
             )
-        rps = self.max_rps if self.max_rps is not None else self._conn_extra.get("max_rps", self.default_max_rps)
+        rps = (
+            self.max_rps
+            if self.max_rps is not None
+            else self._conn_extra.get("max_rps", self.default_max_rps)
+        )
         if rps:
             self._bucket = bucket_for(self.conn_id, float(rps))
         return settings

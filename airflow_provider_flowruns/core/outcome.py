@@ -22,7 +22,9 @@ def raise_for_event(event: Mapping[str, Any], *, vendor: str, accept: frozenset[
     message = event.get("message") or ""
     where = f"{vendor} run {run_id}"
     if status == "failed":
-        raise RunFailed(f"{where} failed ({vendor_status}): {message}", run_id=run_id, vendor_status=vendor_status)
+        raise RunFailed(
+            f"{where} failed ({vendor_status}): {message}", run_id=run_id, vendor_status=vendor_status
+        )
     if status == "cancelled":
         raise RunCancelled(
             f"{where} was cancelled ({vendor_status}): {message}", run_id=run_id, vendor_status=vendor_status

@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 
 
 def clamp_poll_interval(
-    requested: float | None, *, floor: float, default: float, who: str, logger: logging.Logger | None = None
+    requested: float | None, *, floor: float, default: float, who: str, logger: Any = None
 ) -> float:
     """Return the poll interval to use: ``default`` when unset, never below the vendor ``floor``.
 

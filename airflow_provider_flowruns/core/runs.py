@@ -101,7 +101,9 @@ class StatusMap:
         if state is None:
             if key not in self._warned:
                 self._warned.add(key)
-                log.warning("Unknown vendor status %r: treating it as RUNNING until the deadline.", vendor_status)
+                log.warning(
+                    "Unknown vendor status %r: treating it as RUNNING until the deadline.", vendor_status
+                )
             return RunState.RUNNING
         return state
 

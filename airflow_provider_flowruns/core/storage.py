@@ -51,7 +51,7 @@ def sanitize_filename(name: Any, *, fallback: str = "file") -> str:
         return fallback
     encoded = cleaned.encode("utf-8")
     if len(encoded) > _MAX_NAME_BYTES:
-        stem, dot, ext = cleaned.rpartition(".")
+        _, dot, ext = cleaned.rpartition(".")
         suffix = f".{ext}" if dot and len(ext.encode()) <= 16 else ""
         digest = hashlib.sha256(encoded).hexdigest()[:8]
         budget = _MAX_NAME_BYTES - len(suffix.encode()) - 9

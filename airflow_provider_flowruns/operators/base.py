@@ -35,7 +35,9 @@ def to_seconds(value: Any, name: str) -> float | None:
     if isinstance(value, timedelta):
         value = value.total_seconds()
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise FlowRunsConfigError(f"{name} must be a positive number of seconds or a timedelta, got {value!r}")
+        raise FlowRunsConfigError(
+            f"{name} must be a positive number of seconds or a timedelta, got {value!r}"
+        )
     return float(value)
 
 
@@ -164,7 +166,9 @@ class FlowRunOperator(BaseOperator):
             )
         return self._wait_sync(context, hook, ref, interval, deadline, run_url)
 
-    def execute_complete(self, context: Any, event: dict[str, Any], run_ref: dict[str, Any] | None = None) -> Any:
+    def execute_complete(
+        self, context: Any, event: dict[str, Any], run_ref: dict[str, Any] | None = None
+    ) -> Any:
         ref = RunRef.from_dict(run_ref) if run_ref else RunRef(run_id=str(event["run_id"]))
         self._run_ref = ref
         return self._finish(context, event, ref)
@@ -203,7 +207,9 @@ class FlowRunOperator(BaseOperator):
         elif self.durable:
             found = self.find_existing(hook, context)
             if found is not None:
-                self.log.info("Found this task's existing %s run %s; re-attaching.", hook.vendor, found.run_id)
+                self.log.info(
+                    "Found this task's existing %s run %s; re-attaching.", hook.vendor, found.run_id
+                )
                 if store is not None:
                     store.set(STATE_KEY, found.to_dict())
                 return found

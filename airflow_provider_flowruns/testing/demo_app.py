@@ -45,7 +45,9 @@ class DemoRun:
 class DemoEmulator(VendorEmulator):
     name = "demo"
 
-    def __init__(self, clock: EmulatorClock, *, token_ttl: float = 3600.0, creates_per_hour: int | None = None):
+    def __init__(
+        self, clock: EmulatorClock, *, token_ttl: float = 3600.0, creates_per_hour: int | None = None
+    ):
         super().__init__(clock)
         self.token_ttl = token_ttl
         self.runs: dict[str, DemoRun] = {}
@@ -79,8 +81,16 @@ class DemoEmulator(VendorEmulator):
 
     def _view(self, run: DemoRun) -> dict[str, Any]:
         status = run.status(self.clock.now())
-        message = {"FAILED": "step 2 failed: division by zero", "CANCELLED": "cancelled by request"}.get(status)
-        return {"id": run.id, "name": run.name, "status": status, "message": message, "createdAt": run.created_at}
+        message = {"FAILED": "step 2 failed: division by zero", "CANCELLED": "cancelled by request"}.get(
+            status
+        )
+        return {
+            "id": run.id,
+            "name": run.name,
+            "status": status,
+            "message": message,
+            "createdAt": run.created_at,
+        }
 
     def router(self) -> APIRouter:
         router = APIRouter(prefix="/v1")
@@ -129,7 +139,9 @@ class DemoEmulator(VendorEmulator):
             return self._view(run)
 
         @router.get("/runs")
-        async def list_runs(name: str | None = None, authorization: str | None = Header(None)) -> dict[str, Any]:
+        async def list_runs(
+            name: str | None = None, authorization: str | None = Header(None)
+        ) -> dict[str, Any]:
             self._authorize(authorization)
             runs = [self._view(r) for r in self.runs.values() if name is None or r.name == name]
             return {"runs": sorted(runs, key=lambda r: r["createdAt"], reverse=True)}
@@ -162,7 +174,10 @@ class DemoEmulator(VendorEmulator):
             return StreamingResponse(
                 iter([data]),
                 media_type="text/csv",
-                headers={"content-length": str(len(data)), "content-disposition": 'attachment; filename="result.csv"'},
+                headers={
+                    "content-length": str(len(data)),
+                    "content-disposition": 'attachment; filename="result.csv"',
+                },
             )
 
         return router

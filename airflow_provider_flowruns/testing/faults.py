@@ -109,7 +109,9 @@ class FaultMiddleware:
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             await send({"type": "http.response.body", "body": body})
         elif fault.kind == "drop":
-            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"64")]})
+            await send(
+                {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"64")]}
+            )
             raise _InjectedDrop("connection dropped by fault injection")
         else:  # truncate: let the app answer, forward the headers and half of the body, then cut
             await self.app(scope, receive, _Truncating(send))

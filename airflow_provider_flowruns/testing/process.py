@@ -21,7 +21,9 @@ def free_port() -> int:
 class EmulatorProcess:
     """``with EmulatorProcess(["demo"]) as emu: emu.url("demo")`` - a live server on 127.0.0.1."""
 
-    def __init__(self, vendors: list[str] | None = None, *, port: int | None = None, speed: float = 1.0) -> None:
+    def __init__(
+        self, vendors: list[str] | None = None, *, port: int | None = None, speed: float = 1.0
+    ) -> None:
         self.vendors = vendors
         self.port = port or free_port()
         self.speed = speed
@@ -32,7 +34,14 @@ class EmulatorProcess:
         return f"{self.base}/{vendor}{suffix}"
 
     def start(self) -> EmulatorProcess:
-        cmd = [sys.executable, "-m", "airflow_provider_flowruns.testing.cli", "serve", "--port", str(self.port)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "airflow_provider_flowruns.testing.cli",
+            "serve",
+            "--port",
+            str(self.port),
+        ]
         cmd += ["--speed", str(self.speed)]
         for vendor in self.vendors or []:
             cmd += ["--vendor", vendor]
@@ -72,5 +81,7 @@ class EmulatorProcess:
     def __enter__(self) -> EmulatorProcess:
         return self.start()
 
-    def __exit__(self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]) -> None:
+    def __exit__(
+        self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]
+    ) -> None:
         self.stop()

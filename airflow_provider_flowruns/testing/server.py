@@ -22,7 +22,9 @@ VENDORS: dict[str, str] = {
 class VendorError(Exception):
     """Raised by emulator handlers; rendered in the vendor's own error shape."""
 
-    def __init__(self, status: int, message: str, *, code: str | None = None, headers: dict[str, str] | None = None):
+    def __init__(
+        self, status: int, message: str, *, code: str | None = None, headers: dict[str, str] | None = None
+    ):
         super().__init__(message)
         self.status = status
         self.message = message
@@ -80,14 +82,18 @@ class EmulatorServer:
         return lambda status, message: vendor.error_body(status, message)
 
     def _build(self) -> Any:
-        app = FastAPI(title="flowruns emulators", docs_url="/_emulator/docs", openapi_url="/_emulator/openapi.json")
+        app = FastAPI(
+            title="flowruns emulators", docs_url="/_emulator/docs", openapi_url="/_emulator/openapi.json"
+        )
         for emulator in self.emulators.values():
             app.include_router(emulator.router(), prefix=f"/{emulator.name}")
 
         @app.exception_handler(VendorError)
         async def _vendor_error(request: Request, exc: VendorError) -> JSONResponse:
             vendor = self.emulators.get(request.url.path.strip("/").split("/", 1)[0])
-            body = vendor.error_body(exc.status, exc.message, exc.code) if vendor else {"message": exc.message}
+            body = (
+                vendor.error_body(exc.status, exc.message, exc.code) if vendor else {"message": exc.message}
+            )
             return JSONResponse(body, status_code=exc.status, headers=exc.headers)
 
         @app.middleware("http")

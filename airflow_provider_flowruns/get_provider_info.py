@@ -1,0 +1,122 @@
+"""Provider metadata for Airflow's ``ProvidersManager`` (entry point ``apache_airflow_provider``).
+
+Connection forms are declared here (``ui-field-behaviour`` + ``conn-fields``, Airflow 3.2+), so the
+API server renders them without importing our hooks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider_flowruns import __version__
+
+_P = "airflow_provider_flowruns"
+
+
+def _str_field(label: str, description: str) -> dict[str, Any]:
+    return {"label": label, "description": description, "schema": {"type": ["string", "null"]}}
+
+
+def _num_field(label: str, description: str) -> dict[str, Any]:
+    return {"label": label, "description": description, "schema": {"type": ["number", "null"]}}
+
+
+_MAX_RPS = _num_field("Max requests/second", "Client-side request rate per connection (per process).")
+
+CONNECTION_TYPES: list[dict[str, Any]] = [
+    {
+        "connection-type": "habu",
+        "hook-class-name": f"{_P}.hooks.habu.HabuHook",
+        "hook-name": "LiveRamp Clean Room (Habu)",
+        "ui-field-behaviour": {
+            "hidden-fields": ["schema", "port", "extra"],
+            "relabeling": {"host": "API base URL", "login": "Client ID", "password": "Client secret"},
+            "placeholders": {"host": "https://api.habu.com/v1", "login": "API user client id"},
+        },
+        "conn-fields": {},
+    },
+    {
+        "connection-type": "amperity",
+        "hook-class-name": f"{_P}.hooks.amperity.AmperityHook",
+        "hook-name": "Amperity",
+        "ui-field-behaviour": {
+            "hidden-fields": ["schema", "port"],
+            "relabeling": {
+                "host": "API base URL",
+                "login": "OAuth client ID (client credentials only)",
+                "password": "API token or OAuth client secret",
+            },
+            "placeholders": {"host": "https://app.amperity.com/api"},
+        },
+        "conn-fields": {
+            "tenant": _str_field("Tenant", "Amperity tenant id, sent as the amperity-tenant header."),
+            "api_version": _str_field("API version", "Sent as api-version; default 2024-04-01."),
+            "auth": _str_field("Auth", "'token' (default) or 'client_credentials'."),
+            "ui_run_url_template": _str_field(
+                "Run URL template", "Optional link to a run, with {tenant} and {run_id} placeholders."
+            ),
+            "max_rps": _MAX_RPS,
+        },
+    },
+    {
+        "connection-type": "activepieces",
+        "hook-class-name": f"{_P}.hooks.activepieces.ActivepiecesHook",
+        "hook-name": "Activepieces",
+        "ui-field-behaviour": {
+            "hidden-fields": ["schema", "port", "login"],
+            "relabeling": {"host": "API base URL", "password": "Platform API key"},
+            "placeholders": {"host": "https://cloud.activepieces.com/api"},
+        },
+        "conn-fields": {
+            "project_id": _str_field("Project ID", "The project whose flow runs this connection manages."),
+            "max_rps": _MAX_RPS,
+        },
+    },
+    {
+        "connection-type": "tableflow",
+        "hook-class-name": f"{_P}.hooks.tableflow.TableflowHook",
+        "hook-name": "Tableflow",
+        "ui-field-behaviour": {
+            "hidden-fields": ["schema", "port", "login"],
+            "relabeling": {"host": "API base URL", "password": "API key"},
+            "placeholders": {"host": "https://api.tableflow.com/v2"},
+        },
+        "conn-fields": {"max_rps": _MAX_RPS},
+    },
+]
+
+
+def get_provider_info() -> dict[str, Any]:
+    return {
+        "package-name": "airflow-provider-flowruns",
+        "name": "Flow Runs (Habu, Amperity, Activepieces, Tableflow)",
+        "description": "Trigger, wait for, steer and collect vendor flow runs from Airflow DAGs.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": "LiveRamp Clean Room (Habu)",
+                "external-doc-url": "https://developers.liveramp.com/clean-room-api/",
+            },
+            {"integration-name": "Amperity", "external-doc-url": "https://docs.amperity.com/api/"},
+            {"integration-name": "Activepieces", "external-doc-url": "https://www.activepieces.com/docs/"},
+            {"integration-name": "Tableflow", "external-doc-url": "https://docs.tableflow.com/"},
+        ],
+        "hooks": [
+            {"integration-name": "LiveRamp Clean Room (Habu)", "python-modules": [f"{_P}.hooks.habu"]},
+            {"integration-name": "Amperity", "python-modules": [f"{_P}.hooks.amperity"]},
+            {"integration-name": "Activepieces", "python-modules": [f"{_P}.hooks.activepieces"]},
+            {"integration-name": "Tableflow", "python-modules": [f"{_P}.hooks.tableflow"]},
+        ],
+        "operators": [{"integration-name": "Flow runs", "python-modules": [f"{_P}.operators.base"]}],
+        "sensors": [{"integration-name": "Flow runs", "python-modules": [f"{_P}.sensors.base"]}],
+        "triggers": [{"integration-name": "Flow runs", "python-modules": [f"{_P}.triggers.run"]}],
+        "transfers": [],
+        "connection-types": CONNECTION_TYPES,
+        "extra-links": [
+            f"{_P}.links.FlowRunLink",
+            f"{_P}.links.HabuRunLink",
+            f"{_P}.links.AmperityRunLink",
+            f"{_P}.links.ActivepiecesRunLink",
+            f"{_P}.links.TableflowRunLink",
+        ],
+    }
