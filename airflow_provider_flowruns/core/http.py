@@ -274,6 +274,8 @@ class FlowRunsHook(BaseHook):
                     return self._parse(call, response, parse_fn)
             except httpx.TransportError as exc:
                 error = self._transport_error(call, exc)
+            except _MalformedBody as exc:
+                error = exc
             attempt += 1
             time.sleep(self._retry_delay(call, error, attempt))
 
@@ -291,6 +293,8 @@ class FlowRunsHook(BaseHook):
                     return self._parse(call, response, parse_fn)
             except httpx.TransportError as exc:
                 error = self._transport_error(call, exc)
+            except _MalformedBody as exc:
+                error = exc
             attempt += 1
             await asyncio.sleep(self._retry_delay(call, error, attempt))
 

@@ -56,6 +56,11 @@ class FaultPlan:
         with self._lock:
             self._armed.clear()
 
+    def reset(self) -> None:
+        with self._lock:
+            self._armed.clear()
+            self.injected.clear()
+
     def take(self, method: str, path: str) -> FaultSpec | None:
         with self._lock:
             for armed in self._armed:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -45,7 +46,9 @@ class EmulatorProcess:
         cmd += ["--speed", str(self.speed)]
         for vendor in self.vendors or []:
             cmd += ["--vendor", vendor]
-        self._proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)  # noqa: S603
+        log_path = os.environ.get("FLOWRUNS_EMULATOR_LOG")
+        sink = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
+        self._proc = subprocess.Popen(cmd, stdout=sink, stderr=sink)  # noqa: S603
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:

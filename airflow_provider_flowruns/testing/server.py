@@ -135,7 +135,7 @@ class EmulatorServer:
 
         @control.post("/reset")
         async def reset() -> dict[str, bool]:
-            self.plan.clear()
+            self.plan.reset()
             self.requests.clear()
             for emulator in self.emulators.values():
                 emulator.reset()

@@ -9,13 +9,13 @@ something that will not get better by waiting (e.g. 404 or 403).
 from __future__ import annotations
 
 import asyncio
+import importlib
 import random
 import time
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
-from airflow.utils.module_loading import import_string
 
 from airflow_provider_flowruns.core.errors import FlowRunsApiError, NotSupported
 from airflow_provider_flowruns.core.http import FlowRunsHook
@@ -94,7 +94,8 @@ class FlowRunTrigger(BaseTrigger):
     @property
     def hook(self) -> FlowRunsHook:
         if self._hook is None:
-            hook_cls = import_string(self.hook_class_path)
+            module, _, name = self.hook_class_path.rpartition(".")
+            hook_cls = getattr(importlib.import_module(module), name, None)
             if not (isinstance(hook_cls, type) and issubclass(hook_cls, FlowRunsHook)):
                 raise TypeError(f"{self.hook_class_path} is not a FlowRunsHook")
             self._hook = hook_cls(**self.hook_kwargs)

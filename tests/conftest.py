@@ -1,0 +1,54 @@
+"""Shared fixtures: an isolated AIRFLOW_HOME, a migrated metadata DB, and the emulators as a real
+uvicorn process on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("AIRFLOW_HOME", str(ROOT / ".run" / f"airflow-test-{sys.version_info[0]}{sys.version_info[1]}"))
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "example_dags"))
+
+import pytest  # noqa: E402
+
+from airflow_provider_flowruns.testing.process import EmulatorProcess  # noqa: E402
+
+DEMO_TOKEN = "demo-token"
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    """A fresh SQLite metadata DB for ``dag.test()`` (the end-to-end suite uses PostgreSQL)."""
+    home = Path(os.environ["AIRFLOW_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "reset", "-y"],
+        check=True,
+        capture_output=True,
+        env=os.environ.copy(),
+    )
+
+
+@pytest.fixture(scope="session")
+def emulator():
+    with EmulatorProcess(["demo"]) as emu:
+        yield emu
+
+
+@pytest.fixture
+def demo(emulator, monkeypatch):
+    """The demo emulator, reset, with ``flowruns_demo_default`` pointing at it (bearer token)."""
+    emulator.control("POST", "reset")
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_FLOWRUNS_DEMO_DEFAULT",
+        f'{{"conn_type": "flowruns_demo", "host": "{emulator.url("demo", "/v1")}", "password": "{DEMO_TOKEN}"}}',
+    )
+    return emulator
+
+
+def demo_stats(emulator) -> dict:
+    return emulator.stats()["vendors"]["demo"]

@@ -1,0 +1,124 @@
+"""Pure units of the engine: state maps, retry delays, Retry-After, rate limiter, run refs, errors."""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import time
+from email.utils import format_datetime
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from airflow_provider_flowruns.core.errors import FlowRunsApiError, FlowRunsConfigError
+from airflow_provider_flowruns.core.polling import RetryPolicy, clamp_poll_interval, parse_retry_after
+from airflow_provider_flowruns.core.ratelimit import TokenBucket, bucket_for
+from airflow_provider_flowruns.core.runs import RunRef, RunState, StatusMap
+from airflow_provider_flowruns.hooks.amperity import AmperityHook
+from airflow_provider_flowruns.hooks.activepieces import ActivepiecesHook
+from airflow_provider_flowruns.hooks.habu import FLOW_RUN_STATUS, QUESTION_RUN_STATUS
+from airflow_provider_flowruns.hooks.tableflow import TableflowHook
+
+
+def test_unknown_status_is_running_and_warned_once(caplog):
+    smap = StatusMap({RunState.SUCCEEDED: ["DONE"]})
+    with caplog.at_level(logging.WARNING):
+        assert smap("WEIRD") is RunState.RUNNING
+        assert smap("weird ") is RunState.RUNNING
+    assert sum("Unknown vendor status" in r.message for r in caplog.records) == 1
+    assert smap("done") is RunState.SUCCEEDED
+
+
+@pytest.mark.parametrize(
+    ("value", "state"),
+    [
+        ("Running with failures", RunState.RUNNING),
+        ("running-with-failures", RunState.RUNNING),
+        ("RUNNING_WITH_FAILURES", RunState.RUNNING),
+        ("In progress", RunState.RUNNING),
+        ("canceled", RunState.CANCELLED),
+        ("Stopped", RunState.CANCELLED),
+        ("succeeded", RunState.SUCCEEDED),
+        ("failed", RunState.FAILED),
+        ("scheduled", RunState.QUEUED),
+    ],
+)
+def test_amperity_states_are_spelling_lenient(value, state):
+    assert AmperityHook.status_map(value) is state
+
+
+def test_vendor_maps_cover_the_reference_enums():
+    activepieces = "QUEUED RUNNING PAUSED SUCCEEDED FAILED TIMEOUT CANCELED QUOTA_EXCEEDED MEMORY_LIMIT_EXCEEDED INTERNAL_ERROR LOG_SIZE_EXCEEDED"
+    mapped = {s: ActivepiecesHook.status_map(s) for s in activepieces.split()}
+    assert len(mapped) == 11
+    assert mapped["CANCELED"] is RunState.CANCELLED and mapped["TIMEOUT"] is RunState.FAILED
+    assert ActivepiecesHook.status_map.statuses_for(RunState.RUNNING) == ["RUNNING"]
+    assert FLOW_RUN_STATUS("COMPLETED") is RunState.SUCCEEDED and FLOW_RUN_STATUS("ERROR") is RunState.FAILED
+    assert QUESTION_RUN_STATUS("PARTNER_COMPLETED") is RunState.RUNNING
+    assert QUESTION_RUN_STATUS("PARTNER_FAILED") is RunState.FAILED
+    assert TableflowHook.status_map("review") is RunState.PAUSED
+
+
+def test_retry_policy_backs_off_with_jitter_and_caps_retry_after():
+    policy = RetryPolicy(max_retries=5, base_delay=1.0, max_delay=10.0)
+    for attempt, ceiling in [(1, 1.0), (2, 2.0), (3, 4.0), (5, 10.0), (9, 10.0)]:
+        delays = {policy.delay(attempt) for _ in range(50)}
+        assert all(ceiling / 2 <= d <= ceiling for d in delays)
+        assert len(delays) > 1  # jittered
+    assert policy.delay(1, retry_after=3) == 3
+    assert policy.delay(1, retry_after=3600) == 10.0
+    with pytest.raises(FlowRunsConfigError):
+        RetryPolicy(max_retries=-1)
+
+
+def test_parse_retry_after_seconds_and_dates():
+    assert parse_retry_after("7") == 7.0
+    assert parse_retry_after(None) is None
+    assert parse_retry_after("soon") is None
+    future = datetime.now(timezone.utc) + timedelta(seconds=30)
+    assert 25 <= parse_retry_after(format_datetime(future, usegmt=True)) <= 31
+
+
+def test_clamp_poll_interval(caplog):
+    assert clamp_poll_interval(None, floor=300, default=900, who="Habu") == 900
+    with caplog.at_level(logging.WARNING):
+        assert clamp_poll_interval(60, floor=300, default=900, who="Habu") == 300
+    assert "below Habu's floor" in caplog.text
+    with pytest.raises(FlowRunsConfigError, match="poll_interval"):
+        clamp_poll_interval(-1, floor=1, default=2, who="x")
+    with pytest.raises(FlowRunsConfigError, match="poll_interval"):
+        clamp_poll_interval("5", floor=1, default=2, who="x")  # type: ignore[arg-type]
+
+
+def test_token_bucket_books_slots_in_order():
+    bucket = TokenBucket(rate=10, burst=3)
+    assert [bucket.reserve() for _ in range(3)] == [0.0, 0.0, 0.0]
+    waits = [bucket.reserve() for _ in range(3)]
+    assert waits == sorted(waits) and waits[0] > 0
+    assert waits[-1] == pytest.approx(0.3, abs=0.02)
+    assert bucket_for("conn-a", 5.0) is bucket_for("conn-a", 5.0)
+    assert bucket_for("conn-a", 5.0) is not bucket_for("conn-b", 5.0)
+
+
+def test_token_bucket_refills_over_time():
+    bucket = TokenBucket(rate=1000, burst=1)
+    bucket.reserve()
+    time.sleep(0.01)
+    assert bucket.reserve() == 0.0
+
+
+def test_run_ref_round_trip_is_plain():
+    ref = RunRef("r1", kind="flow_run", scope={"cleanroom_id": "cr1"})
+    assert RunRef.from_dict(ref.to_dict()) == ref
+    assert ref.to_dict() == {"run_id": "r1", "kind": "flow_run", "scope": {"cleanroom_id": "cr1"}}
+
+
+def test_api_error_carries_fields_and_survives_pickling():
+    err = FlowRunsApiError(
+        "no such run", status=404, vendor_code="NOT_FOUND", request_id="req-1", method="GET", path="runs/x"
+    )
+    assert str(err) == "GET runs/x failed with HTTP 404: NOT_FOUND: no such run; request id req-1"
+    assert not err.retryable
+    copy = pickle.loads(pickle.dumps(err))
+    assert (copy.status, copy.vendor_code, copy.request_id) == (404, "NOT_FOUND", "req-1")
+    assert FlowRunsApiError("x", status=503).retryable and FlowRunsApiError("x").retryable
