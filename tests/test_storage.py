@@ -1,0 +1,96 @@
+"""Vendor file names never escape the destination; downloads are atomic, verified and retried."""
+
+from __future__ import annotations
+
+import pytest
+from airflow.sdk import ObjectStoragePath
+
+from airflow_provider_flowruns.core.errors import FlowRunsConfigError
+from airflow_provider_flowruns.core.http import Call
+from airflow_provider_flowruns.core.storage import (
+    IncompleteTransfer,
+    as_storage_path,
+    child_path,
+    download_to,
+    sanitize_filename,
+    write_atomically,
+)
+from airflow_provider_flowruns.testing.demo import DemoHook
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("report.csv", "report.csv"),
+        ("../../etc/passwd", "passwd"),
+        ("/abs/path/x.csv", "x.csv"),
+        ("..\\..\\win.txt", "win.txt"),
+        ("a\x00b.csv", "a_b.csv"),
+        ("..", "file"),
+        ("", "file"),
+        (None, "file"),
+        (".hidden", "hidden"),
+        ("new\nline.csv", "new_line.csv"),
+        ("ｆｕｌｌ／ｗｉｄｔｈ.csv", "width.csv"),  # NFKC folds the full-width slash into a real one
+        ("résumé ✓.csv", "résumé ✓.csv"),
+    ],
+)
+def test_sanitize_filename(name, expected):
+    assert sanitize_filename(name) == expected
+
+
+def test_sanitize_caps_length_keeping_extension():
+    name = sanitize_filename("é" * 300 + ".csv")
+    assert len(name.encode()) <= 200 and name.endswith(".csv")
+    assert sanitize_filename("é" * 300 + ".csv") == name  # deterministic
+
+
+def test_child_path_stays_under_prefix(tmp_path):
+    prefix = as_storage_path(str(tmp_path / "out"))
+    for hostile in ["../../x", "/etc/passwd", "a/../../b", "\x00", "..\\..\\c"]:
+        child = child_path(prefix, hostile)
+        assert str(child).startswith(str(prefix) + "/")
+        assert child.parent == prefix
+
+
+def test_write_atomically_verifies_size_and_leaves_nothing_partial(tmp_path):
+    dest = as_storage_path(str(tmp_path / "d" / "f.bin"))
+    written = write_atomically(dest, [b"ab", b"cd"], expected_size=4)
+    assert dest.read_bytes() == b"abcd" and written.size == 4
+    with pytest.raises(IncompleteTransfer):
+        write_atomically(as_storage_path(str(tmp_path / "d" / "g.bin")), [b"ab"], expected_size=10)
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["f.bin"]
+    with pytest.raises(FlowRunsConfigError, match="overwrite"):
+        write_atomically(dest, [b"x"], overwrite=False)
+    assert dest.read_bytes() == b"abcd"
+
+
+def test_cut_download_is_retried_and_never_partial(demo, tmp_path):
+    hook = DemoHook(retry_base_delay=0.01)
+    ref = hook.start_run("dl", duration=0.1, result_rows=20000)
+    import time
+
+    while hook.get_status(ref).vendor_status != "SUCCEEDED":
+        time.sleep(0.1)
+    demo.add_faults({"kind": "truncate", "path": "/result$", "times": 2})
+    dest = ObjectStoragePath(f"file://{tmp_path}/out/result.csv")
+    written = download_to(lambda: hook.stream(Call("GET", f"runs/{ref.run_id}/result")), dest, retry_delay=0.01)
+    body = dest.read_text()
+    assert body.startswith("row,value\n") and body.endswith("19999,399960001\n")
+    assert written.size == len(body.encode())
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["result.csv"]
+    assert demo.stats()["faults_injected"] == {"truncate": 2}
+
+
+def test_download_gives_up_cleanly(demo, tmp_path):
+    hook = DemoHook(retry_base_delay=0.01)
+    ref = hook.start_run("dl2", duration=0.1)
+    import time
+
+    while hook.get_status(ref).vendor_status != "SUCCEEDED":
+        time.sleep(0.1)
+    demo.add_faults({"kind": "truncate", "path": "/result$", "times": 3})
+    dest = ObjectStoragePath(f"file://{tmp_path}/out/result.csv")
+    with pytest.raises(IncompleteTransfer, match="after 3 attempts"):
+        download_to(lambda: hook.stream(Call("GET", f"runs/{ref.run_id}/result")), dest, retry_delay=0.01)
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []

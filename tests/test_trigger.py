@@ -1,0 +1,160 @@
+"""FlowRunTrigger: serialization, one terminal event per outcome, deadline, transient errors,
+cleanup and on_kill - driven exactly as the triggerer drives it, against the live emulator."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+import respx
+
+from airflow_provider_flowruns.core.clients import REGISTRY
+from airflow_provider_flowruns.core.runs import RunRef
+from airflow_provider_flowruns.hooks.tableflow import TableflowHook
+from airflow_provider_flowruns.testing.demo import DemoHook
+from airflow_provider_flowruns.triggers.run import FlowRunTrigger
+from conftest import demo_stats
+
+
+def make_trigger(ref: RunRef, **overrides) -> FlowRunTrigger:
+    hook = DemoHook(retry_base_delay=0.01, retry_max_delay=0.05, max_retries=1)
+    kwargs = dict(
+        hook_class_path=hook.class_path(),
+        hook_kwargs=hook.hook_kwargs(),
+        run_ref=ref.to_dict(),
+        poll_interval=0.2,
+        deadline=None,
+        run_url="http://x/runs/1",
+    )
+    kwargs.update(overrides)
+    return FlowRunTrigger(**kwargs)
+
+
+async def events_of(trigger: FlowRunTrigger) -> list[dict]:
+    try:
+        return [event.payload async for event in trigger.run()]
+    finally:
+        await trigger.cleanup()
+
+
+def test_serialization_round_trip_is_plain_and_secret_free():
+    trigger = make_trigger(RunRef("r1", kind="flow_run", scope={"cleanroom_id": "c"}), deadline=123.0)
+    path, kwargs = trigger.serialize()
+    assert path == "airflow_provider_flowruns.triggers.run.FlowRunTrigger"
+    rebuilt = FlowRunTrigger(**kwargs)
+    assert rebuilt.serialize() == (path, kwargs)
+    text = json.dumps(kwargs)  # plain JSON, no objects
+    assert "demo-token" not in text and "password" not in text
+    assert kwargs["hook_kwargs"]["conn_id"] == "flowruns_demo_default"
+
+
+@pytest.mark.parametrize(("outcome", "status"), [("SUCCEEDED", "success"), ("FAILED", "failed")])
+async def test_yields_exactly_one_terminal_event(demo, outcome, status):
+    ref = DemoHook().start_run("t", duration=1.0, outcome=outcome)
+    events = await events_of(make_trigger(ref))
+    assert len(events) == 1
+    event = events[0]
+    assert event["status"] == status and event["run_id"] == ref.run_id
+    assert event["vendor_status"] == outcome
+    assert set(event) >= {"status", "run_id", "run_url", "vendor_status", "message"}
+    if outcome == "FAILED":
+        assert "division by zero" in event["message"]
+
+
+async def test_cancelled_run_is_not_success(demo):
+    hook = DemoHook()
+    ref = hook.start_run("c", duration=60)
+    hook.cancel(ref)
+    (event,) = await events_of(make_trigger(ref))
+    assert event["status"] == "cancelled"
+
+
+async def test_deadline_emits_timeout(demo):
+    import time
+
+    ref = DemoHook().start_run("slow", duration=3600)
+    (event,) = await events_of(make_trigger(ref, deadline=time.time() + 0.5))
+    assert event["status"] == "timeout" and event["run_id"] == ref.run_id
+
+
+async def test_survives_transient_errors(demo):
+    ref = DemoHook().start_run("blips", duration=1.5)
+    demo.add_faults(
+        {"kind": "status", "status": 503, "path": f"/runs/{ref.run_id}$", "times": 4},
+        {"kind": "drop", "path": f"/runs/{ref.run_id}$", "times": 2},
+    )
+    (event,) = await events_of(make_trigger(ref))
+    assert event["status"] == "success"
+    assert demo.stats()["faults_injected"] == {"status": 4, "drop": 2}
+
+
+async def test_permanent_error_ends_the_wait(demo):
+    (event,) = await events_of(make_trigger(RunRef("run_gone")))
+    assert event["status"] == "error" and "404" in event["message"]
+
+
+@respx.mock
+async def test_stop_states_end_the_wait_at_pause(monkeypatch):
+    """Tableflow's human "review" step is PAUSED: with stop_states it ends the wait, else it polls on."""
+    monkeypatch.setenv("AIRFLOW_CONN_TABLEFLOW_DEFAULT", '{"conn_type": "tableflow", "password": "k"}')
+    route = respx.get("https://api.tableflow.com/v2/flows/runs/fr1").mock(
+        side_effect=[
+            httpx.Response(200, json={"id": "fr1", "status": "processing"}),
+            httpx.Response(200, json={"id": "fr1", "status": "review", "status_history": [{"message": "needs eyes"}]}),
+        ]
+    )
+    hook = TableflowHook()
+    trigger = FlowRunTrigger(
+        hook_class_path=hook.class_path(),
+        hook_kwargs=hook.hook_kwargs(),
+        run_ref={"run_id": "fr1"},
+        poll_interval=0.05,
+        stop_states=["PAUSED"],
+    )
+    (event,) = await events_of(trigger)
+    assert (event["status"], event["vendor_status"], event["message"]) == ("paused", "review", "needs eyes")
+    assert route.call_count == 2
+
+
+async def test_cleanup_releases_the_shared_client(demo):
+    before = REGISTRY.open_async_clients()
+    ref = DemoHook().start_run("x", duration=0.5)
+    trigger = make_trigger(ref)
+    async for _ in trigger.run():
+        break
+    assert REGISTRY.open_async_clients() == before + 1
+    await trigger.cleanup()
+    assert REGISTRY.open_async_clients() == before
+
+
+async def test_on_kill_cancels_the_vendor_run(demo):
+    ref = DemoHook().start_run("kill-me", duration=3600)
+    trigger = make_trigger(ref)
+    await trigger.on_kill()
+    assert DemoHook().get_status(ref).vendor_status == "CANCELLED"
+    assert demo_stats(demo)["cancels"] == 1
+
+
+async def test_on_kill_respects_cancel_on_kill_false(demo):
+    ref = DemoHook().start_run("keep", duration=3600)
+    await make_trigger(ref, cancel_on_kill=False).on_kill()
+    assert DemoHook().get_status(ref).vendor_status != "CANCELLED"
+
+
+async def test_on_kill_without_cancel_endpoint_logs_and_returns(capfd, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_TABLEFLOW_DEFAULT", '{"conn_type": "tableflow", "password": "k"}')
+    hook = TableflowHook()
+    trigger = FlowRunTrigger(
+        hook_class_path=hook.class_path(), hook_kwargs=hook.hook_kwargs(), run_ref={"run_id": "r"}, poll_interval=10
+    )
+    await trigger.on_kill()  # no network call: Tableflow has no cancel API
+    assert "Tableflow has no API to cancel a run; run r keeps going" in capfd.readouterr().out
+
+
+def test_rejects_a_class_that_is_not_a_hook():
+    trigger = FlowRunTrigger(
+        hook_class_path="builtins.dict", hook_kwargs={}, run_ref={"run_id": "r"}, poll_interval=1
+    )
+    with pytest.raises(TypeError, match="not a FlowRunsHook"):
+        _ = trigger.hook
