@@ -1,0 +1,159 @@
+"""The base run operator and sensor under the real Airflow, via ``dag.test()`` (triggers run
+in-process), against the live demo emulator."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+import pytest
+from airflow.sdk import DAG
+
+from airflow_provider_flowruns.core.errors import FlowRunsConfigError
+from airflow_provider_flowruns.testing.demo import DemoHook, DemoRunOperator, DemoRunSensor
+from airflow_provider_flowruns.version_compat import AIRFLOW_V_3_3_PLUS
+from conftest import demo_stats
+
+pytestmark = pytest.mark.usefixtures("airflow_db")
+
+
+def run_dag(dag_id: str, **kwargs):
+    dag = engine_dags[dag_id]
+    dr = dag.test(**kwargs)
+    return dr, {ti.task_id: ti for ti in dr.get_task_instances()}
+
+
+def xcom(ti, key):
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = (
+            session.query(XComModel)
+            .filter_by(dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, key=key)
+            .one_or_none()
+        )
+        if row is None:
+            return None
+        value = row.value
+        if isinstance(value, (str, bytes)):
+            try:
+                return json.loads(value)
+            except ValueError:
+                return value
+        return value
+
+
+def _load_engine_dags() -> dict[str, DAG]:
+    import runpy
+    from pathlib import Path
+
+    module = runpy.run_path(str(Path(__file__).parent / "dags" / "engine_dags.py"))
+    return {v.dag_id: v for v in module.values() if isinstance(v, DAG)}
+
+
+engine_dags = _load_engine_dags()
+
+
+@pytest.mark.parametrize("deferrable", [True, False], ids=["deferred", "sync"])
+def test_run_succeeds_and_publishes_run_id_and_url(demo, deferrable):
+    dr, tis = run_dag(f"op_success_{deferrable}")
+    ti = tis["run"]
+    assert ti.state == "success", ti.state
+    run_id = xcom(ti, "run_id")
+    assert run_id and run_id.startswith("run_")
+    assert xcom(ti, "run_url").endswith(f"/runs/{run_id}")
+    assert xcom(ti, "return_value") == run_id
+    assert demo_stats(demo)["runs_created"] == 1
+
+
+@pytest.mark.parametrize("deferrable", [True, False], ids=["deferred", "sync"])
+def test_failed_run_fails_the_task(demo, deferrable):
+    dr, tis = run_dag(f"op_failed_{deferrable}")
+    assert tis["run"].state == "failed"
+    assert dr.state == "failed"
+
+
+def test_run_already_finished_before_defer_is_not_deferred(demo):
+    """Check-before-defer: a run that ends at once completes without a trigger."""
+    _, tis = run_dag("op_instant")
+    assert tis["run"].state == "success"
+    assert tis["run"].next_method is None
+
+
+@pytest.mark.parametrize("deferrable", [True, False], ids=["deferred", "sync"])
+def test_timeout_cancels_the_vendor_run_and_fails(demo, deferrable):
+    _, tis = run_dag(f"op_timeout_{deferrable}")
+    ti = tis["run"]
+    assert ti.state == "failed"
+    run_id = xcom(ti, "run_id")
+    from airflow_provider_flowruns.core.runs import RunRef
+
+    assert DemoHook().get_status(RunRef(run_id)).vendor_status == "CANCELLED"
+    assert demo_stats(demo)["cancels"] == 1
+
+
+def test_no_wait_returns_right_after_submit(demo):
+    _, tis = run_dag("op_nowait")
+    assert tis["run"].state == "success"
+    assert tis["watch"].state == "failed"  # the run outlives the sensor's 1 s timeout
+
+
+@pytest.mark.parametrize("deferrable", [True, False], ids=["deferred", "poke"])
+def test_sensor_follows_a_run_started_elsewhere(demo, deferrable):
+    ok = DemoHook().start_run("elsewhere", duration=1.5)
+    bad = DemoHook().start_run("elsewhere-bad", duration=1.0, outcome="FAILED")
+    _, tis = run_dag(f"sensor_{deferrable}", run_conf={"ok": ok.run_id, "bad": bad.run_id})
+    assert tis["ok"].state == "success"
+    assert tis["bad"].state == "failed"
+    assert DemoHook().get_status(ok).vendor_status == "SUCCEEDED"
+
+
+def test_templated_parameters_render(demo):
+    _, tis = run_dag("op_templated")
+    assert tis["run"].state == "success"
+    runs = DemoHook().call(__import__("airflow_provider_flowruns.core.http", fromlist=["Call"]).Call("GET", "runs"))
+    assert runs["runs"][0]["name"].startswith("weekly-20")
+
+
+@pytest.mark.skipif(not AIRFLOW_V_3_3_PLUS, reason="task_state_store arrived in Airflow 3.3")
+def test_retry_reattaches_to_the_same_vendor_run(demo):
+    """Durable: the first try dies after submit (a 403 on its first status check); the retry must
+    re-attach to that run, not start a second one."""
+    demo.add_faults({"kind": "status", "status": 403, "path": "/runs/run_", "method": "GET", "times": 1})
+    _, tis = run_dag("op_durable")
+    assert tis["run"].state == "success"
+    assert tis["run"].try_number == 2
+    assert demo_stats(demo)["runs_created"] == 1
+
+
+def test_retry_finds_its_run_by_name_without_a_state_store(demo):
+    """Without a state store (Airflow < 3.3, or durable lost), the deterministic name finds the run."""
+    hook = DemoHook()
+    existing = hook.start_run("op_byname.run.fixed", duration=1.0)
+    op = engine_dags["op_byname"].get_task("run")
+    assert op.find_existing(hook, {}).run_id == existing.run_id
+    _, tis = run_dag("op_byname")
+    assert tis["run"].state == "success"
+    assert demo_stats(demo)["runs_created"] == 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "param"),
+    [
+        ({"poll_interval": -5}, "poll_interval"),
+        ({"poll_interval": "fast"}, "poll_interval"),
+        ({"timeout": 0}, "timeout"),
+        ({"hook_params": {"x": object()}}, "hook_params"),
+        ({"outcome": "MAYBE"}, "outcome"),
+    ],
+)
+def test_bad_static_input_fails_at_parse_naming_the_parameter(kwargs, param):
+    with pytest.raises(FlowRunsConfigError, match=param):
+        DemoRunOperator(task_id="bad", **kwargs)
+
+
+def test_poll_interval_below_floor_is_clamped_with_a_warning(capfd):
+    op = DemoRunOperator(task_id="p", poll_interval=0.1)
+    assert op.effective_poll_interval() == DemoHook.poll_floor
+    assert "below Demo's floor" in capfd.readouterr().out
