@@ -1,0 +1,271 @@
+"""A real Airflow on this machine - API server, scheduler, DAG processor, triggerer - for end-to-end
+tests and ``make demo``, plus helpers to trigger a DAG and read back what happened.
+
+Metadata DB: PostgreSQL on 127.0.0.1:5432 when reachable (how users run Airflow), else SQLite with
+a loud warning saying what that does not exercise. Executor: LocalExecutor.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, text
+
+from airflow_provider_flowruns.testing.process import free_port
+
+SERVICES = ("api-server", "scheduler", "dag-processor", "triggerer")
+
+
+def postgres_available(host: str = "127.0.0.1", port: int = 5432) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class RunReport:
+    dag_id: str
+    run_id: str
+    state: str
+    tasks: dict[str, str]
+    xcoms: dict[str, Any]
+
+
+class AirflowStack:
+    def __init__(
+        self,
+        name: str,
+        *,
+        dags_folder: Path,
+        root: Path,
+        env: Mapping[str, str] | None = None,
+        database: str = "auto",
+    ) -> None:
+        self.name = name
+        self.home = root / ".run" / name
+        self.dags_folder = dags_folder
+        self.port = free_port()
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.use_postgres = database == "postgres" or (database == "auto" and postgres_available())
+        db_name = f"flowruns_{name.replace('-', '_')}"
+        if self.use_postgres:
+            self.db_url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{db_name}"
+        else:
+            self.db_url = f"sqlite:///{self.home / 'airflow.db'}"
+        self._db_name = db_name
+        self.env = {
+            **os.environ,
+            "AIRFLOW_HOME": str(self.home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "8",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.db_url,
+            "AIRFLOW__API__PORT": str(self.port),
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.port}/execution/",
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(16),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+            "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
+            "AIRFLOW__API__WORKERS": "1",
+            **dict(env or {}),
+        }
+        self.env.pop("AIRFLOW__CORE__UNIT_TEST_MODE", None)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> AirflowStack:
+        if self.home.exists():
+            shutil.rmtree(self.home)
+        (self.home / "logs").mkdir(parents=True)
+        if self.use_postgres:
+            self._recreate_postgres_db()
+        else:
+            print(
+                "\n" + "!" * 78 + "\n! PostgreSQL is not reachable on 127.0.0.1:5432: using SQLite for the\n"
+                "! metadata DB. Not exercised: PostgreSQL metadata DB, concurrent task execution.\n" + "!" * 78,
+                flush=True,
+            )
+        self._airflow("db", "migrate")
+        for service in SERVICES:
+            self.start_service(service)
+        self._wait_http(f"http://127.0.0.1:{self.port}/api/v2/monitor/health", 120)
+        return self
+
+    def start_service(self, service: str, *, tag: str | None = None) -> subprocess.Popen[bytes]:
+        args = [service] if service != "api-server" else [service, "--port", str(self.port)]
+        log = open(self.home / "logs" / f"{tag or service}.log", "ab")  # noqa: SIM115
+        proc = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "airflow", *args],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.procs[tag or service] = proc
+        return proc
+
+    def kill_service(self, tag: str, sig: int = signal.SIGKILL) -> None:
+        proc = self.procs.pop(tag)
+        os.killpg(proc.pid, sig)
+        proc.wait(30)
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for proc in self.procs.values():
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        self.procs.clear()
+
+    def __enter__(self) -> AirflowStack:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- operations --------------------------------------------------------------------------------
+    def trigger(
+        self,
+        dag_id: str,
+        *,
+        conf: Mapping[str, Any] | None = None,
+        logical_date: Any = None,
+        wait_parse: float = 120,
+    ) -> str:
+        self._wait_for(lambda: self._scalar("select count(*) from dag where dag_id=:d", d=dag_id), wait_parse)
+        self._airflow("dags", "unpause", dag_id)
+        import json
+
+        run_id = f"e2e__{secrets.token_hex(4)}"
+        from datetime import datetime, timezone
+
+        logical_date = (logical_date or datetime.now(timezone.utc)).isoformat()
+        args = ["dags", "trigger", dag_id, "--run-id", run_id, "--logical-date", logical_date]
+        if conf:
+            args += ["--conf", json.dumps(dict(conf))]
+        self._airflow(*args)
+        return run_id
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 300) -> RunReport:
+        def finished() -> bool:
+            state = self._scalar("select state from dag_run where dag_id=:d and run_id=:r", d=dag_id, r=run_id)
+            return state in ("success", "failed")
+
+        self._wait_for(finished, timeout, what=f"{dag_id}/{run_id} to finish")
+        return self.report(dag_id, run_id)
+
+    def report(self, dag_id: str, run_id: str) -> RunReport:
+        engine = create_engine(self.db_url)
+        with engine.connect() as conn:
+            state = conn.execute(
+                text("select state from dag_run where dag_id=:d and run_id=:r"), {"d": dag_id, "r": run_id}
+            ).scalar()
+            tasks = dict(
+                conn.execute(
+                    text("select task_id, coalesce(state, 'none') from task_instance where dag_id=:d and run_id=:r"),
+                    {"d": dag_id, "r": run_id},
+                ).all()
+            )
+            rows = conn.execute(
+                text("select task_id, key, value from xcom where dag_id=:d and run_id=:r"), {"d": dag_id, "r": run_id}
+            ).all()
+        engine.dispose()
+        xcoms = {f"{task}.{key}": _decode(value) for task, key, value in rows}
+        return RunReport(dag_id, run_id, str(state), tasks, xcoms)
+
+    def query(self, sql: str, **params: Any) -> list[Any]:
+        engine = create_engine(self.db_url)
+        with engine.connect() as conn:
+            rows = list(conn.execute(text(sql), params).all())
+        engine.dispose()
+        return rows
+
+    def log_text(self) -> str:
+        """Everything Airflow logged (service logs plus task logs), for secret scans and debugging."""
+        parts = []
+        for path in sorted((self.home / "logs").rglob("*")):
+            if path.is_file():
+                parts.append(path.read_text(errors="replace"))
+        return "\n".join(parts)
+
+    # -- internals ---------------------------------------------------------------------------------
+    def _airflow(self, *args: str) -> str:
+        result = subprocess.run(  # noqa: S603
+            [sys.executable, "-m", "airflow", *args], env=self.env, capture_output=True, text=True
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"airflow {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        return result.stdout
+
+    def _recreate_postgres_db(self) -> None:
+        engine = create_engine("postgresql+psycopg2://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{self._db_name}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{self._db_name}"'))
+        engine.dispose()
+
+    def _scalar(self, sql: str, **params: Any) -> Any:
+        try:
+            rows = self.query(sql, **params)
+        except Exception:  # tables may not exist yet
+            return None
+        return rows[0][0] if rows else None
+
+    def _wait_for(self, predicate: Any, timeout: float, what: str = "condition") -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            self._check_alive()
+            time.sleep(1)
+        raise TimeoutError(f"timed out after {timeout}s waiting for {what}; logs in {self.home / 'logs'}")
+
+    def _check_alive(self) -> None:
+        for tag, proc in self.procs.items():
+            if proc.poll() is not None:
+                raise RuntimeError(f"airflow {tag} exited with {proc.returncode}; see {self.home / 'logs' / tag}.log")
+
+    def _wait_http(self, url: str, timeout: float) -> None:
+        import httpx
+
+        def ok() -> bool:
+            try:
+                return httpx.get(url, timeout=2).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        self._wait_for(ok, timeout, what=url)
+
+
+def _decode(value: Any) -> Any:
+    import json
+
+    if isinstance(value, (bytes, str)):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
