@@ -37,9 +37,14 @@ with DAG(
         timeout=600,
     )
     # A second run started without waiting, then followed by a sensor (fire-and-forget + sensor).
-    side = DemoRunOperator(task_id="start_side_run", run_name="side-{{ run_id }}", duration=4, wait_for_completion=False)
+    side = DemoRunOperator(
+        task_id="start_side_run", run_name="side-{{ run_id }}", duration=4, wait_for_completion=False
+    )
     watch = DemoRunSensor(
-        task_id="watch_side_run", run_id="{{ ti.xcom_pull('start_side_run') }}", deferrable=True, poke_interval=2
+        task_id="watch_side_run",
+        run_id="{{ ti.xcom_pull('start_side_run') }}",
+        deferrable=True,
+        poke_interval=2,
     )
     save = DemoResultToStorageOperator(
         task_id="save_result",

@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-os.environ.setdefault("AIRFLOW_HOME", str(ROOT / ".run" / f"airflow-test-{sys.version_info[0]}{sys.version_info[1]}"))
+os.environ.setdefault(
+    "AIRFLOW_HOME", str(ROOT / ".run" / f"airflow-test-{sys.version_info[0]}{sys.version_info[1]}")
+)
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "tests" / "dags"))
 

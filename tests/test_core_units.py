@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import pickle
 import time
-from email.utils import format_datetime
 from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 
 import pytest
 
@@ -14,8 +14,8 @@ from airflow_provider_flowruns.core.errors import FlowRunsApiError, FlowRunsConf
 from airflow_provider_flowruns.core.polling import RetryPolicy, clamp_poll_interval, parse_retry_after
 from airflow_provider_flowruns.core.ratelimit import TokenBucket, bucket_for
 from airflow_provider_flowruns.core.runs import RunRef, RunState, StatusMap
-from airflow_provider_flowruns.hooks.amperity import AmperityHook
 from airflow_provider_flowruns.hooks.activepieces import ActivepiecesHook
+from airflow_provider_flowruns.hooks.amperity import AmperityHook
 from airflow_provider_flowruns.hooks.habu import FLOW_RUN_STATUS, QUESTION_RUN_STATUS
 from airflow_provider_flowruns.hooks.tableflow import TableflowHook
 

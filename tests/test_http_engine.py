@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+
 import httpx
 import pytest
 import respx
+from conftest import demo_stats
 
 from airflow_provider_flowruns.core.clients import REGISTRY
 from airflow_provider_flowruns.core.errors import FlowRunsApiError, FlowRunsConfigError
 from airflow_provider_flowruns.core.http import USER_AGENT, Call
 from airflow_provider_flowruns.core.runs import RunRef, RunState
 from airflow_provider_flowruns.testing.demo import DemoHook
-from conftest import demo_stats
 
 FAST = {"retry_base_delay": 0.01, "retry_max_delay": 0.05}
 
@@ -74,12 +75,17 @@ def test_non_retryable_errors_are_mapped_not_retried(demo):
     with pytest.raises(FlowRunsApiError) as info:
         hook.get_status(RunRef("run_missing"))
     err = info.value
-    assert (err.status, err.vendor_code, err.method, err.path) == (404, "NOT_FOUND", "GET", "runs/run_missing")
+    assert (err.status, err.vendor_code, err.method, err.path) == (
+        404,
+        "NOT_FOUND",
+        "GET",
+        "runs/run_missing",
+    )
     assert "run run_missing not found" in err.message
     assert DEMO_TOKEN_ABSENT(str(err))
 
 
-def DEMO_TOKEN_ABSENT(text: str) -> bool:  # noqa: N802
+def DEMO_TOKEN_ABSENT(text: str) -> bool:
     return "demo-token" not in text and "demo-secret" not in text
 
 
@@ -94,7 +100,9 @@ def test_bad_credentials_fail_clearly(demo, monkeypatch):
 
 
 def test_missing_connection_fields_name_the_field(demo, monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_FLOWRUNS_DEMO_DEFAULT", '{"conn_type": "flowruns_demo", "host": "http://x"}')
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_FLOWRUNS_DEMO_DEFAULT", '{"conn_type": "flowruns_demo", "host": "http://x"}'
+    )
     with pytest.raises(FlowRunsConfigError, match="password"):
         DemoHook().get_client()
 

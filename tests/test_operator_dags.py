@@ -4,15 +4,14 @@ in-process), against the live demo emulator."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
 
 import pytest
 from airflow.sdk import DAG
+from conftest import demo_stats
 
 from airflow_provider_flowruns.core.errors import FlowRunsConfigError
-from airflow_provider_flowruns.testing.demo import DemoHook, DemoRunOperator, DemoRunSensor
+from airflow_provider_flowruns.testing.demo import DemoHook, DemoRunOperator
 from airflow_provider_flowruns.version_compat import AIRFLOW_V_3_3_PLUS
-from conftest import demo_stats
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 
@@ -57,7 +56,7 @@ engine_dags = _load_engine_dags()
 
 @pytest.mark.parametrize("deferrable", [True, False], ids=["deferred", "sync"])
 def test_run_succeeds_and_publishes_run_id_and_url(demo, deferrable):
-    dr, tis = run_dag(f"op_success_{deferrable}")
+    _, tis = run_dag(f"op_success_{deferrable}")
     ti = tis["run"]
     assert ti.state == "success", ti.state
     run_id = xcom(ti, "run_id")
@@ -112,7 +111,9 @@ def test_sensor_follows_a_run_started_elsewhere(demo, deferrable):
 def test_templated_parameters_render(demo):
     _, tis = run_dag("op_templated")
     assert tis["run"].state == "success"
-    runs = DemoHook().call(__import__("airflow_provider_flowruns.core.http", fromlist=["Call"]).Call("GET", "runs"))
+    runs = DemoHook().call(
+        __import__("airflow_provider_flowruns.core.http", fromlist=["Call"]).Call("GET", "runs")
+    )
     assert runs["runs"][0]["name"].startswith("weekly-20")
 
 

@@ -74,7 +74,9 @@ def test_cut_download_is_retried_and_never_partial(demo, tmp_path):
         time.sleep(0.1)
     demo.add_faults({"kind": "truncate", "path": "/result$", "times": 2})
     dest = ObjectStoragePath(f"file://{tmp_path}/out/result.csv")
-    written = download_to(lambda: hook.stream(Call("GET", f"runs/{ref.run_id}/result")), dest, retry_delay=0.01)
+    written = download_to(
+        lambda: hook.stream(Call("GET", f"runs/{ref.run_id}/result")), dest, retry_delay=0.01
+    )
     body = dest.read_text()
     assert body.startswith("row,value\n") and body.endswith("19999,399960001\n")
     assert written.size == len(body.encode())

@@ -8,13 +8,13 @@ import json
 import httpx
 import pytest
 import respx
+from conftest import demo_stats
 
 from airflow_provider_flowruns.core.clients import REGISTRY
 from airflow_provider_flowruns.core.runs import RunRef
 from airflow_provider_flowruns.hooks.tableflow import TableflowHook
 from airflow_provider_flowruns.testing.demo import DemoHook
 from airflow_provider_flowruns.triggers.run import FlowRunTrigger
-from conftest import demo_stats
 
 
 def make_trigger(ref: RunRef, **overrides) -> FlowRunTrigger:
@@ -101,7 +101,9 @@ async def test_stop_states_end_the_wait_at_pause(monkeypatch):
     route = respx.get("https://api.tableflow.com/v2/flows/runs/fr1").mock(
         side_effect=[
             httpx.Response(200, json={"id": "fr1", "status": "processing"}),
-            httpx.Response(200, json={"id": "fr1", "status": "review", "status_history": [{"message": "needs eyes"}]}),
+            httpx.Response(
+                200, json={"id": "fr1", "status": "review", "status_history": [{"message": "needs eyes"}]}
+            ),
         ]
     )
     hook = TableflowHook()
@@ -146,7 +148,10 @@ async def test_on_kill_without_cancel_endpoint_logs_and_returns(capfd, monkeypat
     monkeypatch.setenv("AIRFLOW_CONN_TABLEFLOW_DEFAULT", '{"conn_type": "tableflow", "password": "k"}')
     hook = TableflowHook()
     trigger = FlowRunTrigger(
-        hook_class_path=hook.class_path(), hook_kwargs=hook.hook_kwargs(), run_ref={"run_id": "r"}, poll_interval=10
+        hook_class_path=hook.class_path(),
+        hook_kwargs=hook.hook_kwargs(),
+        run_ref={"run_id": "r"},
+        poll_interval=10,
     )
     await trigger.on_kill()  # no network call: Tableflow has no cancel API
     assert "Tableflow has no API to cancel a run; run r keeps going" in capfd.readouterr().out

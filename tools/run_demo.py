@@ -25,7 +25,10 @@ def main() -> int:
         print("starting Airflow (api-server, scheduler, dag-processor, triggerer)...", flush=True)
         with AirflowStack("demo", dags_folder=ROOT / "example_dags", root=ROOT, env=env) as stack:
             db = "PostgreSQL" if stack.use_postgres else "SQLite"
-            print(f"Airflow up on http://127.0.0.1:{stack.port} (metadata DB: {db}); triggering the DAG", flush=True)
+            print(
+                f"Airflow up on http://127.0.0.1:{stack.port} (metadata DB: {db}); triggering the DAG",
+                flush=True,
+            )
             run_id = stack.trigger("example_flowruns_demo")
             report = stack.wait_for_run("example_flowruns_demo", run_id, timeout=300)
         stats = emu.stats()["vendors"]["demo"]
@@ -35,7 +38,9 @@ def main() -> int:
     for key in ("start_and_wait.run_id", "start_and_wait.run_url", "start_side_run.run_id"):
         print(f"  {key:<24} {report.xcoms.get(key)}")
     saved = report.xcoms.get("save_result.return_value") or {}
-    print(f"\nvendor side: {stats.get('runs_created', 0)} runs created, {stats.get('status_polls', 0)} status polls")
+    print(
+        f"\nvendor side: {stats.get('runs_created', 0)} runs created, {stats.get('status_polls', 0)} status polls"
+    )
     if saved:
         print(f"results: {saved['uri']} ({saved['size']} bytes, sha256 {saved['sha256'][:16]}...)")
     print(f"Airflow logs: {ROOT / '.run' / 'demo' / 'logs'}")

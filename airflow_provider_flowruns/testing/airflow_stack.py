@@ -97,7 +97,9 @@ class AirflowStack:
         else:
             print(
                 "\n" + "!" * 78 + "\n! PostgreSQL is not reachable on 127.0.0.1:5432: using SQLite for the\n"
-                "! metadata DB. Not exercised: PostgreSQL metadata DB, concurrent task execution.\n" + "!" * 78,
+                "! metadata DB. Not exercised: PostgreSQL metadata DB, concurrent task execution.\n"
+                + "!"
+                * 78,
                 flush=True,
             )
         self._airflow("db", "migrate")
@@ -171,7 +173,9 @@ class AirflowStack:
 
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 300) -> RunReport:
         def finished() -> bool:
-            state = self._scalar("select state from dag_run where dag_id=:d and run_id=:r", d=dag_id, r=run_id)
+            state = self._scalar(
+                "select state from dag_run where dag_id=:d and run_id=:r", d=dag_id, r=run_id
+            )
             return state in ("success", "failed")
 
         self._wait_for(finished, timeout, what=f"{dag_id}/{run_id} to finish")
@@ -185,12 +189,15 @@ class AirflowStack:
             ).scalar()
             tasks = dict(
                 conn.execute(
-                    text("select task_id, coalesce(state, 'none') from task_instance where dag_id=:d and run_id=:r"),
+                    text(
+                        "select task_id, coalesce(state, 'none') from task_instance where dag_id=:d and run_id=:r"
+                    ),
                     {"d": dag_id, "r": run_id},
                 ).all()
             )
             rows = conn.execute(
-                text("select task_id, key, value from xcom where dag_id=:d and run_id=:r"), {"d": dag_id, "r": run_id}
+                text("select task_id, key, value from xcom where dag_id=:d and run_id=:r"),
+                {"d": dag_id, "r": run_id},
             ).all()
         engine.dispose()
         xcoms = {f"{task}.{key}": _decode(value) for task, key, value in rows}
@@ -217,11 +224,15 @@ class AirflowStack:
             [sys.executable, "-m", "airflow", *args], env=self.env, capture_output=True, text=True
         )
         if result.returncode != 0:
-            raise RuntimeError(f"airflow {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+            raise RuntimeError(
+                f"airflow {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+            )
         return result.stdout
 
     def _recreate_postgres_db(self) -> None:
-        engine = create_engine("postgresql+psycopg2://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT")
+        engine = create_engine(
+            "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT"
+        )
         with engine.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{self._db_name}" WITH (FORCE)'))
             conn.execute(text(f'CREATE DATABASE "{self._db_name}"'))
@@ -246,7 +257,9 @@ class AirflowStack:
     def _check_alive(self) -> None:
         for tag, proc in self.procs.items():
             if proc.poll() is not None:
-                raise RuntimeError(f"airflow {tag} exited with {proc.returncode}; see {self.home / 'logs' / tag}.log")
+                raise RuntimeError(
+                    f"airflow {tag} exited with {proc.returncode}; see {self.home / 'logs' / tag}.log"
+                )
 
     def _wait_http(self, url: str, timeout: float) -> None:
         import httpx

@@ -10,6 +10,7 @@ Credentials: bearer token ``demo-token``; client credentials ``demo-client`` / `
 from __future__ import annotations
 
 import base64
+import os
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +24,9 @@ from airflow_provider_flowruns.testing.progression import Progression
 from airflow_provider_flowruns.testing.server import VendorEmulator, VendorError
 
 STATIC_TOKEN = "demo-token"
-CLIENT_ID, CLIENT_SECRET = "demo-client", "demo-secret"
+CLIENT_ID = "demo-client"
+#: Overridable so secret-leak tests can use a sentinel value of their own.
+CLIENT_SECRET = os.environ.get("FLOWRUNS_DEMO_CLIENT_SECRET", "demo-secret")
 
 
 @dataclass
@@ -61,7 +64,13 @@ class DemoEmulator(VendorEmulator):
         self.creates = WindowLimit(self.clock, self.creates.limit, 3600.0)
 
     def stats(self) -> dict[str, Any]:
-        return {**dict(self.counters), "runs": len(self.runs), "creates_refused": self.creates.refused}
+        # Minted token values are listed so tests can prove they never leak into Airflow's logs/XCom.
+        return {
+            **dict(self.counters),
+            "runs": len(self.runs),
+            "creates_refused": self.creates.refused,
+            "minted_tokens": sorted(self.tokens),
+        }
 
     def _authorize(self, authorization: str | None) -> None:
         scheme, _, token = (authorization or "").partition(" ")

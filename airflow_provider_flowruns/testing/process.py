@@ -23,9 +23,15 @@ class EmulatorProcess:
     """``with EmulatorProcess(["demo"]) as emu: emu.url("demo")`` - a live server on 127.0.0.1."""
 
     def __init__(
-        self, vendors: list[str] | None = None, *, port: int | None = None, speed: float = 1.0
+        self,
+        vendors: list[str] | None = None,
+        *,
+        port: int | None = None,
+        speed: float = 1.0,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.vendors = vendors
+        self.env = {**os.environ, **(env or {})}
         self.port = port or free_port()
         self.speed = speed
         self.base = f"http://127.0.0.1:{self.port}"
@@ -48,7 +54,7 @@ class EmulatorProcess:
             cmd += ["--vendor", vendor]
         log_path = os.environ.get("FLOWRUNS_EMULATOR_LOG")
         sink = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
-        self._proc = subprocess.Popen(cmd, stdout=sink, stderr=sink)  # noqa: S603
+        self._proc = subprocess.Popen(cmd, stdout=sink, stderr=sink, env=self.env)  # noqa: S603
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:

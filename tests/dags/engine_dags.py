@@ -19,12 +19,18 @@ for _deferrable in (True, False):
     with _dag(f"op_success_{_deferrable}"):
         DemoRunOperator(task_id="run", duration=2.0, deferrable=_deferrable, poll_interval=1)
     with _dag(f"op_failed_{_deferrable}"):
-        DemoRunOperator(task_id="run", duration=1.0, outcome="FAILED", deferrable=_deferrable, poll_interval=1)
+        DemoRunOperator(
+            task_id="run", duration=1.0, outcome="FAILED", deferrable=_deferrable, poll_interval=1
+        )
     with _dag(f"op_timeout_{_deferrable}"):
         DemoRunOperator(task_id="run", duration=3600, deferrable=_deferrable, poll_interval=1, timeout=2)
     with _dag(f"sensor_{_deferrable}"):
-        DemoRunSensor(task_id="ok", run_id="{{ dag_run.conf['ok'] }}", deferrable=_deferrable, poke_interval=1)
-        DemoRunSensor(task_id="bad", run_id="{{ dag_run.conf['bad'] }}", deferrable=_deferrable, poke_interval=1)
+        DemoRunSensor(
+            task_id="ok", run_id="{{ dag_run.conf['ok'] }}", deferrable=_deferrable, poke_interval=1
+        )
+        DemoRunSensor(
+            task_id="bad", run_id="{{ dag_run.conf['bad'] }}", deferrable=_deferrable, poke_interval=1
+        )
 
 with _dag("op_instant"):
     DemoRunOperator(task_id="run", duration=0.0, deferrable=True)
@@ -38,7 +44,11 @@ with _dag("op_nowait"):
 
 with _dag("op_templated"):
     DemoRunOperator(
-        task_id="run", run_name="weekly-{{ ds }}", params_body={"start": "{{ ds }}"}, duration=0.5, deferrable=True
+        task_id="run",
+        run_name="weekly-{{ ds }}",
+        params_body={"start": "{{ ds }}"},
+        duration=0.5,
+        deferrable=True,
     )
 
 with _dag("op_durable"):

@@ -1,0 +1,50 @@
+# Two commands do everything on a fresh machine:
+#   make demo   - install, start the emulators and a real Airflow, run an example DAG end to end
+#   make test   - install, lint, type-check, unit + dag.test() + end-to-end tests on Airflow 3.3,
+#                 then the same unit/DAG/e2e tests on the Airflow 3.1 floor
+PYTHON ?= python3
+AIRFLOW_VERSION ?= 3.3.2
+AIRFLOW_FLOOR ?= 3.1.8
+VENV := .venv
+FLOOR := .venv-af31
+PYTEST_FLAGS ?= -q -p no:cacheprovider
+
+.PHONY: demo test lint typecheck test-main test-floor clean emulator
+
+$(VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --disable-pip-version-check uv
+	$(VENV)/bin/uv pip install -q --python $(VENV)/bin/python "apache-airflow==$(AIRFLOW_VERSION)" -e ".[dev]"
+	touch $@
+
+$(FLOOR)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(FLOOR)
+	$(FLOOR)/bin/python -m pip install -q --disable-pip-version-check uv
+	$(FLOOR)/bin/uv pip install -q --python $(FLOOR)/bin/python "apache-airflow==$(AIRFLOW_FLOOR)" -e ".[dev]"
+	touch $@
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/python tools/run_demo.py
+
+emulator: $(VENV)/.installed
+	$(VENV)/bin/flowruns-emulator serve
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(VENV)/.installed
+	$(VENV)/bin/mypy
+
+test-main: $(VENV)/.installed
+	@echo "== Airflow $(AIRFLOW_VERSION): unit, dag.test() and end-to-end tests"
+	$(VENV)/bin/python -m pytest $(PYTEST_FLAGS)
+
+test-floor: $(FLOOR)/.installed
+	@echo "== Airflow $(AIRFLOW_FLOOR) (floor): unit, dag.test() and end-to-end tests"
+	$(FLOOR)/bin/python -m pytest $(PYTEST_FLAGS)
+
+test: lint typecheck test-main test-floor
+
+clean:
+	rm -rf $(VENV) $(FLOOR) .run demo-output .mypy_cache .ruff_cache
