@@ -3,14 +3,16 @@ uvicorn process on 127.0.0.1."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# One home per Airflow version: the 3.3 and 3.1-floor runs must not share a metadata DB.
 os.environ.setdefault(
-    "AIRFLOW_HOME", str(ROOT / ".run" / f"airflow-test-{sys.version_info[0]}{sys.version_info[1]}")
+    "AIRFLOW_HOME", str(ROOT / ".run" / f"airflow-test-{importlib.metadata.version('apache-airflow')}")
 )
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "tests" / "dags"))
@@ -27,8 +29,9 @@ def airflow_db() -> None:
     """A fresh SQLite metadata DB for ``dag.test()`` (the end-to-end suite uses PostgreSQL)."""
     home = Path(os.environ["AIRFLOW_HOME"])
     home.mkdir(parents=True, exist_ok=True)
+    (home / "airflow.db").unlink(missing_ok=True)
     subprocess.run(
-        [sys.executable, "-m", "airflow", "db", "reset", "-y"],
+        [sys.executable, "-m", "airflow", "db", "migrate"],
         check=True,
         capture_output=True,
         env=os.environ.copy(),

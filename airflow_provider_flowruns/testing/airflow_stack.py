@@ -187,7 +187,7 @@ class AirflowStack:
             state = conn.execute(
                 text("select state from dag_run where dag_id=:d and run_id=:r"), {"d": dag_id, "r": run_id}
             ).scalar()
-            tasks = dict(
+            tasks: dict[str, str] = dict(
                 conn.execute(
                     text(
                         "select task_id, coalesce(state, 'none') from task_instance where dag_id=:d and run_id=:r"
