@@ -158,3 +158,16 @@ def test_poll_interval_below_floor_is_clamped_with_a_warning(capfd):
     op = DemoRunOperator(task_id="p", poll_interval=0.1)
     assert op.effective_poll_interval() == DemoHook.poll_floor
     assert "below Demo's floor" in capfd.readouterr().out
+
+
+def test_worker_on_kill_cancels_the_vendor_run(demo):
+    op = DemoRunOperator(task_id="k", duration=3600)
+    ref = op.hook.start_run("killed", duration=3600)
+    op._run_ref = ref  # what execute() records the moment the run exists
+    op.on_kill()
+    assert DemoHook().get_status(ref).vendor_status == "CANCELLED"
+    op_off = DemoRunOperator(task_id="k2", duration=3600, cancel_on_kill=False)
+    ref2 = op_off.hook.start_run("kept", duration=3600)
+    op_off._run_ref = ref2
+    op_off.on_kill()
+    assert DemoHook().get_status(ref2).vendor_status == "RUNNING"

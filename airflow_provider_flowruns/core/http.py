@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
@@ -327,30 +327,6 @@ class FlowRunsHook(BaseHook):
         finally:
             response.close()
 
-    @asynccontextmanager
-    async def astream(self, call: Call) -> AsyncIterator[httpx.Response]:
-        client = await self.aget_client()
-        attempt = 0
-        while True:
-            if self._bucket is not None:
-                await self._bucket.aacquire()
-            try:
-                response = await client.send(client.build_request(**self._request_kwargs(call)), stream=True)
-            except httpx.TransportError as exc:
-                error = self._transport_error(call, exc)
-            else:
-                if response.is_success:
-                    break
-                await response.aread()
-                await response.aclose()
-                error = self._check(call, response) or FlowRunsApiError("unexpected status")
-            attempt += 1
-            await asyncio.sleep(self._retry_delay(call, error, attempt))
-        try:
-            yield response
-        finally:
-            await response.aclose()
-
     # -- shared request pieces ---------------------------------------------------------------------------
     @staticmethod
     def _request_kwargs(call: Call) -> dict[str, Any]:
@@ -427,26 +403,6 @@ class FlowRunsHook(BaseHook):
         if getattr(error, "request_not_sent", False):
             return True
         return error.status == 429 and self.retry_create_on_429
-
-    # -- helpers for vendor modules ---------------------------------------------------------------------
-    def paginate_offset(
-        self,
-        call: Call,
-        *,
-        items: Callable[[Any], list[Any]],
-        limit: int,
-        limit_param: str = "limit",
-        offset_param: str = "offset",
-    ) -> Iterator[Any]:
-        """Yield every item of an offset/limit-paginated list, one page in memory at a time."""
-        offset = 0
-        while True:
-            params = {**dict(call.params or {}), limit_param: limit, offset_param: offset}
-            page = items(self.call(Call(call.method, call.path, params=params, headers=call.headers)))
-            yield from page
-            if len(page) < limit:
-                return
-            offset += len(page)
 
 
 class _MalformedBody(FlowRunsApiError):
