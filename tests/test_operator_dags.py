@@ -10,7 +10,7 @@ from airflow.sdk import DAG
 from conftest import demo_stats
 
 from airflow_provider_flowruns.core.errors import FlowRunsConfigError
-from airflow_provider_flowruns.testing.demo import DemoHook, DemoRunOperator
+from airflow_provider_flowruns.testing.demo import DemoHook, DemoRunOperator, DemoRunSensor
 from airflow_provider_flowruns.version_compat import AIRFLOW_V_3_3_PLUS
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
@@ -171,3 +171,11 @@ def test_worker_on_kill_cancels_the_vendor_run(demo):
     op_off._run_ref = ref2
     op_off.on_kill()
     assert DemoHook().get_status(ref2).vendor_status == "RUNNING"
+
+
+def test_deployment_default_poll_interval_from_config(monkeypatch):
+    monkeypatch.setenv("AIRFLOW__FLOWRUNS__FLOWRUNS_DEMO_POLL_INTERVAL", "7")
+    assert DemoRunOperator(task_id="p").effective_poll_interval() == 7
+    assert DemoRunSensor(task_id="s", run_id="r").poke_interval == 7
+    monkeypatch.setenv("AIRFLOW__FLOWRUNS__FLOWRUNS_DEMO_POLL_INTERVAL", "0.01")  # still clamped to the floor
+    assert DemoRunOperator(task_id="p2").effective_poll_interval() == DemoHook.poll_floor

@@ -41,6 +41,17 @@ def to_seconds(value: Any, name: str) -> float | None:
     return float(value)
 
 
+def default_poll_interval(hook_cls: type[FlowRunsHook]) -> float:
+    """The deployment's default poll interval for a vendor: ``[flowruns] <conn_type>_poll_interval``
+    (e.g. ``AIRFLOW__FLOWRUNS__AMPERITY_POLL_INTERVAL=30``), else the vendor default. Never below the
+    vendor floor: ``clamp_poll_interval`` applies that after."""
+    from airflow.configuration import conf
+
+    return conf.getfloat(
+        "flowruns", f"{hook_cls.conn_type}_poll_interval", fallback=hook_cls.default_poll_interval
+    )
+
+
 def hook_params_checked(hook_params: Any) -> dict[str, Any]:
     if hook_params is None:
         return {}
@@ -125,7 +136,7 @@ class FlowRunOperator(BaseOperator):
         return clamp_poll_interval(
             self.poll_interval,
             floor=hook_cls.poll_floor,
-            default=hook_cls.default_poll_interval,
+            default=default_poll_interval(hook_cls),
             who=hook_cls.vendor,
             logger=self.log,
         )

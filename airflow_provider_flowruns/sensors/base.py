@@ -13,7 +13,7 @@ from airflow_provider_flowruns.core.http import FlowRunsHook
 from airflow_provider_flowruns.core.outcome import raise_for_event
 from airflow_provider_flowruns.core.polling import clamp_poll_interval
 from airflow_provider_flowruns.core.runs import RunRef, RunState
-from airflow_provider_flowruns.operators.base import hook_params_checked
+from airflow_provider_flowruns.operators.base import default_poll_interval, hook_params_checked
 from airflow_provider_flowruns.triggers.run import FlowRunTrigger, status_event
 
 
@@ -40,7 +40,7 @@ class FlowRunSensor(BaseSensorOperator):
     ) -> None:
         from airflow_provider_flowruns.version_compat import default_deferrable
 
-        kwargs.setdefault("poke_interval", self.hook_class.default_poll_interval)
+        kwargs.setdefault("poke_interval", default_poll_interval(self.hook_class))
         kwargs.setdefault("timeout", 7 * 24 * 3600)
         super().__init__(**kwargs)
         if not run_id and run_id != 0:
@@ -66,7 +66,7 @@ class FlowRunSensor(BaseSensorOperator):
         return clamp_poll_interval(
             float(self.poke_interval),
             floor=self.hook_class.poll_floor,
-            default=self.hook_class.default_poll_interval,
+            default=default_poll_interval(self.hook_class),
             who=self.hook_class.vendor,
             logger=self.log,
         )
