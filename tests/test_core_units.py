@@ -122,3 +122,27 @@ def test_api_error_carries_fields_and_survives_pickling():
     copy = pickle.loads(pickle.dumps(err))
     assert (copy.status, copy.vendor_code, copy.request_id) == (404, "NOT_FOUND", "req-1")
     assert FlowRunsApiError("x", status=503).retryable and FlowRunsApiError("x").retryable
+
+
+@pytest.mark.parametrize(
+    ("hook_cls", "conn", "base"),
+    [
+        (TableflowHook, {"conn_type": "tableflow", "password": "k"}, "https://api.tableflow.com/v2"),
+        (
+            ActivepiecesHook,
+            {"conn_type": "activepieces", "password": "k", "host": "ap.example.com/api/"},
+            "https://ap.example.com/api",
+        ),
+    ],
+)
+def test_bearer_vendor_connections(monkeypatch, hook_cls, conn, base):
+    import json
+
+    monkeypatch.setenv(f"AIRFLOW_CONN_{hook_cls.default_conn_name.upper()}", json.dumps(conn))
+    hook = hook_cls()
+    assert str(hook.get_client().base_url) == base + "/"
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{hook_cls.default_conn_name.upper()}", json.dumps({"conn_type": conn["conn_type"]})
+    )
+    with pytest.raises(FlowRunsConfigError, match="password"):
+        hook_cls().get_client()

@@ -19,6 +19,7 @@ import httpx
 from airflow.sdk import BaseHook
 
 from airflow_provider_flowruns import __version__
+from airflow_provider_flowruns.core.auth import BearerToken
 from airflow_provider_flowruns.core.clients import REGISTRY
 from airflow_provider_flowruns.core.errors import (
     FlowRunsApiError,
@@ -128,6 +129,21 @@ class FlowRunsHook(BaseHook):
     def client_settings(self, conn: Any) -> ClientSettings:
         """Build base URL, auth and headers from an Airflow connection. Vendors override."""
         raise NotImplementedError
+
+    def base_url_of(self, conn: Any, *, scheme: str = "https") -> str:
+        """The connection's host as an API base URL (vendor default when empty; ``https`` when bare)."""
+        base = str(conn.host or self.default_base_url).rstrip("/")
+        return base if "://" in base else f"{scheme}://{base}"
+
+    def bearer_settings(self, conn: Any, secret_label: str) -> ClientSettings:
+        """Settings for vendors whose only credential is a bearer token in the connection password."""
+        if not conn.password:
+            raise FlowRunsConfigError(f"Connection {self.conn_id!r}: password ({secret_label}) is required")
+        return ClientSettings(
+            base_url=self.base_url_of(conn),
+            auth=BearerToken(conn.password),
+            identity=secret_digest(conn.password),
+        )
 
     def parse_error(self, body: Any, response: httpx.Response) -> tuple[str | None, str, str | None]:
         """(vendor code, message, request id) from an error response; lenient by default."""

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_provider_flowruns.core.auth import BearerToken
 from airflow_provider_flowruns.core.errors import FlowRunsConfigError
-from airflow_provider_flowruns.core.http import Call, ClientSettings, FlowRunsHook, secret_digest
+from airflow_provider_flowruns.core.http import Call, ClientSettings, FlowRunsHook
 from airflow_provider_flowruns.core.runs import RunRef, RunState, RunStatus, StatusMap
 
 
@@ -43,14 +42,7 @@ class ActivepiecesHook(FlowRunsHook):
     )
 
     def client_settings(self, conn: Any) -> ClientSettings:
-        if not conn.password:
-            raise FlowRunsConfigError(f"Connection {self.conn_id!r}: password (platform API key) is required")
-        base = (conn.host or self.default_base_url).rstrip("/")
-        if "://" not in base:
-            base = f"https://{base}"
-        return ClientSettings(
-            base_url=base, auth=BearerToken(conn.password), identity=secret_digest(conn.password)
-        )
+        return self.bearer_settings(conn, "platform API key")
 
     @property
     def project_id(self) -> str:

@@ -56,9 +56,7 @@ class HabuHook(FlowRunsHook):
             raise FlowRunsConfigError(
                 f"Connection {self.conn_id!r}: login (client id) and password (client secret) are required"
             )
-        base = (conn.host or self.default_base_url).rstrip("/")
-        if "://" not in base:
-            base = f"https://{base}"
+        base = self.base_url_of(conn)
         auth = OAuth2ClientCredentials(
             f"{base}/oauth/token",
             conn.login,

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_provider_flowruns.core.auth import BearerToken
-from airflow_provider_flowruns.core.errors import FlowRunsConfigError
-from airflow_provider_flowruns.core.http import Call, ClientSettings, FlowRunsHook, secret_digest
+from airflow_provider_flowruns.core.http import Call, ClientSettings, FlowRunsHook
 from airflow_provider_flowruns.core.runs import RunRef, RunState, RunStatus, StatusMap
 
 
@@ -34,14 +32,7 @@ class TableflowHook(FlowRunsHook):
     )
 
     def client_settings(self, conn: Any) -> ClientSettings:
-        if not conn.password:
-            raise FlowRunsConfigError(f"Connection {self.conn_id!r}: password (API key) is required")
-        base = (conn.host or self.default_base_url).rstrip("/")
-        if "://" not in base:
-            base = f"https://{base}"
-        return ClientSettings(
-            base_url=base, auth=BearerToken(conn.password), identity=secret_digest(conn.password)
-        )
+        return self.bearer_settings(conn, "API key")
 
     def status_call(self, ref: RunRef) -> Call:
         return Call("GET", f"flows/runs/{ref.run_id}")

@@ -42,7 +42,7 @@ class DemoHook(FlowRunsHook):
     def client_settings(self, conn: Any) -> ClientSettings:
         if not conn.host:
             raise FlowRunsConfigError(f"Connection {self.conn_id!r}: host (the demo API URL) is required")
-        base = conn.host if "://" in conn.host else f"http://{conn.host}"
+        base = self.base_url_of(conn, scheme="http")
         if self.extra.get("auth") == "client_credentials":
             auth: Any = OAuth2ClientCredentials(
                 base.rstrip("/") + "/oauth/token", conn.login or "", conn.password or ""
