@@ -107,11 +107,38 @@ def get_provider_info() -> dict[str, Any]:
             {"integration-name": "Activepieces", "python-modules": [f"{_P}.hooks.activepieces"]},
             {"integration-name": "Tableflow", "python-modules": [f"{_P}.hooks.tableflow"]},
         ],
-        "operators": [{"integration-name": "Flow runs", "python-modules": [f"{_P}.operators.base"]}],
-        "sensors": [{"integration-name": "Flow runs", "python-modules": [f"{_P}.sensors.base"]}],
+        "operators": [
+            {"integration-name": "Flow runs", "python-modules": [f"{_P}.operators.base"]},
+            {"integration-name": "Amperity", "python-modules": [f"{_P}.operators.amperity"]},
+        ],
+        "sensors": [
+            {"integration-name": "Flow runs", "python-modules": [f"{_P}.sensors.base"]},
+            {"integration-name": "Amperity", "python-modules": [f"{_P}.sensors.amperity"]},
+        ],
         "triggers": [{"integration-name": "Flow runs", "python-modules": [f"{_P}.triggers.run"]}],
         "transfers": [],
         "connection-types": CONNECTION_TYPES,
+        "config": {
+            "flowruns": {
+                "description": "Deployment-wide defaults for flow-run operators and sensors.",
+                "options": {
+                    f"{vendor}_poll_interval": {
+                        "description": f"Default seconds between {vendor} status checks when a task sets none; "
+                        "never below the vendor's floor.",
+                        "version_added": "0.1.0",
+                        "type": "float",
+                        "example": str(example),
+                        "default": None,
+                    }
+                    for vendor, example in (
+                        ("habu", 900),
+                        ("amperity", 60),
+                        ("activepieces", 15),
+                        ("tableflow", 30),
+                    )
+                },
+            }
+        },
         "extra-links": [
             f"{_P}.links.FlowRunLink",
             f"{_P}.links.HabuRunLink",

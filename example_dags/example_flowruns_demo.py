@@ -11,7 +11,7 @@ Variable ``flowruns_demo_output``: destination prefix (default ``/tmp/flowruns-d
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from airflow.sdk import DAG
 
@@ -23,8 +23,10 @@ with DAG(
     start_date=datetime(2026, 1, 1),
     catchup=False,
     tags=["flowruns", "example"],
+    # A retry re-attaches to the run it already started (durable), so retrying is always safe.
+    default_args={"retries": 1, "retry_delay": timedelta(seconds=10)},
     doc_md=__doc__,
-):
+) as dag:
     # Waits in the triggerer: XComs run_id and run_url are pushed before it defers.
     run = DemoRunOperator(
         task_id="start_and_wait",
@@ -33,18 +35,18 @@ with DAG(
         duration=6,
         result_rows=1000,
         deferrable=True,
-        poll_interval=2,
+        poll_interval=5,
         timeout=600,
     )
     # A second run started without waiting, then followed by a sensor (fire-and-forget + sensor).
     side = DemoRunOperator(
-        task_id="start_side_run", run_name="side-{{ run_id }}", duration=4, wait_for_completion=False
+        task_id="start_side_run", run_name="side-{{ run_id }}", duration=15, wait_for_completion=False
     )
     watch = DemoRunSensor(
         task_id="watch_side_run",
         run_id="{{ ti.xcom_pull('start_side_run') }}",
         deferrable=True,
-        poke_interval=2,
+        poke_interval=5,
     )
     save = DemoResultToStorageOperator(
         task_id="save_result",

@@ -163,3 +163,16 @@ def test_rejects_a_class_that_is_not_a_hook():
     )
     with pytest.raises(TypeError, match="not a FlowRunsHook"):
         _ = trigger.hook
+
+
+async def test_initial_delay_skips_the_redundant_first_poll(demo):
+    """The operator polled just before deferring; the trigger must not poll again at once."""
+    import time
+
+    ref = DemoHook().start_run("spaced", duration=3600)
+    before = demo_stats(demo).get("status_polls", 0)
+    (event,) = await events_of(make_trigger(ref, initial_delay=5, deadline=time.time() + 0.5))
+    assert event["status"] == "timeout"
+    assert demo_stats(demo).get("status_polls", 0) == before
+    (event,) = await events_of(make_trigger(ref, initial_delay=0.1, deadline=time.time() + 0.4))
+    assert demo_stats(demo)["status_polls"] > before

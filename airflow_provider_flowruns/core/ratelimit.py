@@ -54,9 +54,13 @@ _buckets_lock = threading.Lock()
 
 
 def bucket_for(key: str, rate: float) -> TokenBucket:
-    """The process-wide bucket for ``key`` (a connection id) at ``rate`` requests/second."""
+    """The process-wide bucket for ``key`` (a connection id) at ``rate`` requests/second.
+
+    Burst 1 (even spacing): vendors count requests in a sliding one-second window, and a bucket
+    allowed to burst ``rate`` requests could send ``2 * rate`` inside one such window.
+    """
     with _buckets_lock:
         bucket = _buckets.get((key, rate))
         if bucket is None:
-            bucket = _buckets[(key, rate)] = TokenBucket(rate)
+            bucket = _buckets[(key, rate)] = TokenBucket(rate, burst=1)
         return bucket

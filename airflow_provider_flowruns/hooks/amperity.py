@@ -8,14 +8,64 @@ Client-side limit: 10 requests/second per connection.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from airflow_provider_flowruns.core.auth import BearerToken, OAuth2ClientCredentials
-from airflow_provider_flowruns.core.errors import FlowRunsConfigError
+from airflow_provider_flowruns.core.errors import FlowRunsApiError, FlowRunsConfigError
 from airflow_provider_flowruns.core.http import Call, ClientSettings, FlowRunsHook, secret_digest
 from airflow_provider_flowruns.core.runs import RunRef, RunState, RunStatus, StatusMap
 
 DEFAULT_API_VERSION = "2024-04-01"
+RUN_MODES = ("source", "refresh", "full")
+#: Workflow ``type`` per config-id prefix: courier group, orchestration group, campaign.
+CONFIG_PREFIXES = {
+    "cg-": "courier.group/run",
+    "og-": "amperity.orchestration.orchestration/run",
+    "cc-": "campaign/run",
+}
+
+
+def parse_iso8601(value: str, name: str) -> datetime:
+    """Parse an ISO-8601 timestamp (``Z`` allowed; naive means UTC); the error names the parameter."""
+    if not isinstance(value, str) or not value.strip():
+        raise FlowRunsConfigError(f"{name} must be an ISO-8601 timestamp string, got {value!r}")
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise FlowRunsConfigError(f"{name} is not an ISO-8601 timestamp: {value!r}")
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def validate_start(
+    config_id: Any, run_mode: Any = None, range_from: Any = None, range_to: Any = None
+) -> dict[str, Any]:
+    """Check a start request before it is sent; returns the JSON body. Errors name the parameter."""
+    if not isinstance(config_id, str) or not config_id.startswith(tuple(CONFIG_PREFIXES)):
+        raise FlowRunsConfigError(
+            f"config_id must be a courier group (cg-...), orchestration group (og-...) or campaign (cc-...) id, "
+            f"got {config_id!r}"
+        )
+    body: dict[str, Any] = {"config_id": config_id}
+    if run_mode is not None:
+        if run_mode not in RUN_MODES:
+            raise FlowRunsConfigError(f"run_mode must be one of {', '.join(RUN_MODES)}, got {run_mode!r}")
+        if not config_id.startswith("cg-"):
+            raise FlowRunsConfigError("run_mode applies to courier groups (cg-...) only")
+        body["run_mode"] = run_mode
+    if range_to is not None and range_from is None:
+        raise FlowRunsConfigError("range_to needs range_from (the range is [range_from, range_to))")
+    if range_from is not None:
+        start = parse_iso8601(range_from, "range_from")
+        body["range_from"] = start.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+        if range_to is not None:
+            end = parse_iso8601(range_to, "range_to")
+            if end <= start:
+                raise FlowRunsConfigError(f"range_to ({range_to}) must be after range_from ({range_from})")
+            body["range_to"] = end.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return body
 
 
 def normalize_amperity_state(value: str) -> str:
@@ -32,7 +82,7 @@ class AmperityHook(FlowRunsHook):
     default_base_url = "https://app.amperity.com/api"
     poll_floor = 10.0
     default_poll_interval = 60.0
-    default_max_rps = 10.0
+    default_max_rps = 9.0  # 10 documented; a margin for arrival jitter in the vendor's sliding window
     status_map = StatusMap(
         {
             RunState.QUEUED: ["scheduled"],
@@ -56,9 +106,7 @@ class AmperityHook(FlowRunsHook):
         tenant = self.extra.get("tenant")
         if not tenant:
             raise FlowRunsConfigError(f"Connection {self.conn_id!r}: extra field 'tenant' is required")
-        base = (conn.host or self.default_base_url).rstrip("/")
-        if "://" not in base:
-            base = f"https://{base}"
+        base = self.base_url_of(conn)
         headers = {
             "amperity-tenant": str(tenant),
             "api-version": str(self.extra.get("api_version") or DEFAULT_API_VERSION),
@@ -83,6 +131,71 @@ class AmperityHook(FlowRunsHook):
         return ClientSettings(
             base_url=base, auth=auth, headers=headers, identity=secret_digest(conn.login, conn.password)
         )
+
+    # -- workflow runs -------------------------------------------------------------------------------
+    def start_workflow(
+        self,
+        config_id: str,
+        *,
+        run_mode: str | None = None,
+        range_from: str | None = None,
+        range_to: str | None = None,
+    ) -> dict[str, Any]:
+        """Start a workflow run and return the vendor's Workflow.
+
+        The start call has no idempotency key, so it is never repeated blindly. When its answer is
+        lost (timeout, cut connection, 5xx), recent runs of the same type are listed first: exactly
+        one new run is adopted, none lets the error surface, several are reported as ambiguous.
+        """
+        body = validate_start(config_id, run_mode, range_from, range_to)
+        asked_at = datetime.now(timezone.utc)
+        try:
+            return dict(self.call(Call("POST", "workflow/runs", json=body, idempotent=False)))
+        except FlowRunsApiError as exc:
+            if exc.status is not None and exc.status < 500:
+                raise
+            self.log.warning(
+                "Start of %s got no clear answer (%s); checking whether it started.", config_id, exc
+            )
+            time.sleep(2)  # let a run started at the edge of the timeout become listable
+            window = asked_at - timedelta(seconds=120)
+            started = [
+                run
+                for run in self.list_workflows(
+                    created_from=window.isoformat(), type=CONFIG_PREFIXES[config_id[:3]]
+                )
+                if _created_at(run) >= window
+            ]
+            if len(started) == 1:
+                self.log.info("Found the run the lost start created: %s", started[0].get("id"))
+                return self.get_workflow(str(started[0]["id"]))
+            if started:
+                ids = ", ".join(str(r.get("id")) for r in started)
+                raise FlowRunsApiError(
+                    f"start of {config_id} failed ambiguously; runs of this type started meanwhile: {ids}",
+                    status=exc.status,
+                    method="POST",
+                    path="workflow/runs",
+                )
+            raise
+
+    def get_workflow(self, workflow_id: str, *, view: str = "verbose") -> dict[str, Any]:
+        return dict(self.call(Call("GET", f"workflow/runs/{workflow_id}", params={"view": view})))
+
+    def list_workflows(self, *, limit: int = 100, **filters: Any) -> Iterator[dict[str, Any]]:
+        """Every run matching ``filters`` (``created_from``, ``state``, ``type``, ...), all pages."""
+        params = {k: v for k, v in filters.items() if v is not None}
+        params["limit"] = limit
+        while True:
+            page = self.call(Call("GET", "workflow/runs", params=params))
+            yield from page.get("data") or []
+            token = page.get("next_token")
+            if not token:
+                return
+            params["next_token"] = token
+
+    def stop_workflow(self, workflow_id: str) -> dict[str, Any]:
+        return dict(self.call(self.cancel_call(RunRef(workflow_id))))
 
     def status_call(self, ref: RunRef) -> Call:
         return Call("GET", f"workflow/runs/{ref.run_id}", params={"view": "verbose"})
@@ -116,3 +229,10 @@ class AmperityHook(FlowRunsHook):
         if not template:
             return None
         return str(template).format(run_id=ref.run_id, tenant=self.extra.get("tenant", ""))
+
+
+def _created_at(run: dict[str, Any]) -> datetime:
+    try:
+        return parse_iso8601(str(run.get("created_at")), "created_at")
+    except FlowRunsConfigError:
+        return datetime.min.replace(tzinfo=timezone.utc)

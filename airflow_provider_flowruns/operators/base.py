@@ -169,6 +169,7 @@ class FlowRunOperator(BaseOperator):
                     stop_states=[s.value for s in self.stop_states()],
                     cancel_on_kill=self.cancel_on_kill,
                     run_url=run_url,
+                    initial_delay=interval,
                 ),
                 method_name="execute_complete",
                 kwargs={"run_ref": ref.to_dict()},

@@ -106,6 +106,7 @@ class FlowRunSensor(BaseSensorOperator):
                 stop_states=[RunState.PAUSED.value] if self.succeed_on_pause else [],
                 cancel_on_kill=False,
                 run_url=self.hook.run_url(ref),
+                initial_delay=self._interval(),
             ),
             method_name="execute_complete",
             timeout=None,

@@ -181,6 +181,15 @@ class AirflowStack:
         self._wait_for(finished, timeout, what=f"{dag_id}/{run_id} to finish")
         return self.report(dag_id, run_id)
 
+    def wait_for_run_id(self, run_id: str, timeout: float = 300) -> None:
+        """Wait for whichever DAG run has ``run_id`` to settle (e.g. runs the scheduler added)."""
+
+        def settled() -> bool:
+            states = {r[0] for r in self.query("select state from dag_run where run_id=:r", r=run_id)}
+            return states <= {"success", "failed"}
+
+        self._wait_for(settled, timeout, what=f"run {run_id} to finish")
+
     def report(self, dag_id: str, run_id: str) -> RunReport:
         engine = create_engine(self.db_url)
         with engine.connect() as conn:

@@ -16,6 +16,7 @@ from airflow_provider_flowruns.testing.faults import ErrorBody, FaultMiddleware,
 #: vendor name -> "module:Class" of its emulator; vendor issues add theirs here.
 VENDORS: dict[str, str] = {
     "demo": "airflow_provider_flowruns.testing.demo_app:DemoEmulator",
+    "amperity": "airflow_provider_flowruns.testing.amperity_app:AmperityEmulator",
 }
 
 

@@ -51,6 +51,9 @@ class FlowRunTrigger(BaseTrigger):
     :param deadline: absolute epoch seconds after which a ``timeout`` event is emitted; None for none.
     :param stop_states: non-terminal states that also end the wait (e.g. ``["PAUSED"]``).
     :param cancel_on_kill: cancel the vendor run when a user kills the deferred task (Airflow 3.3+).
+    :param initial_delay: seconds to wait before the first poll. Operators and sensors check the
+        status right before deferring, so polling again at once would spend a vendor poll for
+        nothing (Habu allows one per 5 minutes) - they pass the poll interval here.
     """
 
     def __init__(
@@ -64,6 +67,7 @@ class FlowRunTrigger(BaseTrigger):
         stop_states: Iterable[str] = (),
         cancel_on_kill: bool = True,
         run_url: str | None = None,
+        initial_delay: float = 0.0,
     ) -> None:
         super().__init__()
         self.hook_class_path = hook_class_path
@@ -74,6 +78,7 @@ class FlowRunTrigger(BaseTrigger):
         self.stop_states = sorted({RunState(s).value for s in stop_states})
         self.cancel_on_kill = bool(cancel_on_kill)
         self.run_url = run_url
+        self.initial_delay = float(initial_delay)
         self._hook: FlowRunsHook | None = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -88,6 +93,7 @@ class FlowRunTrigger(BaseTrigger):
                 "stop_states": self.stop_states,
                 "cancel_on_kill": self.cancel_on_kill,
                 "run_url": self.run_url,
+                "initial_delay": self.initial_delay,
             },
         )
 
@@ -116,6 +122,11 @@ class FlowRunTrigger(BaseTrigger):
         ref = RunRef.from_dict(self.run_ref)
         stop = {RunState(s) for s in self.stop_states}
         failures = 0
+        if self.initial_delay > 0:
+            remaining = None if self.deadline is None else max(0.0, self.deadline - time.time())
+            await asyncio.sleep(
+                self.initial_delay if remaining is None else min(self.initial_delay, remaining)
+            )
         while True:
             remaining = None if self.deadline is None else self.deadline - time.time()
             if remaining is not None and remaining <= 0:

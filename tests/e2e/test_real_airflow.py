@@ -3,6 +3,7 @@ PostgreSQL metadata DB (SQLite fallback, announced), the emulators as a uvicorn 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -22,8 +23,23 @@ def stack_and_emulator(tmp_path_factory):
 
     output = tmp_path_factory.mktemp("results")
     # The emulator process reads its credentials from the module; use a sentinel secret for this run.
-    with EmulatorProcess(["demo"], env={"FLOWRUNS_DEMO_CLIENT_SECRET": SECRET}) as emu:
+    secrets = {"FLOWRUNS_DEMO_CLIENT_SECRET": SECRET, "FLOWRUNS_AMPERITY_CLIENT_SECRET": SECRET}
+    # Amperity at speed 10 (a 20 emulated-second run takes 2 real ones); the demo at real time.
+    with (
+        EmulatorProcess(["demo"], env=secrets) as emu,
+        EmulatorProcess(["amperity"], speed=10, env=secrets) as amp,
+    ):
         env = {
+            "AIRFLOW_CONN_AMPERITY_DEFAULT": json.dumps(
+                {
+                    "conn_type": "amperity",
+                    "host": amp.url("amperity", "/api"),
+                    "login": "amperity-client",
+                    "password": SECRET,
+                    "extra": {"tenant": "acme", "auth": "client_credentials"},
+                }
+            ),
+            "AIRFLOW__FLOWRUNS__AMPERITY_POLL_INTERVAL": "10",
             "AIRFLOW_CONN_FLOWRUNS_DEMO_DEFAULT": (
                 f'{{"conn_type": "flowruns_demo", "host": "{emu.url("demo", "/v1")}", "login": "{demo_app.CLIENT_ID}",'
                 f' "password": "{SECRET}", "extra": {{"auth": "client_credentials"}}}}'
@@ -31,13 +47,27 @@ def stack_and_emulator(tmp_path_factory):
             "AIRFLOW_VAR_FLOWRUNS_DEMO_OUTPUT": str(output),
         }
         with AirflowStack("e2e", dags_folder=ROOT / "example_dags", root=ROOT, env=env) as stack:
-            yield stack, emu, output
+            yield stack, emu, amp, output
 
 
-def test_example_dag_runs_end_to_end_through_the_triggerer(stack_and_emulator):
-    stack, emu, output = stack_and_emulator
+def test_example_dags_run_end_to_end_through_the_triggerer(stack_and_emulator):
+    stack, emu, amp, output = stack_and_emulator
     run_id = stack.trigger("example_flowruns_demo")
+    amperity_run = stack.trigger("example_amperity_nightly")
     report = stack.wait_for_run("example_flowruns_demo", run_id, timeout=300)
+    amperity = stack.wait_for_run("example_amperity_nightly", amperity_run, timeout=300)
+    assert amperity.state == "success", amperity
+    assert amperity.tasks == {"refresh_sources": "success", "full_run": "success"}
+    assert amperity.xcoms["refresh_sources.return_value"].startswith("wf-")
+    amperity_logs = stack.home / "logs" / "dag_id=example_amperity_nightly" / f"run_id={amperity_run}"
+    assert list(amperity_logs.glob("task_id=full_run/*.trigger.*.log"))
+    # Unpausing also scheduled the latest 03:00 run: once it settles, one vendor run per task, no duplicates.
+    for (other,) in stack.query("select run_id from dag_run where dag_id='example_amperity_nightly'"):
+        stack.wait_for_run("example_amperity_nightly", other, timeout=300)
+    (started,) = stack.query(
+        "select count(*) from xcom where dag_id='example_amperity_nightly' and key='run_id'"
+    )[0]
+    assert started >= 2 and amp.stats()["vendors"]["amperity"]["runs_created"] == started
     assert report.state == "success", report
     assert set(report.tasks.values()) == {"success"}
     # The waiting tasks really deferred: the triggerer wrote their trigger logs.
@@ -56,7 +86,7 @@ def test_example_dag_runs_end_to_end_through_the_triggerer(stack_and_emulator):
     assert 1 <= vendor["tokens_minted"] <= len(report.tasks) + 1 < vendor["status_polls"]
 
     # No secret or minted token anywhere Airflow wrote: logs, XComs, rendered templates.
-    needles = [SECRET, *vendor["minted_tokens"]]
+    needles = [SECRET, *vendor["minted_tokens"], *amp.stats()["vendors"]["amperity"]["minted_tokens"]]
     haystacks = {
         "logs": stack.log_text(),
         "xcom": "\n".join(str(v) for (v,) in stack.query("select value from xcom")),

@@ -1,0 +1,18 @@
+"""Amperity: wait for a workflow run started elsewhere (UI, schedule, another DAG)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from airflow_provider_flowruns.hooks.amperity import AmperityHook
+from airflow_provider_flowruns.links import AmperityRunLink
+from airflow_provider_flowruns.sensors.base import FlowRunSensor
+
+
+class AmperityWorkflowRunSensor(FlowRunSensor):
+    """Succeeds when workflow ``run_id`` (``wf-...``) succeeds; fails with its failed tasks' errors
+    when it fails, and when it is stopped or canceled. Poke, reschedule or deferrable."""
+
+    hook_class = AmperityHook
+    template_fields: Sequence[str] = ("conn_id", "run_id")
+    operator_extra_links = (AmperityRunLink(),)

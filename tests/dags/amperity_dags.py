@@ -1,0 +1,22 @@
+"""Amperity DAGs for dag.test(): a failing run and a run that outlives its timeout."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from airflow.sdk import DAG
+
+from airflow_provider_flowruns.operators.amperity import AmperityRunWorkflowOperator
+
+with DAG(
+    "amperity_failing", schedule=None, start_date=datetime(2026, 1, 1), catchup=False
+) as amperity_failing:
+    AmperityRunWorkflowOperator(task_id="run", config_id="og-will-fail", deferrable=True)
+
+with DAG(
+    "amperity_timeout", schedule=None, start_date=datetime(2026, 1, 1), catchup=False
+) as amperity_timeout:
+    AmperityRunWorkflowOperator(task_id="run", config_id="og-slow", deferrable=True, timeout=3)
+
+with DAG("amperity_sync", schedule=None, start_date=datetime(2026, 1, 1), catchup=False) as amperity_sync:
+    AmperityRunWorkflowOperator(task_id="run", config_id="cg-sync", run_mode="full", deferrable=False)
