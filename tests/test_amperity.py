@@ -192,13 +192,13 @@ def test_oauth_client_credentials(amperity, monkeypatch):
 
 
 # -- operator under the real Airflow ----------------------------------------------------------------
-def _run(dag_id: str, module: str):
+def _run(dag_id: str, module: str, **kwargs):
     import runpy
     from pathlib import Path
 
     path = Path(__file__).parent / "dags" / module
     dag = runpy.run_path(str(path))[dag_id]
-    dr = dag.test()
+    dr = dag.test(**kwargs)
     return {ti.task_id: ti for ti in dr.get_task_instances()}
 
 
@@ -228,3 +228,16 @@ def test_timeout_stops_the_run(amperity):
 def test_sync_wait_without_triggerer(amperity):
     tis = _run("amperity_sync", "amperity_dags.py")
     assert tis["run"].state == "success"
+
+
+@pytest.mark.usefixtures("airflow_db")
+def test_sensor_deferred_rescheduled_and_failing(amperity):
+    hook = AmperityHook(**FAST)
+    ok, bad = hook.start_workflow("og-watched")["id"], hook.start_workflow("og-watched-fail")["id"]
+    tis = _run("amperity_sensors", "amperity_dags.py", run_conf={"ok": ok, "bad": bad})
+    assert {t: ti.state for t, ti in tis.items()} == {
+        "deferred": "success",
+        "rescheduled": "success",
+        "failing": "failed",
+    }
+    assert vendor(amperity)["runs_created"] == 2  # sensors never start runs
