@@ -218,7 +218,9 @@ class FlowRunOperator(BaseOperator):
                 )
         elif self.durable:
             found = self.find_existing(hook, context)
-            if found is not None:
+            # Only a live run is adopted by name: a finished one may be what a user cleared the task
+            # to redo, while a crash between submit and the state store leaves one still going.
+            if found is not None and hook.get_status(found).state.is_active:
                 self.log.info(
                     "Found this task's existing %s run %s; re-attaching.", hook.vendor, found.run_id
                 )
