@@ -110,13 +110,21 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {"integration-name": "Flow runs", "python-modules": [f"{_P}.operators.base"]},
             {"integration-name": "Amperity", "python-modules": [f"{_P}.operators.amperity"]},
+            {"integration-name": "Tableflow", "python-modules": [f"{_P}.operators.tableflow"]},
         ],
         "sensors": [
             {"integration-name": "Flow runs", "python-modules": [f"{_P}.sensors.base"]},
             {"integration-name": "Amperity", "python-modules": [f"{_P}.sensors.amperity"]},
+            {"integration-name": "Tableflow", "python-modules": [f"{_P}.sensors.tableflow"]},
         ],
         "triggers": [{"integration-name": "Flow runs", "python-modules": [f"{_P}.triggers.run"]}],
-        "transfers": [],
+        "transfers": [
+            {
+                "source-integration-name": "Tableflow",
+                "target-integration-name": "Object storage",
+                "python-module": f"{_P}.transfers.tableflow",
+            }
+        ],
         "connection-types": CONNECTION_TYPES,
         "config": {
             "flowruns": {

@@ -39,7 +39,7 @@ def test_provider_info_matches_airflows_schema():
 def test_every_declared_module_and_class_imports():
     for section in ("hooks", "operators", "sensors", "triggers", "transfers"):
         for entry in INFO[section]:
-            for module in entry["python-modules"]:
+            for module in entry.get("python-modules") or [entry["python-module"]]:
                 importlib.import_module(module)
     for path in INFO["extra-links"]:
         assert _import(path).name

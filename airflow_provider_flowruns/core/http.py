@@ -46,6 +46,10 @@ class Call:
     data: Mapping[str, Any] | None = None
     headers: Mapping[str, str] | None = None
     idempotent: bool | None = None  # None: derive from the method
+    #: Multipart file parts (httpx ``files=``); streamed from their file objects.
+    files: Any = None
+    #: False when the body is a stream that is consumed by sending it once (an upload): never retried.
+    resendable: bool = True
 
     @property
     def is_idempotent(self) -> bool:
@@ -353,6 +357,8 @@ class FlowRunsHook(BaseHook):
             kwargs["json"] = call.json
         if call.data is not None:
             kwargs["data"] = call.data
+        if call.files is not None:
+            kwargs["files"] = call.files
         if call.headers:
             kwargs["headers"] = dict(call.headers)
         return kwargs
@@ -413,6 +419,8 @@ class FlowRunsHook(BaseHook):
         return delay
 
     def _may_retry(self, call: Call, error: FlowRunsApiError) -> bool:
+        if not call.resendable:
+            return False
         if call.is_idempotent:
             return error.retryable
         # A create may only be repeated where the vendor provably did not act on the first one.

@@ -120,6 +120,10 @@ class FlowRunOperator(BaseOperator):
         """Non-terminal states at which the wait ends successfully."""
         return frozenset()
 
+    def report(self, hook: FlowRunsHook, ref: RunRef, event: dict[str, Any], context: Any) -> None:
+        """Called once the run settled, whatever the outcome, before success or failure is decided:
+        the place to log or publish vendor detail that matters on both paths."""
+
     def result(self, hook: FlowRunsHook, ref: RunRef, event: dict[str, Any], context: Any) -> Any:
         """The task's return value once the run settled successfully (default: the run id)."""
         return ref.run_id
@@ -278,6 +282,8 @@ class FlowRunOperator(BaseOperator):
         )
         if event.get("status") == "timeout" and self.cancel_on_kill:
             self._cancel_quietly(ref, reason="its deadline passed")
+        if event.get("status") in {"success", "failed", "cancelled", "paused"}:
+            self.report(self.hook, ref, event, context)
         accept = frozenset({"paused"}) if RunState.PAUSED in self.stop_states() else frozenset()
         raise_for_event(event, vendor=self.hook_class.vendor, accept=accept)
         return self.result(self.hook, ref, event, context)

@@ -17,6 +17,7 @@ from airflow_provider_flowruns.testing.faults import ErrorBody, FaultMiddleware,
 VENDORS: dict[str, str] = {
     "demo": "airflow_provider_flowruns.testing.demo_app:DemoEmulator",
     "amperity": "airflow_provider_flowruns.testing.amperity_app:AmperityEmulator",
+    "tableflow": "airflow_provider_flowruns.testing.tableflow_app:TableflowEmulator",
 }
 
 

@@ -1,0 +1,18 @@
+"""Tableflow: wait for a flow run started elsewhere."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from airflow_provider_flowruns.hooks.tableflow import TableflowHook
+from airflow_provider_flowruns.links import TableflowRunLink
+from airflow_provider_flowruns.sensors.base import FlowRunSensor
+
+
+class TableflowFlowRunSensor(FlowRunSensor):
+    """Succeeds when run ``run_id`` completes (or, with ``succeed_on_pause=True``, reaches review);
+    fails with Tableflow's error when it fails. Poke, reschedule or deferrable."""
+
+    hook_class = TableflowHook
+    template_fields: Sequence[str] = ("conn_id", "run_id")
+    operator_extra_links = (TableflowRunLink(),)
