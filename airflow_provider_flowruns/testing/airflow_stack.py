@@ -7,6 +7,7 @@ a loud warning saying what that does not exercise. Executor: LocalExecutor.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import shutil
@@ -60,7 +61,9 @@ class AirflowStack:
         self.port = free_port()
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.use_postgres = database == "postgres" or (database == "auto" and postgres_available())
-        db_name = f"flowruns_{name.replace('-', '_')}"
+        # One database per checkout and stack name, so two clones (or CI jobs) on one server never share one.
+        checkout = hashlib.sha1(str(root.resolve()).encode(), usedforsecurity=False).hexdigest()[:8]
+        db_name = f"flowruns_{name.replace('-', '_')}_{checkout}"
         if self.use_postgres:
             self.db_url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{db_name}"
         else:
