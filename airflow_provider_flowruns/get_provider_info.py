@@ -109,41 +109,59 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "operators": [
             {"integration-name": "Flow runs", "python-modules": [f"{_P}.operators.base"]},
+            {"integration-name": "LiveRamp Clean Room (Habu)", "python-modules": [f"{_P}.operators.habu"]},
             {"integration-name": "Amperity", "python-modules": [f"{_P}.operators.amperity"]},
             {"integration-name": "Tableflow", "python-modules": [f"{_P}.operators.tableflow"]},
         ],
         "sensors": [
             {"integration-name": "Flow runs", "python-modules": [f"{_P}.sensors.base"]},
+            {"integration-name": "LiveRamp Clean Room (Habu)", "python-modules": [f"{_P}.sensors.habu"]},
             {"integration-name": "Amperity", "python-modules": [f"{_P}.sensors.amperity"]},
             {"integration-name": "Tableflow", "python-modules": [f"{_P}.sensors.tableflow"]},
         ],
         "triggers": [{"integration-name": "Flow runs", "python-modules": [f"{_P}.triggers.run"]}],
         "transfers": [
             {
+                "source-integration-name": "LiveRamp Clean Room (Habu)",
+                "target-integration-name": "Object storage",
+                "python-module": f"{_P}.transfers.habu",
+            },
+            {
                 "source-integration-name": "Tableflow",
                 "target-integration-name": "Object storage",
                 "python-module": f"{_P}.transfers.tableflow",
-            }
+            },
         ],
         "connection-types": CONNECTION_TYPES,
         "config": {
             "flowruns": {
                 "description": "Deployment-wide defaults for flow-run operators and sensors.",
                 "options": {
-                    f"{vendor}_poll_interval": {
-                        "description": f"Default seconds between {vendor} status checks when a task sets none; "
-                        "never below the vendor's floor.",
+                    "token_lock_dir": {
+                        "description": "Directory for the lock files that keep processes on one host from "
+                        "minting rationed OAuth tokens (Habu: 2 a day) at the same time. Default: "
+                        "<tempdir>/airflow-flowruns-locks.",
                         "version_added": "0.1.0",
-                        "type": "float",
-                        "example": str(example),
+                        "type": "string",
+                        "example": "/var/lib/airflow/flowruns-locks",
                         "default": None,
-                    }
-                    for vendor, example in (
-                        ("habu", 900),
-                        ("amperity", 60),
-                        ("activepieces", 15),
-                        ("tableflow", 30),
-                    )
+                    },
+                    **{
+                        f"{vendor}_poll_interval": {
+                            "description": f"Default seconds between {vendor} status checks when a task sets none; "
+                            "never below the vendor's floor.",
+                            "version_added": "0.1.0",
+                            "type": "float",
+                            "example": str(example),
+                            "default": None,
+                        }
+                        for vendor, example in (
+                            ("habu", 900),
+                            ("amperity", 60),
+                            ("activepieces", 15),
+                            ("tableflow", 30),
+                        )
+                    },
                 },
             }
         },

@@ -166,7 +166,7 @@ def test_bad_static_input_fails_at_parse_naming_the_parameter(kwargs, param):
         DemoRunOperator(task_id="bad", **kwargs)
 
 
-def test_poll_interval_below_floor_is_clamped_with_a_warning(capfd):
+def test_poll_interval_below_floor_is_clamped_with_a_warning(demo, capfd):
     op = DemoRunOperator(task_id="p", poll_interval=0.1)
     assert op.effective_poll_interval() == DemoHook.poll_floor
     assert "below Demo's floor" in capfd.readouterr().out
@@ -185,7 +185,7 @@ def test_worker_on_kill_cancels_the_vendor_run(demo):
     assert DemoHook().get_status(ref2).vendor_status in {"QUEUED", "RUNNING"}
 
 
-def test_deployment_default_poll_interval_from_config(monkeypatch):
+def test_deployment_default_poll_interval_from_config(demo, monkeypatch):
     monkeypatch.setenv("AIRFLOW__FLOWRUNS__FLOWRUNS_DEMO_POLL_INTERVAL", "7")
     assert DemoRunOperator(task_id="p").effective_poll_interval() == 7
     assert DemoRunSensor(task_id="s", run_id="r").poke_interval == 7

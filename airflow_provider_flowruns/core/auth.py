@@ -14,6 +14,7 @@ import threading
 import time
 import weakref
 from collections.abc import AsyncGenerator, Generator
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -45,7 +46,10 @@ class CachedToken:
 
 class TokenCache(Protocol):
     """Where minted tokens live. The in-process default is enough for vendors with cheap tokens;
-    vendors that ration tokens (Habu: two a day) plug in a cache shared across processes."""
+    vendors that ration tokens (Habu: two a day) plug in a cache shared across processes
+    (``core.shared_tokens``). The async methods serve the triggerer, where a blocking read of a
+    shared store would stall every trigger; the mint guards keep other processes from minting
+    while one does."""
 
     def get(self, key: str) -> CachedToken | None: ...
 
@@ -53,8 +57,20 @@ class TokenCache(Protocol):
 
     def discard(self, key: str, token: CachedToken) -> None: ...
 
+    async def aget(self, key: str) -> CachedToken | None: ...
+
+    async def aput(self, key: str, token: CachedToken) -> None: ...
+
+    async def adiscard(self, key: str, token: CachedToken) -> None: ...
+
+    def mint_guard(self, key: str) -> AbstractContextManager[None]: ...
+
+    def amint_guard(self, key: str) -> AbstractAsyncContextManager[None]: ...
+
 
 class MemoryTokenCache:
+    """One process's tokens; no other process to coordinate with, so the guards are no-ops."""
+
     def __init__(self) -> None:
         self._tokens: dict[str, CachedToken] = {}
         self._lock = threading.Lock()
@@ -71,6 +87,21 @@ class MemoryTokenCache:
         with self._lock:
             if self._tokens.get(key) == token:
                 del self._tokens[key]
+
+    async def aget(self, key: str) -> CachedToken | None:
+        return self.get(key)
+
+    async def aput(self, key: str, token: CachedToken) -> None:
+        self.put(key, token)
+
+    async def adiscard(self, key: str, token: CachedToken) -> None:
+        self.discard(key, token)
+
+    def mint_guard(self, key: str) -> AbstractContextManager[None]:
+        return nullcontext()
+
+    def amint_guard(self, key: str) -> AbstractAsyncContextManager[None]:
+        return nullcontext()
 
 
 PROCESS_TOKEN_CACHE = MemoryTokenCache()
@@ -152,7 +183,7 @@ class OAuth2ClientCredentials(httpx.Auth):
             form.update(client_id=self._client_id, client_secret=self._client_secret)
         return httpx.Request("POST", self.token_url, data=form, headers=headers)
 
-    def _store(self, response: httpx.Response) -> CachedToken:
+    def _parse_minted(self, response: httpx.Response) -> CachedToken:
         if response.status_code >= 400:
             raise TokenMintError(
                 _short_error_text(response),
@@ -166,13 +197,26 @@ class OAuth2ClientCredentials(httpx.Auth):
             raise TokenMintError(
                 "token endpoint returned malformed JSON", status=response.status_code, path="token"
             )
-        token = parse_token_response(body, default_lifetime=self.default_lifetime)
+        return parse_token_response(body, default_lifetime=self.default_lifetime)
+
+    def _store(self, response: httpx.Response) -> CachedToken:
+        token = self._parse_minted(response)
         self.cache.put(self.cache_key, token)
         return token
 
-    def _valid_cached(self) -> CachedToken | None:
-        token = self.cache.get(self.cache_key)
+    async def _astore(self, response: httpx.Response) -> CachedToken:
+        token = self._parse_minted(response)
+        await self.cache.aput(self.cache_key, token)
+        return token
+
+    def _valid(self, token: CachedToken | None) -> CachedToken | None:
         return token if token is not None and token.valid(self.refresh_margin) else None
+
+    def _valid_cached(self) -> CachedToken | None:
+        return self._valid(self.cache.get(self.cache_key))
+
+    async def _avalid_cached(self) -> CachedToken | None:
+        return self._valid(await self.cache.aget(self.cache_key))
 
     @staticmethod
     def _authorize(request: httpx.Request, token: CachedToken) -> None:
@@ -189,7 +233,7 @@ class OAuth2ClientCredentials(httpx.Auth):
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         token, minted = self._valid_cached(), False
         if token is None:
-            with self._sync_lock:
+            with self._sync_lock, self.cache.mint_guard(self.cache_key):
                 token = self._valid_cached()
                 if token is None:
                     response = yield self._token_request()
@@ -198,7 +242,7 @@ class OAuth2ClientCredentials(httpx.Auth):
         self._authorize(request, token)
         response = yield request
         if response.status_code == 401 and not minted:
-            with self._sync_lock:
+            with self._sync_lock, self.cache.mint_guard(self.cache_key):
                 self.cache.discard(self.cache_key, token)
                 fresh = self._valid_cached()
                 if fresh is None:
@@ -209,24 +253,24 @@ class OAuth2ClientCredentials(httpx.Auth):
             yield request
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        token, minted = self._valid_cached(), False
+        token, minted = await self._avalid_cached(), False
         if token is None:
-            async with self._alock():
-                token = self._valid_cached()
+            async with self._alock(), self.cache.amint_guard(self.cache_key):
+                token = await self._avalid_cached()
                 if token is None:
                     response = yield self._token_request()
                     await response.aread()
-                    token, minted = self._store(response), True
+                    token, minted = await self._astore(response), True
         self._authorize(request, token)
         response = yield request
         if response.status_code == 401 and not minted:
-            async with self._alock():
-                self.cache.discard(self.cache_key, token)
-                fresh = self._valid_cached()
+            async with self._alock(), self.cache.amint_guard(self.cache_key):
+                await self.cache.adiscard(self.cache_key, token)
+                fresh = await self._avalid_cached()
                 if fresh is None:
                     mint = yield self._token_request()
                     await mint.aread()
-                    fresh = self._store(mint)
+                    fresh = await self._astore(mint)
             self._authorize(request, fresh)
             yield request
 

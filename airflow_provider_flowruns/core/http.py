@@ -26,7 +26,7 @@ from airflow_provider_flowruns.core.errors import (
     FlowRunsConfigError,
     NotSupported,
 )
-from airflow_provider_flowruns.core.polling import RetryPolicy, parse_retry_after
+from airflow_provider_flowruns.core.polling import RetryPolicy, clamp_poll_interval, parse_retry_after
 from airflow_provider_flowruns.core.ratelimit import TokenBucket, bucket_for
 from airflow_provider_flowruns.core.runs import RunRef, RunStatus, StatusMap
 
@@ -128,6 +128,7 @@ class FlowRunsHook(BaseHook):
         self._bucket: TokenBucket | None = None
         self._settings: ClientSettings | None = None
         self._conn_extra: dict[str, Any] = {}
+        self._time_scale = 1.0
 
     # -- what vendor hooks provide -----------------------------------------------------------------
     def client_settings(self, conn: Any) -> ClientSettings:
@@ -213,6 +214,32 @@ class FlowRunsHook(BaseHook):
 
     # -- connections and clients ---------------------------------------------------------------------
     @property
+    def time_scale(self) -> float:
+        """How much faster than real time the API's clock runs: 1 for every real vendor.
+
+        The emulators can run hours of vendor time in seconds; a connection to one says so with
+        extra ``emulator_time_scale``, and every vendor-time wait (poll floor, poll interval, rate
+        windows) shrinks by that factor. Honoured only for a loopback host, so no connection to a
+        real vendor can poll faster than the vendor allows.
+        """
+        return self._time_scale
+
+    def poll_interval(
+        self, requested: float | None, *, default: float | None = None, logger: Any = None
+    ) -> float:
+        """Real seconds between status checks: ``requested`` (or ``default``) raised to the vendor
+        floor, then divided by the connection's :attr:`time_scale`."""
+        self.get_client()
+        interval = clamp_poll_interval(
+            requested,
+            floor=self.poll_floor,
+            default=self.default_poll_interval if default is None else default,
+            who=self.vendor,
+            logger=logger,
+        )
+        return interval / self._time_scale
+
+    @property
     def extra(self) -> dict[str, Any]:
         """The connection's extra fields, read once when the client was built."""
         return self._conn_extra
@@ -239,6 +266,7 @@ class FlowRunsHook(BaseHook):
             raise FlowRunsConfigError(
                 f"Connection {self.conn_id!r}: no API base URL (set the connection's host)"
             )
+        self._time_scale = self._read_time_scale(settings.base_url)
         rps = (
             self.max_rps
             if self.max_rps is not None
@@ -247,6 +275,25 @@ class FlowRunsHook(BaseHook):
         if rps:
             self._bucket = bucket_for(self.conn_id, float(rps))
         return settings
+
+    def _read_time_scale(self, base_url: str) -> float:
+        raw = self._conn_extra.get("emulator_time_scale")
+        if raw in (None, "", 1, 1.0, "1"):
+            return 1.0
+        try:
+            scale = float(raw)
+        except (TypeError, ValueError):
+            scale = 0.0
+        if scale < 1:
+            raise FlowRunsConfigError(
+                f"Connection {self.conn_id!r}: emulator_time_scale must be a number >= 1, got {raw!r}"
+            )
+        if httpx.URL(base_url).host not in {"127.0.0.1", "localhost", "::1"}:
+            raise FlowRunsConfigError(
+                f"Connection {self.conn_id!r}: emulator_time_scale is only honoured for an emulator on "
+                "a loopback host (127.0.0.1/localhost); remove it for a real vendor"
+            )
+        return scale
 
     def _registry_key(self, settings: ClientSettings) -> str:
         return settings.fingerprint(self.class_path(), (self.timeout, self.connect_timeout))

@@ -1,21 +1,48 @@
-"""LiveRamp Clean Room (formerly Habu): connection, auth and run status (flow and question runs).
+"""LiveRamp Clean Room (formerly Habu): flow runs and question runs.
 
 Connection: ``login`` = client id, ``password`` = client secret, ``host`` = API base URL (default
-``https://api.habu.com/v1``). Status is polled no more often than every 5 minutes (vendor floor).
-Habu has no cancel endpoint; the engine logs that a run keeps going.
+``https://api.habu.com/v1``).
+
+Three vendor limits shape this module:
+- **2 OAuth tokens per API user per 24 h.** Tokens live in :data:`SHARED_TOKEN_CACHE` (process
+  memory, then an Airflow Variable shared by every worker and triggerer) and are minted only when
+  none is valid, one process at a time.
+- **20 run creations per hour** (question runs, flow runs and, we assume, replays). A create is
+  never retried on 429: :class:`RateLimitBudgetExhausted` says when the next window opens. A create
+  whose answer was lost is reconciled by listing runs by name before anything is sent again.
+- **Status at most every 5 minutes** per run: the poll floor is 300 s.
+There is no cancel endpoint; the engine logs that a run keeps going.
 """
 
 from __future__ import annotations
 
+import random
+import re
+import time
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timezone
+from functools import partial
 from typing import Any, ClassVar
+from urllib.parse import quote
+
+from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_flowruns.core.auth import OAuth2ClientCredentials
-from airflow_provider_flowruns.core.errors import FlowRunsConfigError
+from airflow_provider_flowruns.core.errors import (
+    FlowRunsApiError,
+    FlowRunsConfigError,
+    RateLimitBudgetExhausted,
+)
 from airflow_provider_flowruns.core.http import Call, ClientSettings, FlowRunsHook, secret_digest
 from airflow_provider_flowruns.core.runs import RunRef, RunState, RunStatus, StatusMap
+from airflow_provider_flowruns.core.shared_tokens import SHARED_TOKEN_CACHE
+from airflow_provider_flowruns.core.storage import WrittenObject, download_to
 
 FLOW_RUN = "flow_run"
 QUESTION_RUN = "question_run"
+#: The vendor's create window; a 429 on create means "not before the next one".
+CREATE_WINDOW_SECONDS = 3600.0
+REPORT_PAGE_SIZE = 500
 
 FLOW_RUN_STATUS = StatusMap(
     {
@@ -36,6 +63,72 @@ QUESTION_RUN_STATUS = StatusMap(
         RunState.CANCELLED: ["CANCELLED"],
     }
 )
+
+_LEVEL = re.compile(r"^(?:level-?)?\s*(\d+)$", re.IGNORECASE)
+
+
+def level_number(value: Any, name: str = "level") -> int:
+    """``1``, ``"1"``, ``"Level-1"`` -> 1. The error names the parameter."""
+    if isinstance(value, bool):
+        raise FlowRunsConfigError(f"{name} must be a level number or 'Level-N', got {value!r}")
+    if isinstance(value, int):
+        number = value
+    else:
+        match = _LEVEL.match(str(value).strip())
+        if not match:
+            raise FlowRunsConfigError(f"{name} must be a level number or 'Level-N', got {value!r}")
+        number = int(match.group(1))
+    if number < 1:
+        raise FlowRunsConfigError(f"{name} must be 1 or more, got {value!r}")
+    return number
+
+
+def level_id(value: Any, name: str = "level") -> str:
+    """The spec's level id: ``"Level-N"``."""
+    return f"Level-{level_number(value, name)}"
+
+
+def unwrap(body: Any) -> Any:
+    """Some documented responses wrap the payload as ``{"response": ...}``; accept both."""
+    if isinstance(body, dict) and set(body) == {"response"}:
+        return body["response"]
+    return body
+
+
+def run_id_of(body: Any) -> str:
+    body = unwrap(body)
+    if isinstance(body, dict):
+        for key in ("id", "Id", "cleanRoomFlowRunID", "runId"):
+            if body.get(key):
+                return str(body[key])
+    raise FlowRunsApiError(f"Habu answered a create without a run id: {str(body)[:200]}")
+
+
+def nodes_payload(nodes: Any) -> list[dict[str, Any]]:
+    """Node parameters in the spec shape. Accepts the list the API takes, or the shorter
+    ``{nodeIdentifier: {PARAM: value}}`` mapping."""
+    if nodes is None:
+        return []
+    if isinstance(nodes, Mapping):
+        nodes = [{"nodeIdentifier": k, "parameters": v} for k, v in nodes.items()]
+    if not isinstance(nodes, list):
+        raise FlowRunsConfigError(
+            f"nodes must be a list or a dict of nodeIdentifier -> parameters, got {nodes!r}"
+        )
+    out = []
+    for i, node in enumerate(nodes):
+        if not isinstance(node, Mapping) or not node.get("nodeIdentifier"):
+            raise FlowRunsConfigError(f"nodes[{i}] needs a nodeIdentifier, got {node!r}")
+        params = node.get("parameters") or {}
+        if not isinstance(params, Mapping):
+            raise FlowRunsConfigError(f"nodes[{i}].parameters must be a dict, got {params!r}")
+        out.append({**node, "parameters": {str(k): _plain(v) for k, v in params.items()}})
+    return out
+
+
+def _plain(value: Any) -> Any:
+    """Parameter values are sent as strings (dates from ``{{ ds }}`` already are)."""
+    return value if isinstance(value, (str, dict)) else str(value)
 
 
 class HabuHook(FlowRunsHook):
@@ -62,6 +155,7 @@ class HabuHook(FlowRunsHook):
             conn.login,
             conn.password,
             credentials_in="basic",
+            cache=SHARED_TOKEN_CACHE,
             refresh_margin=600.0,
             default_lifetime=12 * 3600.0,
         )
@@ -73,6 +167,326 @@ class HabuHook(FlowRunsHook):
             code = body["status"]  # e.g. {"status":"UNAUTHORIZED","code":401,...}
         return code, message, request_id
 
+    def api(self, call: Call) -> Any:
+        return unwrap(self.call(call))
+
+    # -- creating runs (20 per hour, never blindly repeated) ------------------------------------------
+    def _create(self, call: Call, *, what: str, find: Any) -> dict[str, Any]:
+        """Send a create once. 429: the hourly budget is spent. Lost answer: look for the run by name
+        (``find(asked_at)``) before letting the error surface, so nothing is created twice."""
+        asked_at = time.time()
+        try:
+            return dict(unwrap(self.call(call)) or {})
+        except FlowRunsApiError as exc:
+            if exc.status == 429:
+                wait = self.next_create_window()
+                raise RateLimitBudgetExhausted(
+                    f"{self.vendor} refused to create {what}: 20 run creations per hour are used up "
+                    f"for this API user. Not retrying now; the next window opens in about {wait:.0f}s.",
+                    retry_at=time.time() + wait,
+                ) from None
+            if exc.status is not None and exc.status < 500:
+                raise
+            self.log.warning("Creating %s got no clear answer (%s); checking whether it exists.", what, exc)
+            found = find(asked_at)
+            if found is not None:
+                self.log.info("Found the run the lost create made: %s", run_id_of(found))
+                return dict(found)
+            raise
+
+    def next_create_window(self) -> float:
+        """Real seconds until creating is worth trying again: one window, plus jitter so tasks that
+        were refused together do not return together."""
+        return (CREATE_WINDOW_SECONDS + random.uniform(0, 120)) / self.time_scale
+
+    # -- flow runs -------------------------------------------------------------------------------------
+    def flow_run_parameters(self, cleanroom_id: str, flow_id: str) -> list[dict[str, Any]]:
+        body = self.api(
+            Call("GET", f"cleanrooms/{cleanroom_id}/cleanroom-flows/{flow_id}/flow-run-parameters")
+        )
+        params = body.get("flowRunParameters", []) if isinstance(body, dict) else body
+        return list(params or [])
+
+    def create_flow_run(
+        self,
+        cleanroom_id: str,
+        flow_id: str,
+        *,
+        name: str,
+        nodes: Any = None,
+        flow_run_parameters: list[dict[str, Any]] | None = None,
+        pause_level: Any = None,
+        start_level: Any = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Create a flow run; returns its metadata (at least ``id``).
+
+        ``nodes`` (spec and SDK shape: ``nodeIdentifier`` + plain parameters, ``Level-N`` ids) or
+        ``flow_run_parameters`` (the example-workflow page's shape: ``nodeId`` + typed parameters,
+        integer levels, on its ``clean-room-flow-runs`` path). ``options`` carries the remaining spec
+        fields (``branches``, ``datasetAssignments``, ``excludeNodesWithoutTags``, ...).
+        """
+        if not name:
+            raise FlowRunsConfigError("a flow run needs a name")
+        if nodes is not None and flow_run_parameters is not None:
+            raise FlowRunsConfigError("pass nodes or flow_run_parameters, not both")
+        base = f"cleanrooms/{cleanroom_id}/cleanroom-flows/{flow_id}"
+        if flow_run_parameters is not None:
+            body: dict[str, Any] = {"name": name, "flowRunParameters": list(flow_run_parameters)}
+            if start_level is not None:
+                body["startLevelId"] = level_number(start_level, "start_level")
+            if pause_level is not None:
+                body["pauseLevelId"] = level_number(pause_level, "pause_level")
+            path = f"{base}/clean-room-flow-runs"
+        else:
+            body = {"name": name, "nodes": nodes_payload(nodes)}
+            if start_level is not None:
+                body["startLevelID"] = level_id(start_level, "start_level")
+            if pause_level is not None:
+                body["pauseLevelID"] = level_id(pause_level, "pause_level")
+            path = f"{base}/cleanroom-flow-runs"
+        body.update(options or {})
+        created = self._create(
+            Call("POST", path, json=body, idempotent=False),
+            what=f"flow run {name!r}",
+            find=lambda since: self.find_flow_run(cleanroom_id, flow_id, name, submitted_after=since - 120),
+        )
+        return {**created, "id": run_id_of(created)}
+
+    def list_flow_runs(
+        self, cleanroom_id: str, flow_id: str, *, search: str | None = None, page_size: int = 30
+    ) -> Iterator[dict[str, Any]]:
+        """Every run of a flow (newest first), all pages."""
+        offset = 0
+        while True:
+            params: dict[str, Any] = {"limit": page_size, "offset": offset}
+            if search:
+                params["search"] = search
+            page = self.api(
+                Call(
+                    "GET",
+                    f"cleanrooms/{cleanroom_id}/cleanroom-flows/{flow_id}/cleanroom-flow-runs",
+                    params=params,
+                )
+            )
+            runs = list(page.get("cleanRoomFlowRuns") or []) if isinstance(page, dict) else list(page or [])
+            yield from runs
+            offset += len(runs)
+            total = page.get("count") if isinstance(page, dict) else None
+            if not runs or len(runs) < page_size or (isinstance(total, int) and offset >= total):
+                return
+
+    def find_flow_run(
+        self, cleanroom_id: str, flow_id: str, name: str, *, submitted_after: float | None = None
+    ) -> dict[str, Any] | None:
+        """The newest run of this flow named exactly ``name`` (optionally submitted after a time)."""
+        for run in self.list_flow_runs(cleanroom_id, flow_id, search=name):
+            if run.get("name") == name and _submitted(run) >= (submitted_after or 0):
+                return run
+        return None
+
+    def get_flow_run(self, cleanroom_id: str, run_id: str) -> dict[str, Any]:
+        return dict(self.api(Call("GET", f"cleanrooms/{cleanroom_id}/cleanroom-flow-runs/{run_id}")))
+
+    def resume_flow_run(self, cleanroom_id: str, run_id: str, *, pause_level: Any = None) -> dict[str, Any]:
+        """Resume a PAUSED run from its intermediate results, optionally pausing again further on."""
+        body = {"pauseLevelID": level_id(pause_level, "pause_level")} if pause_level is not None else {}
+        return dict(
+            self.api(
+                Call(
+                    "POST",
+                    f"cleanrooms/{cleanroom_id}/cleanroom-flow-runs/{run_id}/resume-flow-run",
+                    json=body,
+                    idempotent=False,
+                )
+            )
+            or {}
+        )
+
+    def replay_flow_run(
+        self,
+        cleanroom_id: str,
+        run_id: str,
+        *,
+        name: str | None = None,
+        start_level: Any = None,
+        pause_level: Any = None,
+        nodes: Any = None,
+        options: Mapping[str, Any] | None = None,
+        flow_id: str | None = None,
+    ) -> str:
+        """Replay (reuse) a run: a new run that reuses the parent's results. Returns the new run id.
+
+        Counted as a creation. With ``flow_id`` and ``name`` a lost answer is reconciled by name."""
+        body: dict[str, Any] = {}
+        if name:
+            body["name"] = name
+        if start_level is not None:
+            body["startLevelID"] = level_id(start_level, "start_level")
+        if pause_level is not None:
+            body["pauseLevelID"] = level_id(pause_level, "pause_level")
+        if nodes is not None:
+            body["nodes"] = nodes_payload(nodes)
+        body.update(options or {})
+
+        def find(since: float) -> dict[str, Any] | None:
+            if not (flow_id and name):
+                return None
+            return self.find_flow_run(cleanroom_id, flow_id, name, submitted_after=since - 120)
+
+        created = self._create(
+            Call(
+                "POST",
+                f"cleanrooms/{cleanroom_id}/cleanroom-flow-runs/{run_id}/replay-flow-run",
+                json=body,
+                idempotent=False,
+            ),
+            what=f"a replay of flow run {run_id}",
+            find=find,
+        )
+        return run_id_of(created)
+
+    def output_nodes(self, cleanroom_id: str, run_id: str) -> list[dict[str, Any]]:
+        body = self.api(Call("GET", f"cleanrooms/{cleanroom_id}/cleanroom-flow-runs/{run_id}/output-nodes"))
+        return list(body or [])
+
+    def iter_report(
+        self, cleanroom_id: str, run_id: str, node: str, *, page_size: int = REPORT_PAGE_SIZE
+    ) -> Iterator[dict[str, Any]]:
+        """Every page of a node's report (``QuestionRunResultData``), fetched as it is consumed."""
+        return self._pages(
+            f"cleanrooms/{cleanroom_id}/cleanroom-flow-runs/{run_id}/report", {"node": node}, page_size
+        )
+
+    def download_node_file(
+        self, cleanroom_id: str, run_id: str, node: str, file_name: str, dest: ObjectStoragePath
+    ) -> WrittenObject:
+        path = (
+            f"cleanrooms/{cleanroom_id}/cleanroom-flow-runs/{run_id}/node/{quote(node, safe='')}"
+            f"/download/{quote(file_name, safe='')}"
+        )
+        return download_to(partial(self.stream, Call("GET", path, headers={"Accept": "*/*"})), dest)
+
+    # -- question runs -----------------------------------------------------------------------------------
+    def question_parameters(self, question_id: str) -> dict[str, Any]:
+        """A clean-room question's run parameters (PascalCase fields, as the API returns them)."""
+        return dict(self.api(Call("GET", f"cleanroom-questions/{question_id}/cleanroom-question-parameters")))
+
+    def get_question(self, question_id: str) -> dict[str, Any]:
+        return dict(self.api(Call("GET", f"cleanroom-questions/{question_id}")))
+
+    def create_question_run(
+        self, question_id: str, *, name: str, parameters: Mapping[str, Any] | None = None, **extra: Any
+    ) -> dict[str, Any]:
+        """Create a question run (412 when the question is not READY: datasets missing)."""
+        if not name:
+            raise FlowRunsConfigError("a question run needs a name")
+        body = {
+            "name": name,
+            "parameters": {str(k): _plain(v) for k, v in (parameters or {}).items()},
+            **extra,
+        }
+        created = self._create(
+            Call("POST", f"cleanroom-questions/{question_id}/create-run", json=body, idempotent=False),
+            what=f"question run {name!r}",
+            find=lambda since: self.find_question_run(question_id, name, submitted_after=since - 120),
+        )
+        return {**created, "id": run_id_of(created)}
+
+    def list_question_runs(
+        self,
+        question_id: str,
+        *,
+        status: str | None = None,
+        start_date: str | None = None,
+        end_date: str | None = None,
+        page_size: int = 100,
+    ) -> Iterator[dict[str, Any]]:
+        """Every run of a clean-room question (newest first), all pages (the API caps pages at 100)."""
+        offset = 0
+        while True:
+            params: dict[str, Any] = {"limit": page_size, "offset": offset}
+            if status:
+                params["status"] = status
+            if start_date:
+                params["startDate"] = start_date
+            if end_date:
+                params["endDate"] = end_date
+            runs = list(
+                self.api(
+                    Call("GET", f"cleanroom-questions/{question_id}/cleanroom-question-runs", params=params)
+                )
+                or []
+            )
+            yield from runs
+            offset += len(runs)
+            if len(runs) < page_size:
+                return
+
+    def find_question_run(
+        self, question_id: str, name: str, *, submitted_after: float | None = None
+    ) -> dict[str, Any] | None:
+        for run in self.list_question_runs(question_id):
+            if run.get("name") == name and _submitted(run) >= (submitted_after or 0):
+                return run
+        return None
+
+    def get_question_run(self, run_id: str) -> dict[str, Any]:
+        return dict(self.api(Call("GET", f"cleanroom-question-runs/{run_id}")))
+
+    def iter_question_data(
+        self, run_id: str, *, page_size: int = REPORT_PAGE_SIZE
+    ) -> Iterator[dict[str, Any]]:
+        return self._pages(f"cleanroom-question-runs/{run_id}/data", {}, page_size)
+
+    def question_result_files(self, run_id: str) -> list[str]:
+        """The run's output file names (``multipleOutputs`` of its result data)."""
+        first = self.api(
+            Call("GET", f"cleanroom-question-runs/{run_id}/data", params={"limit": 1, "offset": 0})
+        )
+        return [str(f) for f in (first or {}).get("multipleOutputs") or [] if f]
+
+    def download_question_file(self, run_id: str, file_name: str, dest: ObjectStoragePath) -> WrittenObject:
+        path = f"cleanroom-question-runs/{run_id}/download/{quote(file_name, safe='')}"
+        return download_to(partial(self.stream, Call("GET", path, headers={"Accept": "*/*"})), dest)
+
+    # -- provisioning (set-up steps, not run steps) -----------------------------------------------------
+    def create_question(self, question: Mapping[str, Any], *, cleanroom_id: str | None = None) -> str:
+        params = {"cleanRoomID": cleanroom_id} if cleanroom_id else None
+        body = self.api(Call("POST", "question", params=params, json=dict(question), idempotent=False))
+        return str(body.get("questionID") or body.get("questionId"))
+
+    def add_question_to_cleanroom(
+        self, cleanroom_id: str, question_id: str, *, editable: bool = True
+    ) -> dict[str, Any]:
+        params = {"questionId": question_id, "isEditable": str(editable).lower()}
+        return dict(self.api(Call("POST", f"cleanrooms/{cleanroom_id}/cleanroom-questions", params=params)))
+
+    def assign_dataset_ownership(self, question_id: str, owners: list[dict[str, Any]]) -> Any:
+        return self.api(Call("POST", f"cleanroom-questions/{question_id}/datasets-ownership", json=owners))
+
+    def configure_datasets(self, question_id: str, datasets: list[dict[str, Any]]) -> Any:
+        return self.api(Call("POST", f"cleanroom-questions/{question_id}/datasets", json=datasets))
+
+    # -- result pages shared by flow reports and question data ------------------------------------------
+    def _pages(self, path: str, params: Mapping[str, Any], page_size: int) -> Iterator[dict[str, Any]]:
+        offset = 0
+        while True:
+            page = self.api(Call("GET", path, params={**params, "limit": page_size, "offset": offset}))
+            if not isinstance(page, dict):
+                raise FlowRunsApiError(f"{path}: expected result data, got {type(page).__name__}")
+            rows = page.get("stats") or []
+            yield page
+            offset += len(rows)
+            total = page.get("count")
+            if (
+                not rows
+                or (isinstance(total, int) and offset >= total)
+                or (total is None and len(rows) < page_size)
+            ):
+                return
+
+    # -- the run-engine contract -------------------------------------------------------------------------
     def status_call(self, ref: RunRef) -> Call:
         if ref.kind == QUESTION_RUN:
             return Call("GET", f"cleanroom-question-runs/{ref.run_id}")
@@ -82,11 +496,12 @@ class HabuHook(FlowRunsHook):
         return Call("GET", f"cleanrooms/{cleanroom}/cleanroom-flow-runs/{ref.run_id}")
 
     def parse_status(self, ref: RunRef, body: Any) -> RunStatus:
-        if isinstance(body, dict) and isinstance(body.get("response"), dict):
-            body = body["response"]  # the older documented envelope
+        body = unwrap(body)
         vendor_status = str(body.get("status") or "UNKNOWN")
         status_map = QUESTION_RUN_STATUS if ref.kind == QUESTION_RUN else FLOW_RUN_STATUS
         message = body.get("failureReason") or body.get("runMessage") or None
+        if message and body.get("isRetryable") is not None and status_map(vendor_status) is RunState.FAILED:
+            message = f"{message} (Habu marks it {'' if body['isRetryable'] else 'not '}retryable)"
         return RunStatus(
             run_id=ref.run_id,
             state=status_map(vendor_status),
@@ -102,3 +517,14 @@ class HabuHook(FlowRunsHook):
             return None
         section = "questions" if ref.kind == QUESTION_RUN else "flows"
         return f"{self.ui_base_url}/clean-rooms/{cleanroom}/{section}/runs/{ref.run_id}"
+
+
+def _submitted(run: Mapping[str, Any]) -> float:
+    raw = run.get("submittedAt")
+    if not isinstance(raw, str) or not raw:
+        return 0.0
+    try:
+        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        return 0.0
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).timestamp()

@@ -18,7 +18,6 @@ from airflow.sdk import BaseOperator
 from airflow_provider_flowruns.core.errors import FlowRunsApiError, FlowRunsConfigError, NotSupported
 from airflow_provider_flowruns.core.http import FlowRunsHook
 from airflow_provider_flowruns.core.outcome import raise_for_event
-from airflow_provider_flowruns.core.polling import clamp_poll_interval
 from airflow_provider_flowruns.core.runs import RunRef, RunState, RunStatus
 from airflow_provider_flowruns.links import RUN_URL_XCOM_KEY
 from airflow_provider_flowruns.triggers.run import FlowRunTrigger, status_event
@@ -79,6 +78,9 @@ class FlowRunOperator(BaseOperator):
     """
 
     hook_class: ClassVar[type[FlowRunsHook]]
+    #: Read the status once before deferring (a run may be over already). Vendors whose runs take
+    #: minutes and whose status reads are budgeted per run (Habu) turn it off.
+    check_before_defer: ClassVar[bool] = True
     #: Non-terminal states that end the wait successfully (e.g. PAUSED at a requested level).
     template_fields: Sequence[str] = ("conn_id",)
     ui_color = "#e8f1fb"
@@ -136,13 +138,8 @@ class FlowRunOperator(BaseOperator):
         return self._hook
 
     def effective_poll_interval(self) -> float:
-        hook_cls = self.hook_class
-        return clamp_poll_interval(
-            self.poll_interval,
-            floor=hook_cls.poll_floor,
-            default=default_poll_interval(hook_cls),
-            who=hook_cls.vendor,
-            logger=self.log,
+        return self.hook.poll_interval(
+            self.poll_interval, default=default_poll_interval(self.hook_class), logger=self.log
         )
 
     def execute(self, context: Any) -> Any:
@@ -158,9 +155,10 @@ class FlowRunOperator(BaseOperator):
             self.log.info("%s run %s: %s", hook.vendor, ref.run_id, run_url)
         if not self.wait_for_completion:
             return ref.run_id
-        status = hook.get_status(ref)  # check once before deferring: it may already be over
-        if self._settled(status):
-            return self._finish(context, status_event(status, run_url=run_url), ref)
+        if self.check_before_defer:
+            status = hook.get_status(ref)  # it may already be over: then no deferral at all
+            if self._settled(status):
+                return self._finish(context, status_event(status, run_url=run_url), ref)
         deadline = time.time() + self.run_timeout if self.run_timeout else None
         if self.deferrable:
             self.defer(

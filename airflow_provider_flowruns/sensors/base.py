@@ -11,7 +11,6 @@ from airflow.sdk import BaseSensorOperator
 from airflow_provider_flowruns.core.errors import FlowRunsApiError, FlowRunsConfigError
 from airflow_provider_flowruns.core.http import FlowRunsHook
 from airflow_provider_flowruns.core.outcome import raise_for_event
-from airflow_provider_flowruns.core.polling import clamp_poll_interval
 from airflow_provider_flowruns.core.runs import RunRef, RunState
 from airflow_provider_flowruns.operators.base import default_poll_interval, hook_params_checked
 from airflow_provider_flowruns.triggers.run import FlowRunTrigger, status_event
@@ -51,6 +50,7 @@ class FlowRunSensor(BaseSensorOperator):
         self.succeed_on_pause = bool(succeed_on_pause)
         self.hook_params = hook_params_checked(hook_params)
         self._hook: FlowRunsHook | None = None
+        self._requested_interval: float | None = None
 
     def build_ref(self) -> RunRef:
         """The run to watch; vendors with scoping ids (clean room, project) override."""
@@ -63,12 +63,10 @@ class FlowRunSensor(BaseSensorOperator):
         return self._hook
 
     def _interval(self) -> float:
-        return clamp_poll_interval(
-            float(self.poke_interval),
-            floor=self.hook_class.poll_floor,
-            default=default_poll_interval(self.hook_class),
-            who=self.hook_class.vendor,
-            logger=self.log,
+        if self._requested_interval is None:
+            self._requested_interval = float(self.poke_interval)
+        return self.hook.poll_interval(
+            self._requested_interval, default=default_poll_interval(self.hook_class), logger=self.log
         )
 
     def _accept(self) -> frozenset[str]:

@@ -1,0 +1,201 @@
+"""LiveRamp Clean Room (Habu): flow-run node reports and question-run files into any storage."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_provider_flowruns.core.errors import FlowRunsConfigError, RunFailed
+from airflow_provider_flowruns.core.rows import FORMATS, RowCounter, encode_rows
+from airflow_provider_flowruns.core.storage import (
+    IncompleteTransfer,
+    WrittenObject,
+    as_storage_path,
+    child_path,
+    sanitize_filename,
+    write_atomically,
+)
+from airflow_provider_flowruns.hooks.habu import REPORT_PAGE_SIZE, HabuHook
+
+
+def _columns(page: Mapping[str, Any]) -> list[str]:
+    """Header from the result metadata (``columnName``, else ``fieldName``), else the first row."""
+    columns = [
+        str(m.get("columnName") or m.get("fieldName"))
+        for m in page.get("metadata") or []
+        if isinstance(m, Mapping) and (m.get("columnName") or m.get("fieldName"))
+    ]
+    if columns:
+        return columns
+    first = (page.get("stats") or [{}])[0]
+    return [str(k) for k in first] if isinstance(first, Mapping) else []
+
+
+def write_result_pages(
+    pages: Iterator[dict[str, Any]], dest: Any, fmt: str, *, overwrite: bool = True
+) -> tuple[WrittenObject, int]:
+    """Stream paginated ``QuestionRunResultData`` into ``dest`` as CSV or JSON Lines.
+
+    The row total the vendor announced (``count``) is checked before the object is moved into
+    place: a report that lost rows on the way never lands."""
+    first = next(pages, None)
+    if first is None:
+        raise IncompleteTransfer("the API returned no result page")
+    announced = first.get("count")
+
+    def rows() -> Iterator[Mapping[str, Any]]:
+        for page in itertools.chain([first], pages):  # one page in memory at a time
+            yield from page.get("stats") or []
+
+    counter = RowCounter(rows())
+
+    def chunks() -> Iterator[bytes]:
+        yield from encode_rows(fmt, _columns(first), counter)
+        if isinstance(announced, int) and counter.count != announced:
+            raise IncompleteTransfer(f"received {counter.count} rows, the API announced {announced}")
+
+    return write_atomically(dest, chunks(), overwrite=overwrite), counter.count
+
+
+class HabuFlowRunReportToStorageOperator(BaseOperator):
+    """Write one node's report of a flow run to ``destination`` as CSV or JSON Lines.
+
+    :param cleanroom_id: the clean room.
+    :param run_id: the flow run (templated, e.g. ``{{ ti.xcom_pull('flow_run') }}``).
+    :param node: the node: its UUID, or the question display id (``Q-004368``, ``Q-004368_1``).
+    :param destination: the object to write (``s3://bucket/reports/{{ ds }}/reach.csv``, ``/data/x.csv``).
+    :param format: ``csv`` (header from the report metadata) or ``jsonl`` (every field as sent).
+    :param page_size: rows per API page (Habu's default and maximum page is 500-1000).
+
+    Streamed page by page; every value is kept as Habu sent it (strings). The object appears whole
+    or not at all, after its row count matched the report's. Returns ``{uri, size, sha256, rows}``.
+    """
+
+    template_fields: Sequence[str] = ("conn_id", "cleanroom_id", "run_id", "node", "destination", "format")
+
+    def __init__(
+        self,
+        *,
+        cleanroom_id: str,
+        run_id: str,
+        node: str,
+        destination: str,
+        format: str = "csv",
+        page_size: int = REPORT_PAGE_SIZE,
+        overwrite: bool = True,
+        conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if format not in FORMATS and "{{" not in str(format):
+            raise FlowRunsConfigError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
+        if not node:
+            raise FlowRunsConfigError("node is required (node UUID or question display id)")
+        if not isinstance(page_size, int) or not 1 <= page_size <= 1000:
+            raise FlowRunsConfigError(f"page_size must be between 1 and 1000, got {page_size!r}")
+        self.cleanroom_id = cleanroom_id
+        self.run_id = run_id
+        self.node = node
+        self.destination = destination
+        self.format = format
+        self.page_size = page_size
+        self.overwrite = overwrite
+        self.conn_id = conn_id or HabuHook.default_conn_name
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        if self.format not in FORMATS:
+            raise FlowRunsConfigError(f"format must be one of {', '.join(FORMATS)}, got {self.format!r}")
+        hook = HabuHook(self.conn_id)
+        dest = as_storage_path(self.destination)
+        pages = hook.iter_report(
+            str(self.cleanroom_id), str(self.run_id), str(self.node), page_size=self.page_size
+        )
+        written, rows = write_result_pages(pages, dest, self.format, overwrite=self.overwrite)
+        self.log.info("Wrote %d rows of node %s to %s (%d bytes)", rows, self.node, written.uri, written.size)
+        return {**written.to_dict(), "rows": rows}
+
+
+class HabuQuestionRunFilesToStorageOperator(BaseOperator):
+    """Copy every result file of a completed question run under ``destination`` (a prefix).
+
+    :param run_id: the question run.
+    :param destination: prefix (``s3://bucket/cleanroom/{{ ds }}/``, ``/data/out``).
+    :param files: only these output names (default: all of the run's ``multipleOutputs``).
+    :param include_data: also write the run's paginated result data as ``data.csv``/``data.jsonl``
+        (``"csv"`` or ``"jsonl"``), checked against its row count.
+
+    File names come from the vendor, so each is reduced to one safe path segment (``../../x.csv``
+    becomes ``x.csv``) and made unique; downloads are streamed, size-checked against
+    ``Content-Length``, retried from scratch when cut, and moved into place only when whole.
+    Returns the list of ``{uri, size, sha256, source}`` written.
+    """
+
+    template_fields: Sequence[str] = ("conn_id", "run_id", "destination", "files")
+
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        destination: str,
+        files: list[str] | None = None,
+        include_data: str | None = None,
+        overwrite: bool = True,
+        conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if include_data is not None and include_data not in FORMATS:
+            raise FlowRunsConfigError(
+                f"include_data must be one of {', '.join(FORMATS)} or None, got {include_data!r}"
+            )
+        self.run_id = run_id
+        self.destination = destination
+        self.files = files
+        self.include_data = include_data
+        self.overwrite = overwrite
+        self.conn_id = conn_id or HabuHook.default_conn_name
+
+    def execute(self, context: Any) -> list[dict[str, Any]]:
+        hook = HabuHook(self.conn_id)
+        run_id = str(self.run_id)
+        run = hook.get_question_run(run_id)
+        if run.get("status") != "COMPLETED":
+            raise RunFailed(
+                f"question run {run_id} is {run.get('status')!r}, not COMPLETED: no results to copy",
+                run_id=run_id,
+                vendor_status=run.get("status"),
+            )
+        prefix = as_storage_path(self.destination)
+        names = list(self.files) if self.files else hook.question_result_files(run_id)
+        written: list[dict[str, Any]] = []
+        taken: set[str] = set()
+        for name in names:
+            dest = child_path(prefix, unique_name(name, taken))
+            obj = hook.download_question_file(run_id, name, dest)
+            written.append({**obj.to_dict(), "source": name})
+        if self.include_data:
+            dest = child_path(prefix, unique_name(f"data.{self.include_data}", taken))
+            obj, rows = write_result_pages(hook.iter_question_data(run_id), dest, self.include_data)
+            written.append({**obj.to_dict(), "source": "data", "rows": rows})
+        for item in written:
+            self.log.info("Wrote %s (%s bytes) from %r", item["uri"], item["size"], item["source"])
+        if not written:
+            self.log.warning("Question run %s lists no result files.", run_id)
+        return written
+
+
+def unique_name(vendor_name: Any, taken: set[str]) -> str:
+    """A sanitized name not used yet in this transfer (``out.csv``, ``out-2.csv``, ...)."""
+    name = sanitize_filename(vendor_name)
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem:
+        stem, ext, dot = name, "", ""
+    candidate, n = name, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{stem}-{n}{dot}{ext}"
+    taken.add(candidate)
+    return candidate

@@ -1,0 +1,455 @@
+"""LiveRamp Clean Room (Habu) end to end against its emulator: the token ration, both create
+shapes, levels/pause/resume/replay, reports and files to storage, the hourly create budget and the
+5-minute poll floor, with the operators under the real Airflow (dag.test())."""
+
+from __future__ import annotations
+
+import csv
+import json
+import runpy
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_flowruns.core.errors import (
+    FlowRunsApiError,
+    FlowRunsConfigError,
+    RateLimitBudgetExhausted,
+)
+from airflow_provider_flowruns.core.runs import RunRef, RunState
+from airflow_provider_flowruns.core.storage import as_storage_path
+from airflow_provider_flowruns.hooks.habu import FLOW_RUN, QUESTION_RUN, HabuHook, level_id
+from airflow_provider_flowruns.operators.habu import HabuFlowRunOperator, HabuQuestionRunOperator
+from airflow_provider_flowruns.testing.process import EmulatorProcess
+from airflow_provider_flowruns.transfers.habu import HabuFlowRunReportToStorageOperator, unique_name
+
+#: Emulated seconds per real second. The connection says the same (``emulator_time_scale``), so
+#: the 5-minute floor is half a real second and an emulated hour six.
+SPEED = 600
+FAST = {"retry_base_delay": 0.01, "retry_max_delay": 0.05}
+CR = "cr-acme"
+NODE = "6f1c1b7e-0001-4000-8000-00000000000{}".format
+DATES = {"START_DATE": "2026-11-16", "END_DATE": "2026-11-23"}
+
+
+@pytest.fixture(scope="module")
+def habu_server():
+    with EmulatorProcess(["habu"], speed=SPEED) as emu:
+        yield emu
+
+
+def _conn(emu, **extra) -> str:
+    return json.dumps(
+        {
+            "conn_type": "habu",
+            "host": emu.url("habu", "/v1"),
+            "login": "habu-client",
+            "password": "habu-secret",
+            "extra": {"emulator_time_scale": SPEED, **extra},
+        }
+    )
+
+
+@pytest.fixture
+def habu(habu_server, monkeypatch, tmp_path):
+    habu_server.control("POST", "reset")
+    monkeypatch.setenv("AIRFLOW_CONN_HABU_DEFAULT", _conn(habu_server))
+    monkeypatch.setenv("AIRFLOW__FLOWRUNS__TOKEN_LOCK_DIR", str(tmp_path / "locks"))
+    # A fresh process-wide token cache per test: each test counts its own mints.
+    from airflow_provider_flowruns.core import shared_tokens
+
+    monkeypatch.setattr(shared_tokens.SHARED_TOKEN_CACHE, "_memory", shared_tokens.MemoryTokenCache())
+    return habu_server
+
+
+def vendor(emu) -> dict:
+    return emu.stats()["vendors"]["habu"]
+
+
+def advance(emu, seconds: float) -> None:
+    emu.control("POST", "clock", json={"advance": seconds})
+
+
+def flow_ref(run_id: str) -> RunRef:
+    return RunRef(run_id, kind=FLOW_RUN, scope={"cleanroom_id": CR})
+
+
+def settle(hook: HabuHook, ref: RunRef, emu, states: set[RunState]) -> RunState:
+    """Jump the emulated clock 10 minutes at a time (more than the floor) until a state is reached."""
+    for _ in range(200):
+        state = hook.get_status(ref).state
+        if state in states:
+            return state
+        advance(emu, 600)
+    raise AssertionError(f"{ref.run_id} never reached {states}")
+
+
+# -- parameters (no network) -------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"pause_level": "Level-x"}, "pause_level"),
+        ({"pause_level": 0}, "pause_level"),
+        ({"start_level": True}, "start_level"),
+        ({"nodes": [{"parameters": {}}]}, "nodeIdentifier"),
+        ({"nodes": {"n": "not-a-dict"}}, "parameters must be a dict"),
+        ({"nodes": {}, "flow_run_parameters": []}, "not both"),
+        ({"on_create_limit": "retry"}, "on_create_limit"),
+    ],
+)
+def test_bad_flow_run_parameters_fail_at_parse(kwargs, message):
+    with pytest.raises(FlowRunsConfigError, match=message):
+        HabuFlowRunOperator(task_id="t", cleanroom_id=CR, flow_id="f", **kwargs)
+
+
+def test_levels_accept_numbers_and_level_ids():
+    assert level_id(2) == level_id("2") == level_id("Level-2") == level_id("level2") == "Level-2"
+    op = HabuFlowRunOperator(task_id="t", cleanroom_id=CR, flow_id="f", pause_level="{{ params.level }}")
+    assert op.pause_level == "{{ params.level }}"  # templated: checked when rendered
+    with pytest.raises(FlowRunsConfigError, match="parameters"):
+        HabuQuestionRunOperator(task_id="q", question_id="crq", parameters=["START_DATE"])
+
+
+def test_time_scale_is_refused_for_a_real_vendor(monkeypatch):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_HABU_DEFAULT",
+        json.dumps(
+            {"conn_type": "habu", "login": "c", "password": "s", "extra": {"emulator_time_scale": 600}}
+        ),
+    )
+    with pytest.raises(FlowRunsConfigError, match="loopback"):
+        HabuHook().get_client()
+
+
+def test_poll_floor_is_five_vendor_minutes(habu, capfd):
+    op = HabuFlowRunOperator(task_id="t", cleanroom_id=CR, flow_id="f", poll_interval=60)
+    assert op.effective_poll_interval() == pytest.approx(300 / SPEED)
+    assert "below LiveRamp Clean Room's floor of 300" in capfd.readouterr().out
+
+
+# -- tokens -----------------------------------------------------------------------------------------------
+def test_one_token_serves_every_call_and_hook(habu):
+    for _ in range(3):
+        hook = HabuHook(**FAST)
+        hook.flow_run_parameters(CR, "flow-weekly")
+        hook.question_parameters("crq-reach")
+    assert vendor(habu)["tokens_minted"] == 1
+
+
+def test_expired_token_is_refreshed_once_not_per_call(habu):
+    hook = HabuHook(**FAST)
+    hook.get_question("crq-reach")
+    advance(habu, 86400 + 60)  # the token expires on the vendor's clock (our copy still looks valid)
+    for _ in range(3):
+        hook.get_question("crq-reach")
+    stats = vendor(habu)
+    assert stats["tokens_minted"] == 2 and stats["unauthorized"] == 1
+
+
+def test_token_ration_exhausted_is_a_clear_error_not_a_retry_storm(habu, monkeypatch):
+    # Tokens that live one emulated hour: the third expiry within a day needs a third token.
+    with EmulatorProcess(["habu"], speed=SPEED, env={"FLOWRUNS_HABU_TOKEN_LIFETIME": "3600"}) as short:
+        monkeypatch.setenv("AIRFLOW_CONN_HABU_DEFAULT", _conn(short))
+        hook = HabuHook(**FAST)
+        hook.get_question("crq-reach")
+        advance(short, 3700)
+        hook.get_question("crq-reach")  # 401, then the day's second token
+        advance(short, 3700)
+        with pytest.raises(FlowRunsApiError) as exc:
+            hook.get_question("crq-reach")
+        stats = vendor(short)
+        assert exc.value.status == 429 and "2 tokens per 24 hours" in str(exc.value)
+        assert stats["tokens_minted"] == 2 and stats["token_refused"] == 1  # asked once, not retried
+        assert "habu-secret" not in str(exc.value)
+        advance(short, 86400)  # a new day: the API user can mint again
+        assert hook.get_question("crq-reach")["id"] == "crq-reach"
+        assert vendor(short)["tokens_minted"] == 3
+
+
+# -- flow runs: both create shapes, levels, pause, resume, replay ---------------------------------------
+def test_create_spec_shape_pause_resume_complete(habu):
+    hook = HabuHook(**FAST)
+    params = hook.flow_run_parameters(CR, "flow-weekly")
+    assert {p["nodeId"] for p in params} == {NODE(1), NODE(2), NODE(3)}
+    run = hook.create_flow_run(
+        CR,
+        "flow-weekly",
+        name="weekly-2026-11-16",
+        nodes={NODE(1): DATES, NODE(2): {"BRAND": "acme"}},
+        pause_level=1,
+    )
+    ref = flow_ref(run["id"])
+    assert settle(hook, ref, habu, {RunState.PAUSED}) is RunState.PAUSED
+    assert "Level-1" in hook.get_status(ref).message
+    hook.resume_flow_run(CR, ref.run_id, pause_level=2)
+    assert settle(hook, ref, habu, {RunState.PAUSED}) is RunState.PAUSED
+    assert "Level-2" in hook.get_status(ref).message
+    hook.resume_flow_run(CR, ref.run_id)
+    assert settle(hook, ref, habu, {RunState.SUCCEEDED, RunState.FAILED}) is RunState.SUCCEEDED
+    with pytest.raises(FlowRunsApiError) as exc:
+        hook.resume_flow_run(CR, ref.run_id)
+    assert exc.value.status == 409
+    assert hook.find_flow_run(CR, "flow-weekly", "weekly-2026-11-16")["id"] == ref.run_id
+
+
+def test_create_seed_shape_and_validation_errors(habu):
+    hook = HabuHook(**FAST)
+    typed = {k: {"value": v, "parameterType": "PARTITION_PARAMETER"} for k, v in DATES.items()}
+    run = hook.create_flow_run(
+        CR,
+        "flow-weekly",
+        name="seed-shape",
+        flow_run_parameters=[{"nodeId": NODE(1), "parameters": typed}],
+        start_level=1,
+        pause_level="Level-1",
+    )
+    assert run["id"].startswith("fr-")
+    assert hook.get_flow_run(CR, run["id"])["name"] == "seed-shape"
+    with pytest.raises(FlowRunsApiError, match="START_DATE") as exc:
+        hook.create_flow_run(CR, "flow-weekly", name="no-dates", nodes={NODE(2): {"BRAND": "x"}})
+    assert exc.value.status == 400
+    with pytest.raises(FlowRunsApiError) as exc:
+        hook.create_flow_run(CR, "flow-weekly", name="too-deep", nodes={NODE(1): DATES}, pause_level=9)
+    assert exc.value.status == 400
+
+
+def test_replay_is_a_new_run_that_reuses_results(habu):
+    hook = HabuHook(**FAST)
+    parent = hook.create_flow_run(CR, "flow-weekly", name="parent", nodes={NODE(1): DATES})["id"]
+    settle(hook, flow_ref(parent), habu, {RunState.SUCCEEDED})
+    child = hook.replay_flow_run(CR, parent, name="child", start_level=3, flow_id="flow-weekly")
+    assert child != parent
+    assert hook.get_flow_run(CR, child).get("parentFlowRunId") == parent
+    assert settle(hook, flow_ref(child), habu, {RunState.SUCCEEDED}) is RunState.SUCCEEDED
+    assert vendor(habu)["runs_created"] == 2
+
+
+def test_failed_flow_run_carries_the_run_message(habu):
+    hook = HabuHook(**FAST)
+    run = hook.create_flow_run(CR, "flow-fail", name="will-fail", nodes={NODE(1): DATES})
+    ref = flow_ref(run["id"])
+    assert settle(hook, ref, habu, {RunState.FAILED}) is RunState.FAILED
+    assert "BRAND_EXPOSURES is empty" in hook.get_status(ref).message
+    nodes = {n["node"]["label"]: n["runStatus"] for n in hook.output_nodes(CR, ref.run_id)}
+    assert nodes["Match"] == "COMPLETED" and nodes["Reach"] == "FAILED"
+
+
+# -- reports and files -------------------------------------------------------------------------------------
+def _completed_flow_run(hook: HabuHook, emu) -> str:
+    run_id = hook.create_flow_run(CR, "flow-weekly", name="for-reports", nodes={NODE(1): DATES})["id"]
+    settle(hook, flow_ref(run_id), emu, {RunState.SUCCEEDED})
+    return run_id
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_report_to_storage_keeps_every_row_and_value(habu, tmp_path, fmt):
+    hook = HabuHook(**FAST)
+    run_id = _completed_flow_run(hook, habu)
+    dest = tmp_path / "out" / f"reach.{fmt}"
+    op = HabuFlowRunReportToStorageOperator(
+        task_id="r",
+        cleanroom_id=CR,
+        run_id=run_id,
+        node="Q-1002",
+        destination=str(dest),
+        format=fmt,
+        page_size=200,
+    )
+    result = op.execute({})
+    expected = [
+        row for page in hook.iter_report(CR, run_id, "Q-1002", page_size=1000) for row in page["stats"]
+    ]
+    assert len(expected) == result["rows"] == 1234
+    if fmt == "csv":
+        with dest.open(newline="", encoding="utf-8") as fh:  # keep \r\n inside values as written
+            rows = list(csv.DictReader(fh))
+    else:
+        rows = [json.loads(line) for line in dest.read_text(encoding="utf-8").splitlines()]
+    assert rows == expected  # commas, quotes, newlines, unicode and empty strings all intact
+    assert any("\n" in r["note"] for r in rows) and any("," in r["note"] for r in rows)
+    assert dest.stat().st_size == result["size"]
+    assert vendor(habu)["report_pages"] >= 7  # streamed 200 rows at a time
+    assert not [p for p in dest.parent.iterdir() if p.name.startswith(".")]  # no partial left behind
+
+
+def test_report_of_a_node_that_has_not_run_is_an_error_and_writes_nothing(habu, tmp_path):
+    hook = HabuHook(**FAST)
+    run_id = hook.create_flow_run(CR, "flow-weekly", name="early", nodes={NODE(1): DATES})["id"]
+    dest = tmp_path / "early.csv"
+    op = HabuFlowRunReportToStorageOperator(
+        task_id="r", cleanroom_id=CR, run_id=run_id, node="Q-1003", destination=str(dest)
+    )
+    with pytest.raises(FlowRunsApiError):
+        op.execute({})
+    assert not dest.exists()
+
+
+def test_node_file_download(habu, tmp_path):
+    hook = HabuHook(**FAST)
+    run_id = _completed_flow_run(hook, habu)
+    dest = as_storage_path(str(tmp_path / "overlap_summary.csv"))
+    written = hook.download_node_file(CR, run_id, NODE(3), "overlap_summary.csv", dest)
+    assert written.size == (tmp_path / "overlap_summary.csv").stat().st_size > 0
+
+
+def test_unique_names_are_sanitized_and_distinct():
+    taken: set[str] = set()
+    names = [unique_name(n, taken) for n in ("../../out.csv", "sub/out.csv", "out.csv", ".hidden", "a\x00b")]
+    assert names == ["out.csv", "out-2.csv", "out-3.csv", "hidden", "a_b"]
+
+
+# -- question runs and the create budget ----------------------------------------------------------------
+def test_question_run_lifecycle_and_partner_states(habu):
+    hook = HabuHook(**FAST)
+    params = hook.question_parameters("crq-reach")
+    assert {p["Name"] for p in params["parameters"]} >= {"START_DATE", "END_DATE", "BRAND"}
+    run = hook.create_question_run("crq-partner", name="partner-run", parameters=DATES)
+    ref = RunRef(run["id"], kind=QUESTION_RUN)
+    seen = set()
+    for _ in range(40):
+        status = hook.get_status(ref)
+        seen.add(status.vendor_status)
+        if status.state.is_terminal:
+            break
+        advance(habu, 400)
+    assert status.state is RunState.SUCCEEDED
+    assert {"PARTNER_RUNNING", "PARTNER_COMPLETED"} <= seen
+    assert hook.find_question_run("crq-partner", "partner-run")["id"] == run["id"]
+    assert [r["id"] for r in hook.list_question_runs("crq-partner", status="COMPLETED")] == [run["id"]]
+
+
+def test_question_not_ready_is_a_412(habu):
+    with pytest.raises(FlowRunsApiError) as exc:
+        HabuHook(**FAST).create_question_run("crq-missing", name="x", parameters=DATES)
+    assert exc.value.status == 412
+
+
+def test_create_limit_raises_budget_exhausted_without_retrying(habu):
+    hook = HabuHook(**FAST)
+    for i in range(20):
+        hook.create_question_run("crq-reach", name=f"q{i}", parameters=DATES)
+    with pytest.raises(RateLimitBudgetExhausted, match="20 run creations per hour") as exc:
+        hook.create_flow_run(CR, "flow-weekly", name="one-too-many", nodes={NODE(1): DATES})
+    assert exc.value.retry_at is not None
+    stats = vendor(habu)
+    assert stats["runs_created"] == 20 and stats["creates_refused"] == 1  # no retry on 429
+
+
+# -- operators under the real Airflow ----------------------------------------------------------------------
+@pytest.fixture
+def fresh_tokens(airflow_db):
+    """Forget tokens an earlier test left in the shared Variable (the emulator forgot them too)."""
+    from airflow.models.variable import Variable
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        session.query(Variable).filter(Variable.key.like("flowruns_token_%")).delete(
+            synchronize_session=False
+        )
+
+
+def _run(dag_id: str, module: str, **kwargs) -> list:
+    path = Path(__file__).parent / "dags" / module
+    dag = runpy.run_path(str(path))[dag_id]
+    return list(dag.test(**kwargs).get_task_instances())
+
+
+def _states(tis) -> dict[str, str]:
+    """task id (with map index when mapped) -> state."""
+    return {ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]": str(ti.state) for ti in tis}
+
+
+@pytest.mark.usefixtures("fresh_tokens")
+def test_example_weekly_flow_pause_check_resume_report(habu, tmp_path, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_VAR_HABU_REPORT_DIR", str(tmp_path))
+    tis = _run("example_habu_weekly_flow", "examples.py")
+    assert set(_states(tis).values()) == {"success"}, _states(tis)
+    reports = list(tmp_path.glob("*/reach.csv"))
+    assert len(reports) == 1 and len(reports[0].read_text(encoding="utf-8").splitlines()) > 1234
+    stats = vendor(habu)
+    assert stats["runs_created"] == 1 and stats["resumes"] == 1
+    assert stats["tokens_minted"] == 1
+    assert stats["polls_too_frequent"] == 0  # the 5-minute floor held across all three tasks
+
+
+@pytest.mark.usefixtures("fresh_tokens")
+def test_question_run_to_storage_with_hostile_file_names(habu, tmp_path):
+    out = tmp_path / "results"
+    tis = _run(
+        "habu_question_to_storage", "habu_dags.py", run_conf={"question": "crq-files", "out": str(out)}
+    )
+    assert _states(tis) == {"question": "success", "files": "success"}
+    written = sorted(p.name for p in out.iterdir())
+    assert written == sorted(["escape.csv", "out.csv", "résumé ✓.csv", "hidden", "data.csv"])
+    assert not list(tmp_path.glob("escape.csv")) and not (tmp_path.parent / "escape.csv").exists()
+
+
+@pytest.mark.usefixtures("fresh_tokens")
+@pytest.mark.parametrize(
+    ("question", "message"),
+    [("crq-fail", "column BRAND_ID not found"), ("crq-missing", "412")],
+)
+def test_failing_question_runs_fail_the_task_with_the_reason(habu, capfd, question, message):
+    tis = _run("habu_question_failing", "habu_dags.py", run_conf={"question": question})
+    assert _states(tis) == {"question": "failed"}
+    assert message in capfd.readouterr().out
+
+
+@pytest.mark.usefixtures("fresh_tokens")
+def test_sync_wait_reports_the_failed_flow_run(habu, capfd):
+    tis = _run("habu_flow_sync", "habu_dags.py")
+    assert _states(tis) == {"flow": "failed"}
+    assert "BRAND_EXPOSURES is empty" in capfd.readouterr().out
+    assert vendor(habu)["polls_too_frequent"] == 0
+
+
+@pytest.mark.usefixtures("fresh_tokens")
+def test_replay_operator_follows_the_new_run(habu):
+    hook = HabuHook(**FAST)
+    parent = hook.create_flow_run(CR, "flow-weekly", name="replayed", nodes={NODE(1): DATES}, pause_level=1)[
+        "id"
+    ]
+    settle(hook, flow_ref(parent), habu, {RunState.PAUSED})
+    tis = _run("habu_replay", "habu_dags.py", run_conf={"parent": parent})
+    assert _states(tis) == {"replay": "success"}
+    stats = vendor(habu)
+    assert stats["replays"] == 1 and stats["runs_created"] == 2
+
+
+@pytest.mark.usefixtures("fresh_tokens")
+def test_sensors(habu):
+    hook = HabuHook(**FAST)
+    paused = hook.create_flow_run(CR, "flow-weekly", name="watched", nodes={NODE(1): DATES}, pause_level=1)[
+        "id"
+    ]
+    done = hook.create_question_run("crq-reach", name="watched-q", parameters=DATES)["id"]
+    failed = hook.create_question_run("crq-fail", name="watched-f", parameters=DATES)["id"]
+    conf = {"paused": paused, "question_run": done, "failed_run": failed}
+    tis = _run("habu_sensors", "habu_dags.py", run_conf=conf)
+    assert _states(tis) == {"flow_paused": "success", "question_done": "success", "question_failed": "failed"}
+    assert vendor(habu)["runs_created"] == 3  # sensors never create runs
+
+
+@pytest.mark.usefixtures("fresh_tokens")
+def test_create_limit_waits_for_the_next_window_in_the_triggerer(habu):
+    hook = HabuHook(**FAST)
+    for i in range(19):  # leave one creation in this hour's budget
+        hook.create_question_run("crq-reach", name=f"filler{i}", parameters=DATES)
+    tis = _run("habu_create_limit_wait", "habu_dags.py")
+    assert _states(tis) == {f"questions[{i}]": "success" for i in range(3)}
+    stats = vendor(habu)
+    assert stats["runs_created"] == 22  # 19 + 3: each mapped task created exactly one run
+    # dag.test() runs the mapped tasks one after another, so the third may start after the first
+    # waiter's window opened; either way a refused task asked once and then waited: no 429 storm.
+    assert 1 <= stats["creates_refused"] <= 2
+
+
+@pytest.mark.usefixtures("fresh_tokens")
+def test_create_limit_fails_clearly_when_told_to(habu, capfd):
+    hook = HabuHook(**FAST)
+    for i in range(20):
+        hook.create_question_run("crq-reach", name=f"filler{i}", parameters=DATES)
+    tis = _run("habu_create_limit_fail", "habu_dags.py")
+    assert set(_states(tis).values()) == {"failed"} and len(tis) == 3
+    assert "20 run creations per hour are used up" in capfd.readouterr().out
+    assert vendor(habu)["creates_refused"] == 3
