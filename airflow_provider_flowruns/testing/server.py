@@ -18,6 +18,7 @@ VENDORS: dict[str, str] = {
     "demo": "airflow_provider_flowruns.testing.demo_app:DemoEmulator",
     "amperity": "airflow_provider_flowruns.testing.amperity_app:AmperityEmulator",
     "tableflow": "airflow_provider_flowruns.testing.tableflow_app:TableflowEmulator",
+    "activepieces": "airflow_provider_flowruns.testing.activepieces_app:ActivepiecesEmulator",
 }
 
 
