@@ -111,11 +111,16 @@ def get_provider_info() -> dict[str, Any]:
             {"integration-name": "Flow runs", "python-modules": [f"{_P}.operators.base"]},
             {"integration-name": "Amperity", "python-modules": [f"{_P}.operators.amperity"]},
             {"integration-name": "Tableflow", "python-modules": [f"{_P}.operators.tableflow"]},
+            {
+                "integration-name": "Activepieces",
+                "python-modules": [f"{_P}.operators.activepieces", f"{_P}.operators.activepieces_bulk"],
+            },
         ],
         "sensors": [
             {"integration-name": "Flow runs", "python-modules": [f"{_P}.sensors.base"]},
             {"integration-name": "Amperity", "python-modules": [f"{_P}.sensors.amperity"]},
             {"integration-name": "Tableflow", "python-modules": [f"{_P}.sensors.tableflow"]},
+            {"integration-name": "Activepieces", "python-modules": [f"{_P}.sensors.activepieces"]},
         ],
         "triggers": [{"integration-name": "Flow runs", "python-modules": [f"{_P}.triggers.run"]}],
         "transfers": [
@@ -123,7 +128,12 @@ def get_provider_info() -> dict[str, Any]:
                 "source-integration-name": "Tableflow",
                 "target-integration-name": "Object storage",
                 "python-module": f"{_P}.transfers.tableflow",
-            }
+            },
+            {
+                "source-integration-name": "Activepieces",
+                "target-integration-name": "Object storage",
+                "python-module": f"{_P}.transfers.activepieces",
+            },
         ],
         "connection-types": CONNECTION_TYPES,
         "config": {
