@@ -352,12 +352,16 @@ class ActivepiecesHook(FlowRunsHook):
 
     @staticmethod
     def _check_cancelled(ref: RunRef, status: RunStatus) -> None:
-        """Activepieces answers the bulk cancel the same whether or not it cancelled this run."""
+        """Activepieces answers the bulk cancel the same whether or not it cancelled this run, so
+        the run is read back: a RUNNING run cannot be cancelled, and a live one must not be
+        reported as cancelled."""
         if status.state is RunState.RUNNING:
             raise NotSupported(
                 f"Activepieces cancels only PAUSED or QUEUED runs; run {ref.run_id} is RUNNING and "
                 "keeps going until it ends or hits the flow timeout."
             )
+        if not status.state.is_terminal:
+            raise FlowRunsError(f"Activepieces did not cancel run {ref.run_id}; it is {status.vendor_status}")
 
     # -- webhooks --------------------------------------------------------------------------------------
     def trigger_webhook(
