@@ -112,12 +112,17 @@ def get_provider_info() -> dict[str, Any]:
             {"integration-name": "LiveRamp Clean Room (Habu)", "python-modules": [f"{_P}.operators.habu"]},
             {"integration-name": "Amperity", "python-modules": [f"{_P}.operators.amperity"]},
             {"integration-name": "Tableflow", "python-modules": [f"{_P}.operators.tableflow"]},
+            {
+                "integration-name": "Activepieces",
+                "python-modules": [f"{_P}.operators.activepieces", f"{_P}.operators.activepieces_bulk"],
+            },
         ],
         "sensors": [
             {"integration-name": "Flow runs", "python-modules": [f"{_P}.sensors.base"]},
             {"integration-name": "LiveRamp Clean Room (Habu)", "python-modules": [f"{_P}.sensors.habu"]},
             {"integration-name": "Amperity", "python-modules": [f"{_P}.sensors.amperity"]},
             {"integration-name": "Tableflow", "python-modules": [f"{_P}.sensors.tableflow"]},
+            {"integration-name": "Activepieces", "python-modules": [f"{_P}.sensors.activepieces"]},
         ],
         "triggers": [{"integration-name": "Flow runs", "python-modules": [f"{_P}.triggers.run"]}],
         "transfers": [
@@ -130,6 +135,11 @@ def get_provider_info() -> dict[str, Any]:
                 "source-integration-name": "Tableflow",
                 "target-integration-name": "Object storage",
                 "python-module": f"{_P}.transfers.tableflow",
+            },
+            {
+                "source-integration-name": "Activepieces",
+                "target-integration-name": "Object storage",
+                "python-module": f"{_P}.transfers.activepieces",
             },
         ],
         "connection-types": CONNECTION_TYPES,

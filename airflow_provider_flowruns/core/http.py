@@ -50,6 +50,9 @@ class Call:
     files: Any = None
     #: False when the body is a stream that is consumed by sending it once (an upload): never retried.
     resendable: bool = True
+    #: False for a vendor's public routes (webhooks, resume links): the connection's credentials are
+    #: then not sent, so a secret never travels to an endpoint that does not need it.
+    authenticated: bool = True
 
     @property
     def is_idempotent(self) -> bool:
@@ -377,8 +380,10 @@ class FlowRunsHook(BaseHook):
         while True:
             if self._bucket is not None:
                 self._bucket.acquire()
+            kwargs = self._request_kwargs(call)
+            auth = kwargs.pop("auth", httpx.USE_CLIENT_DEFAULT)
             try:
-                response = client.send(client.build_request(**self._request_kwargs(call)), stream=True)
+                response = client.send(client.build_request(**kwargs), stream=True, auth=auth)
             except httpx.TransportError as exc:
                 error = self._transport_error(call, exc)
             else:
@@ -408,6 +413,8 @@ class FlowRunsHook(BaseHook):
             kwargs["files"] = call.files
         if call.headers:
             kwargs["headers"] = dict(call.headers)
+        if not call.authenticated:
+            kwargs["auth"] = None  # httpx: an explicit None overrides the client's auth
         return kwargs
 
     def _check(self, call: Call, response: httpx.Response) -> FlowRunsApiError | None:

@@ -1,17 +1,255 @@
-"""Activepieces flow runs: connection, auth and run status.
+"""Activepieces flow runs: connection, auth, run status, lists, webhooks, retry, resume, bulk calls.
 
 Connection: ``host`` = API base URL (default ``https://cloud.activepieces.com/api``; self-hosted:
 ``https://<host>/api``), ``password`` = platform API key, extra ``project_id`` (required for lists
 and bulk operations). Cancel is a bulk call that only applies to PAUSED or QUEUED runs.
+
+Webhooks and resume links are public routes on Activepieces (``skipAuth``; the unguessable run id
+guards a resume link), so they are sent without the API key: a platform key must not travel to an
+endpoint that does not check it, where a proxy log or a flow step could record it.
 """
 
 from __future__ import annotations
 
+import ast
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from airflow_provider_flowruns.core.errors import FlowRunsConfigError
+import httpx
+
+from airflow_provider_flowruns.core.errors import (
+    FlowRunsApiError,
+    FlowRunsConfigError,
+    FlowRunsError,
+    NotSupported,
+)
 from airflow_provider_flowruns.core.http import Call, ClientSettings, FlowRunsHook
 from airflow_provider_flowruns.core.runs import RunRef, RunState, RunStatus, StatusMap
+from airflow_provider_flowruns.core.timestamps import iso_utc
+
+#: Query parameter the trigger adds to a webhook call. Activepieces hands a webhook's query string
+#: to the flow as ``queryParams`` in the trigger step's output, which is where the run is found
+#: again; a query parameter leaves the user's body (JSON, text or binary) exactly as given.
+MARKER_PARAM = "airflow_run_key"
+FAILED_STATUSES = (
+    "FAILED",
+    "TIMEOUT",
+    "QUOTA_EXCEEDED",
+    "MEMORY_LIMIT_EXCEEDED",
+    "INTERNAL_ERROR",
+    "LOG_SIZE_EXCEEDED",
+)
+ALL_STATUSES = ("QUEUED", "RUNNING", "PAUSED", "SUCCEEDED", "CANCELED", *FAILED_STATUSES)
+CANCELLABLE = ("PAUSED", "QUEUED")
+RETRY_STRATEGIES = ("FROM_FAILED_STEP", "ON_LATEST_VERSION")
+#: Runs created this long before the trigger call still count, to absorb clock skew with the server.
+CLOCK_SKEW = timedelta(minutes=2)
+RETENTION_HINT = (
+    "Activepieces purges run data after AP_EXECUTION_DATA_RETENTION_DAYS (30 days by default, "
+    "14 on older releases)"
+)
+EXPIRED_LINK = "This link has expired"
+
+
+class CorrelationTimeout(FlowRunsError):
+    """A webhook was called but no run carrying its marker showed up in time."""
+
+
+class NotResumable(FlowRunsError):
+    """The run is not waiting for input (not PAUSED, or paused on a delay that ends by itself)."""
+
+
+def _as_tuple(value: Any, name: str) -> tuple[str, ...]:
+    """A list parameter as a tuple of strings.
+
+    A template renders a list to its text (``"['a', 'b']"``) unless the DAG renders native objects,
+    so such text, a JSON list and ``"a,b"`` are all read as lists.
+    """
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                raise FlowRunsConfigError(f"{name} is not a list: {value!r}")
+        else:
+            return tuple(part.strip() for part in text.split(",") if part.strip())
+    if isinstance(value, Iterable) and not isinstance(value, (Mapping, str, bytes)):
+        return tuple(str(v) for v in value if v not in (None, ""))
+    raise FlowRunsConfigError(f"{name} must be a string or a list of strings, got {value!r}")
+
+
+def _statuses(value: Any, name: str = "statuses") -> tuple[str, ...]:
+    statuses = tuple(s.strip().upper() for s in _as_tuple(value, name))
+    unknown = [s for s in statuses if s not in ALL_STATUSES]
+    if unknown:
+        raise FlowRunsConfigError(
+            f"{name} has unknown Activepieces statuses {unknown}; known: {', '.join(ALL_STATUSES)} "
+            "(a stopped run is CANCELED, with one L)"
+        )
+    return statuses
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    """The run filters Activepieces' list and bulk routes share, validated once.
+
+    ``flow_run_ids`` wins over the other filters on the bulk routes (Activepieces ignores them then).
+    ``tags`` and ``include_archived`` exist on the list route only, ``failed_step_message`` on bulk
+    retry/archive only.
+    """
+
+    flow_run_ids: tuple[str, ...] = ()
+    exclude_flow_run_ids: tuple[str, ...] = ()
+    flow_ids: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    failed_step_name: str | None = None
+    failed_step_message: str | None = None
+    created_after: str | None = None
+    created_before: str | None = None
+    include_archived: bool = False
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        flow_run_ids: Any = None,
+        exclude_flow_run_ids: Any = None,
+        flow_ids: Any = None,
+        statuses: Any = None,
+        tags: Any = None,
+        failed_step_name: str | None = None,
+        failed_step_message: str | None = None,
+        created_after: Any = None,
+        created_before: Any = None,
+        include_archived: bool = False,
+    ) -> RunFilter:
+        after = iso_utc(created_after, "created_after") if created_after not in (None, "") else None
+        before = iso_utc(created_before, "created_before") if created_before not in (None, "") else None
+        if after and before and after >= before:
+            raise FlowRunsConfigError(f"created_after ({after}) must be before created_before ({before})")
+        return cls(
+            flow_run_ids=_as_tuple(flow_run_ids, "flow_run_ids"),
+            exclude_flow_run_ids=_as_tuple(exclude_flow_run_ids, "exclude_flow_run_ids"),
+            flow_ids=_as_tuple(flow_ids, "flow_ids"),
+            statuses=_statuses(statuses),
+            tags=_as_tuple(tags, "tags"),
+            failed_step_name=failed_step_name or None,
+            failed_step_message=failed_step_message or None,
+            created_after=after,
+            created_before=before,
+            include_archived=bool(include_archived),
+        )
+
+    def query(self, project_id: str) -> list[tuple[str, str]]:
+        """List-route query parameters; arrays as repeated keys, which Fastify reads as arrays."""
+        params: list[tuple[str, str]] = [("projectId", project_id)]
+        params += [("flowId", v) for v in self.flow_ids]
+        params += [("status", v) for v in self.statuses]
+        params += [("tags", v) for v in self.tags]
+        params += [("flowRunIds", v) for v in self.flow_run_ids]
+        for key, value in (
+            ("failedStepName", self.failed_step_name),
+            ("createdAfter", self.created_after),
+            ("createdBefore", self.created_before),
+        ):
+            if value:
+                params.append((key, value))
+        if self.include_archived:
+            params.append(("includeArchived", "true"))
+        return params
+
+    def body(self, project_id: str, *, bulk_retry_fields: bool = True) -> dict[str, Any]:
+        """A bulk-route body (cancel takes no failed-step fields)."""
+        body: dict[str, Any] = {"projectId": project_id}
+        for key, value in (
+            ("flowRunIds", list(self.flow_run_ids)),
+            ("excludeFlowRunIds", list(self.exclude_flow_run_ids)),
+            ("flowId", list(self.flow_ids)),
+            ("status", list(self.statuses)),
+            ("createdAfter", self.created_after),
+            ("createdBefore", self.created_before),
+        ):
+            if value:
+                body[key] = value
+        if bulk_retry_fields:
+            if self.failed_step_name:
+                body["failedStepName"] = self.failed_step_name
+            if self.failed_step_message:
+                body["failedStepMessage"] = self.failed_step_message
+        return body
+
+
+@dataclass(frozen=True)
+class HttpAnswer:
+    """What a public route (webhook, resume link) answered: the flow decides status and body."""
+
+    status_code: int
+    body: Any
+    request_id: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status_code": self.status_code, "body": self.body, "request_id": self.request_id}
+
+
+def _answer(response: httpx.Response) -> HttpAnswer:
+    try:
+        body: Any = response.json() if response.content else None
+    except ValueError:
+        body = response.text
+    return HttpAnswer(
+        status_code=response.status_code,
+        body=body,
+        request_id=response.headers.get("x-webhook-id"),
+        headers={k: v for k, v in response.headers.items() if k.lower() != "set-cookie"},
+    )
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else an empty one: vendor fields may be null or absent."""
+    return value if isinstance(value, dict) else {}
+
+
+def failed_step_name(run: Mapping[str, Any]) -> str | None:
+    """The failed step's name: current servers send ``failedStep{name,displayName}``, older ones
+    ``failedStepName``."""
+    failed = _obj(run.get("failedStep"))
+    return failed.get("name") or run.get("failedStepName") or None
+
+
+def trigger_output(run: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The trigger step's output (``{method, headers, body, queryParams}`` for a webhook), or None
+    when the run has no step data (not started, or purged after retention)."""
+    steps = run.get("steps")
+    if not isinstance(steps, dict) or not steps:
+        return None
+    step = steps.get("trigger")
+    if not isinstance(step, dict):
+        step = next(
+            (s for s in steps.values() if isinstance(s, dict) and str(s.get("type", "")).endswith("TRIGGER")),
+            None,
+        )
+    output = step.get("output") if isinstance(step, dict) else None
+    return output if isinstance(output, dict) else None
+
+
+def marker_of(run: Mapping[str, Any]) -> str | None:
+    """The correlation marker the run's webhook call carried, if any."""
+    output = trigger_output(run)
+    if output is None:
+        return None
+    query = _obj(output.get("queryParams"))
+    value = query.get(MARKER_PARAM)
+    if isinstance(value, list):  # a repeated query key arrives as a list
+        value = value[0] if value else None
+    return str(value) if value else None
 
 
 class ActivepiecesHook(FlowRunsHook):
@@ -29,15 +267,9 @@ class ActivepiecesHook(FlowRunsHook):
             RunState.RUNNING: ["RUNNING"],
             RunState.PAUSED: ["PAUSED"],
             RunState.SUCCEEDED: ["SUCCEEDED"],
-            RunState.FAILED: [
-                "FAILED",
-                "TIMEOUT",
-                "QUOTA_EXCEEDED",
-                "MEMORY_LIMIT_EXCEEDED",
-                "INTERNAL_ERROR",
-                "LOG_SIZE_EXCEEDED",
-            ],
-            RunState.CANCELLED: ["CANCELED"],
+            RunState.FAILED: list(FAILED_STATUSES),
+            # STOPPED: the seed's older status table; current servers say CANCELED.
+            RunState.CANCELLED: ["CANCELED", "STOPPED"],
         }
     )
 
@@ -46,6 +278,8 @@ class ActivepiecesHook(FlowRunsHook):
 
     @property
     def project_id(self) -> str:
+        if not self._settings:
+            self.get_client()  # the project id lives in the connection's extra
         project = self.extra.get("project_id")
         if not project:
             raise FlowRunsConfigError(f"Connection {self.conn_id!r}: extra field 'project_id' is required")
@@ -58,27 +292,46 @@ class ActivepiecesHook(FlowRunsHook):
             return str(body.get("code") or ""), str(message)[:1000], None
         return super().parse_error(body, response)
 
+    # -- runs ----------------------------------------------------------------------------------------
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        """One run with its ``steps`` (None when it has not started or its data was purged)."""
+        return dict(self.call(self.status_call(RunRef(run_id))))
+
+    def list_runs(
+        self, run_filter: RunFilter | None = None, *, limit: int = 100, max_pages: int | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Runs matching ``run_filter`` (newest first, without steps), following ``next`` through
+        every page, or through ``max_pages`` of them where a caller must stay bounded."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100:
+            raise FlowRunsConfigError(f"limit must be an integer from 1 to 100, got {limit!r}")
+        base = [*(run_filter or RunFilter()).query(self.project_id), ("limit", str(limit))]
+        cursor: str | None = None
+        pages = 0
+        while True:
+            params = base + ([("cursor", cursor)] if cursor else [])
+            page = self.call(Call("GET", "v1/flow-runs", params=params))
+            yield from page.get("data") or []
+            pages += 1
+            cursor = page.get("next")
+            if not cursor or (max_pages is not None and pages >= max_pages):
+                return
+
     def status_call(self, ref: RunRef) -> Call:
         return Call("GET", f"v1/flow-runs/{ref.run_id}")
 
     def parse_status(self, ref: RunRef, body: Any) -> RunStatus:
         vendor_status = str(body.get("status") or "UNKNOWN")
-        failed = body.get("failedStep") if isinstance(body.get("failedStep"), dict) else None
-        failed_name = (
-            (failed or {}).get("displayName") or (failed or {}).get("name") or body.get("failedStepName")
-        )
-        message = f"failed at step {failed_name}" if failed_name else body.get("terminationReason")
         return RunStatus(
             run_id=ref.run_id,
             state=self.status_map(vendor_status),
             vendor_status=vendor_status,
-            message=message,
+            message=describe(body),
             url=self.run_url(ref),
             raw=body,
         )
 
+    # -- cancel: the bulk route, PAUSED and QUEUED runs only -------------------------------------------
     def cancel_call(self, ref: RunRef) -> Call:
-        # The bulk route is the only cancel; it refuses RUNNING runs (they finish or time out).
         return Call(
             "POST",
             "v1/flow-runs/cancel",
@@ -86,8 +339,257 @@ class ActivepiecesHook(FlowRunsHook):
             idempotent=True,
         )
 
+    def cancel(self, ref: RunRef) -> Any:
+        answer = self.call(self.cancel_call(ref))
+        self._check_cancelled(ref, self.get_status(ref))
+        return answer
+
+    async def acancel(self, ref: RunRef) -> Any:
+        await self.aget_client()  # reads the connection (project id) without blocking the loop
+        answer = await self.acall(self.cancel_call(ref))
+        self._check_cancelled(ref, await self.aget_status(ref))
+        return answer
+
+    @staticmethod
+    def _check_cancelled(ref: RunRef, status: RunStatus) -> None:
+        """Activepieces answers the bulk cancel the same whether or not it cancelled this run, so
+        the run is read back: a RUNNING run cannot be cancelled, and a live one must not be
+        reported as cancelled."""
+        if status.state is RunState.RUNNING:
+            raise NotSupported(
+                f"Activepieces cancels only PAUSED or QUEUED runs; run {ref.run_id} is RUNNING and "
+                "keeps going until it ends or hits the flow timeout."
+            )
+        if not status.state.is_terminal:
+            raise FlowRunsError(f"Activepieces did not cancel run {ref.run_id}; it is {status.vendor_status}")
+
+    # -- webhooks --------------------------------------------------------------------------------------
+    def trigger_webhook(
+        self,
+        flow_id: str,
+        payload: Any = None,
+        *,
+        sync: bool = False,
+        marker: str | None = None,
+        parent_run_id: str | None = None,
+        fail_parent_on_failure: bool | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> HttpAnswer:
+        """Call the flow's webhook (``/sync``: wait up to the server's 30 s for its Return Response).
+
+        The async route answers ``{}`` without a run id: see :meth:`find_run_by_marker`. A lost
+        answer is never resent (the call is not idempotent); the caller looks for the run instead.
+        """
+        if not flow_id:
+            raise FlowRunsConfigError("flow_id is required")
+        sent = dict(headers or {})
+        if parent_run_id:
+            sent["ap-parent-run-id"] = str(parent_run_id)
+        if fail_parent_on_failure is not None:
+            sent["ap-fail-parent-on-failure"] = "true" if fail_parent_on_failure else "false"
+        call = Call(
+            "POST",
+            f"v1/webhooks/{flow_id}" + ("/sync" if sync else ""),
+            params={MARKER_PARAM: marker} if marker else None,
+            json=payload,
+            headers=sent or None,
+            idempotent=False,
+            authenticated=False,  # public route: see the module docstring
+        )
+        try:
+            return self.call(call, parse=_answer)
+        except FlowRunsApiError as exc:
+            hint = {
+                410: f"Activepieces flow {flow_id} does not exist (HTTP 410)",
+                404: f"Activepieces flow {flow_id} is disabled (HTTP 404): publish and enable it "
+                "(or the connection's host is not the API base URL)",
+                413: "the payload is too large for Activepieces (HTTP 413)",
+            }.get(exc.status or 0)
+            if hint is None:
+                raise
+            raise FlowRunsApiError(
+                hint, status=exc.status, vendor_code=exc.vendor_code, method="POST", path=call.path
+            )
+
+    def find_run_by_marker(
+        self,
+        flow_id: str,
+        matches: Callable[[str], bool],
+        *,
+        since: datetime,
+        timeout: float,
+        poll_interval: float = 3.0,
+        max_pages: int = 3,
+    ) -> dict[str, Any]:
+        """The newest run of ``flow_id`` created since ``since`` whose webhook marker ``matches``.
+
+        Bounded and gentle: one list call per round (``flowId`` + ``createdAfter``, at most
+        ``max_pages`` pages of 100), and each run's details are fetched once, only after it has left
+        QUEUED (a queued run has no step data to match yet). Raises :class:`CorrelationTimeout`
+        after ``timeout`` seconds, saying how many runs were still queued.
+        """
+        window = RunFilter.build(flow_ids=[flow_id], created_after=since - CLOCK_SKEW)
+        deadline = time.monotonic() + timeout
+        checked: set[str] = set()
+        while True:
+            queued = 0
+            for run in self.list_runs(window, max_pages=max_pages):
+                run_id = str(run.get("id"))
+                if run_id in checked:
+                    continue
+                if run.get("status") == "QUEUED":
+                    queued += 1
+                    continue
+                detail = self.get_run(run_id)
+                if trigger_output(detail) is None and detail.get("status") == "QUEUED":
+                    queued += 1
+                    continue
+                checked.add(run_id)
+                marker = marker_of(detail)
+                if marker is not None and matches(marker):
+                    return detail
+            if time.monotonic() >= deadline:
+                waiting = (
+                    f"; {queued} run(s) of the flow are still QUEUED and cannot be matched yet"
+                    if queued
+                    else ""
+                )
+                raise CorrelationTimeout(
+                    f"no run of Activepieces flow {flow_id} carrying this task's marker appeared within "
+                    f"{timeout:.0f}s ({len(checked)} run(s) checked{waiting}); raise correlation_timeout "
+                    "if the flow's queue is slow"
+                )
+            time.sleep(max(0.0, min(poll_interval, deadline - time.monotonic())))
+
+    # -- retry, resume ---------------------------------------------------------------------------------
+    def retry_run(self, run_id: str, strategy: str) -> dict[str, Any]:
+        """Retry one finished run. ``FROM_FAILED_STEP`` re-queues the same run id (older servers made
+        a new one); ``ON_LATEST_VERSION`` starts a new run on the latest published version. The
+        answer's id is the run to follow either way."""
+        if strategy not in RETRY_STRATEGIES:
+            raise FlowRunsConfigError(
+                f"strategy must be one of {', '.join(RETRY_STRATEGIES)}, got {strategy!r}"
+            )
+        call = Call(
+            "POST",
+            f"v1/flow-runs/{run_id}/retry",
+            json={"strategy": strategy, "projectId": self.project_id},
+            idempotent=False,
+        )
+        try:
+            return dict(self.call(call))
+        except FlowRunsApiError as exc:
+            if exc.status == 410:
+                raise FlowRunsApiError(
+                    f"run {run_id} is outside the retention window and can no longer be retried ({RETENTION_HINT})",
+                    status=410,
+                    vendor_code=exc.vendor_code,
+                    method="POST",
+                    path=call.path,
+                )
+            raise
+
+    def resume_run(
+        self, run_id: str, payload: Any = None, *, waitpoint_id: str | None = None, sync: bool = False
+    ) -> HttpAnswer:
+        """Answer a PAUSED run's human-input or webhook wait with ``payload``.
+
+        Uses the waitpoint route (current servers) and falls back to the legacy ``requests`` route
+        (deprecated 2026-04-13) when the waitpoint is unknown there. Both are public routes.
+        """
+        run = self.get_run(run_id)
+        status = run.get("status")
+        if status != "PAUSED":
+            raise NotResumable(
+                f"Activepieces run {run_id} is {status}, not PAUSED: there is nothing to resume"
+            )
+        meta = _obj(run.get("pauseMetadata"))
+        if meta.get("type") == "DELAY":
+            raise NotResumable(
+                f"Activepieces run {run_id} is paused on a delay until {meta.get('resumeDateTime')}; "
+                "it resumes by itself"
+            )
+        request_id = meta.get("requestId")
+        waitpoint = waitpoint_id or meta.get("waitpointId") or request_id
+        if not waitpoint:
+            raise NotResumable(f"Activepieces run {run_id} is paused but names no waitpoint or request id")
+        suffix = "/sync" if sync else ""
+        try:
+            answer = self._public_post(f"v1/flow-runs/{run_id}/waitpoints/{waitpoint}{suffix}", payload)
+        except FlowRunsApiError as exc:
+            if exc.status != 404 or not (request_id or waitpoint_id):
+                raise
+            self.log.info("Waitpoint route unknown for run %s (HTTP 404); using the legacy route.", run_id)
+            legacy = request_id or waitpoint_id
+            answer = self._public_post(f"v1/flow-runs/{run_id}/requests/{legacy}{suffix}", payload)
+        message = answer.body.get("message") if isinstance(answer.body, dict) else None
+        if isinstance(message, str) and message.startswith(EXPIRED_LINK):
+            raise NotResumable(f"Activepieces refused to resume run {run_id}: {message}")
+        return answer
+
+    def _public_post(self, path: str, payload: Any) -> HttpAnswer:
+        return self.call(
+            Call("POST", path, json=payload, idempotent=False, authenticated=False), parse=_answer
+        )
+
+    # -- bulk --------------------------------------------------------------------------------------------
+    def bulk_cancel(self, run_filter: RunFilter) -> list[dict[str, Any]]:
+        unsupported = [s for s in run_filter.statuses if s not in CANCELLABLE]
+        if unsupported:
+            raise FlowRunsConfigError(
+                f"only PAUSED and QUEUED runs can be cancelled, not {unsupported}: Activepieces lets "
+                "RUNNING runs finish or time out"
+            )
+        body = run_filter.body(self.project_id, bulk_retry_fields=False)
+        return _runs_in(self.call(Call("POST", "v1/flow-runs/cancel", json=body, idempotent=True)))
+
+    def bulk_retry(self, run_filter: RunFilter, strategy: str) -> list[dict[str, Any]]:
+        if strategy not in RETRY_STRATEGIES:
+            raise FlowRunsConfigError(
+                f"strategy must be one of {', '.join(RETRY_STRATEGIES)}, got {strategy!r}"
+            )
+        body = {**run_filter.body(self.project_id), "strategy": strategy}
+        return _runs_in(self.call(Call("POST", "v1/flow-runs/retry", json=body, idempotent=False)))
+
+    def bulk_archive(self, run_filter: RunFilter) -> list[dict[str, Any]]:
+        body = run_filter.body(self.project_id)
+        return _runs_in(self.call(Call("POST", "v1/flow-runs/archive", json=body, idempotent=True)))
+
     def run_url(self, ref: RunRef) -> str | None:
         base = self._settings.base_url if self._settings else self.default_base_url
         root = base[: -len("/api")] if base.endswith("/api") else base
         project = self.extra.get("project_id")
         return f"{root}/projects/{project}/runs/{ref.run_id}" if project else f"{root}/runs/{ref.run_id}"
+
+
+def describe(run: Mapping[str, Any]) -> str | None:
+    """Why a run is where it is, in the vendor's words: the failed step and its error, the older
+    ``terminationReason``, or what a paused run waits for."""
+    name = failed_step_name(run)
+    if name:
+        failed = _obj(run.get("failedStep"))
+        label = failed.get("displayName") or name
+        steps = _obj(run.get("steps"))
+        step = _obj(steps.get(name))
+        error = step.get("errorMessage")
+        text = f"failed at step {label}" + (f" ({name})" if label != name else "")
+        return f"{text}: {error}" if error else text
+    if run.get("terminationReason"):
+        return str(run["terminationReason"])
+    meta = run.get("pauseMetadata") if isinstance(run.get("pauseMetadata"), dict) else None
+    if run.get("status") == "PAUSED" and meta:
+        if meta.get("type") == "DELAY":
+            return f"paused until {meta.get('resumeDateTime')}"
+        return "paused, waiting for input (resume it with ActivepiecesResumeFlowRunOperator)"
+    return None
+
+
+def _runs_in(body: Any) -> list[dict[str, Any]]:
+    """Bulk routes answer an array of runs; tolerate a ``{data: [...]}`` page or an empty body."""
+    if isinstance(body, dict):
+        body = body.get("data")
+    return [r for r in body or [] if isinstance(r, dict)]
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)

@@ -17,6 +17,7 @@ from airflow_provider_flowruns.core.auth import BearerToken, OAuth2ClientCredent
 from airflow_provider_flowruns.core.errors import FlowRunsApiError, FlowRunsConfigError
 from airflow_provider_flowruns.core.http import Call, ClientSettings, FlowRunsHook, secret_digest
 from airflow_provider_flowruns.core.runs import RunRef, RunState, RunStatus, StatusMap
+from airflow_provider_flowruns.core.timestamps import parse_iso8601
 
 DEFAULT_API_VERSION = "2024-04-01"
 RUN_MODES = ("source", "refresh", "full")
@@ -26,17 +27,6 @@ CONFIG_PREFIXES = {
     "og-": "amperity.orchestration.orchestration/run",
     "cc-": "campaign/run",
 }
-
-
-def parse_iso8601(value: str, name: str) -> datetime:
-    """Parse an ISO-8601 timestamp (``Z`` allowed; naive means UTC); the error names the parameter."""
-    if not isinstance(value, str) or not value.strip():
-        raise FlowRunsConfigError(f"{name} must be an ISO-8601 timestamp string, got {value!r}")
-    try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise FlowRunsConfigError(f"{name} is not an ISO-8601 timestamp: {value!r}")
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def validate_start(

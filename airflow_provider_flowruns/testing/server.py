@@ -19,6 +19,7 @@ VENDORS: dict[str, str] = {
     "amperity": "airflow_provider_flowruns.testing.amperity_app:AmperityEmulator",
     "tableflow": "airflow_provider_flowruns.testing.tableflow_app:TableflowEmulator",
     "habu": "airflow_provider_flowruns.testing.habu_app:HabuEmulator",
+    "activepieces": "airflow_provider_flowruns.testing.activepieces_app:ActivepiecesEmulator",
 }
 
 

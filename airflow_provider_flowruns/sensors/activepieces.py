@@ -1,0 +1,19 @@
+"""Activepieces: wait for a flow run started elsewhere (a schedule, an app event, another DAG)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from airflow_provider_flowruns.hooks.activepieces import ActivepiecesHook
+from airflow_provider_flowruns.links import ActivepiecesRunLink
+from airflow_provider_flowruns.sensors.base import FlowRunSensor
+
+
+class ActivepiecesFlowRunSensor(FlowRunSensor):
+    """Succeeds when run ``run_id`` succeeds (or, with ``succeed_on_pause=True``, pauses for input);
+    fails with the failed step and its error when it fails, times out, is cancelled or runs out of
+    quota or memory. Poke, reschedule or deferrable."""
+
+    hook_class = ActivepiecesHook
+    template_fields: Sequence[str] = ("conn_id", "run_id")
+    operator_extra_links = (ActivepiecesRunLink(),)

@@ -1,0 +1,96 @@
+"""Activepieces: a run's step outputs -> one JSON object per step under a destination prefix."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator, ObjectStoragePath
+
+from airflow_provider_flowruns.core.errors import FlowRunsConfigError, FlowRunsError
+from airflow_provider_flowruns.core.storage import (
+    WrittenObject,
+    as_storage_path,
+    child_path,
+    sanitize_filename,
+    write_atomically,
+)
+from airflow_provider_flowruns.hooks.activepieces import RETENTION_HINT, ActivepiecesHook
+
+
+def step_files(folder: ObjectStoragePath, names: Sequence[str]) -> dict[str, ObjectStoragePath]:
+    """Step name -> ``<folder>/<sanitized name>.json``; names that sanitize alike get ``-2``, ``-3``...
+
+    Step names come from the flow's author, so they are treated like any vendor file name.
+    """
+    paths: dict[str, ObjectStoragePath] = {}
+    used: set[str] = set()
+    for name in names:
+        base = sanitize_filename(name, fallback="step")
+        candidate, n = base, 1
+        while candidate.lower() in used:
+            n += 1
+            candidate = f"{base}-{n}"
+        used.add(candidate.lower())
+        paths[name] = child_path(folder, f"{candidate}.json")
+    return paths
+
+
+class ActivepiecesStepOutputsToStorageOperator(BaseOperator):
+    """Write each step's ``output`` of run ``run_id`` to ``<destination>/<run id>/<step>.json``.
+
+    :param run_id: the Activepieces run (templated, e.g. ``{{ ti.xcom_pull('trigger') }}``).
+    :param destination: prefix URI (``s3://bucket/activepieces/{{ ds }}``, ``/data/out``).
+    :param steps: only these step names (default: every step, the trigger included).
+    :param overwrite: replace existing objects (default True; False fails on an existing one).
+
+    Step data exists once a run has started and until Activepieces purges it (30 days by default):
+    outside that the task fails saying which. Objects appear whole or not at all. Returns the list
+    of ``{uri, size, sha256}`` written.
+    """
+
+    template_fields: Sequence[str] = ("conn_id", "run_id", "destination", "steps")
+
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        destination: str,
+        steps: list[str] | None = None,
+        overwrite: bool = True,
+        conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not run_id:
+            raise FlowRunsConfigError("run_id is required")
+        self.run_id = run_id
+        self.destination = destination
+        self.steps = steps
+        self.overwrite = overwrite
+        self.conn_id = conn_id or ActivepiecesHook.default_conn_name
+
+    def execute(self, context: Any) -> list[dict[str, Any]]:
+        run = ActivepiecesHook(self.conn_id).get_run(str(self.run_id))
+        steps = run.get("steps")
+        if not isinstance(steps, Mapping) or not steps:
+            raise FlowRunsError(
+                f"Activepieces run {self.run_id} ({run.get('status')}) has no step data: it has not "
+                f"started yet, or its data is gone ({RETENTION_HINT})"
+            )
+        if run.get("stepsDataTruncated"):
+            self.log.warning("Activepieces truncated the step data of run %s (log size limit).", self.run_id)
+        names = list(steps) if self.steps is None else list(self.steps)
+        unknown = [n for n in names if n not in steps]
+        if unknown:
+            raise FlowRunsConfigError(f"run {self.run_id} has no steps {unknown}; it has {sorted(steps)}")
+        folder = child_path(as_storage_path(self.destination), str(self.run_id))
+        written: list[WrittenObject] = []
+        for name, path in step_files(folder, names).items():
+            step = steps[name] if isinstance(steps[name], Mapping) else {}
+            data = json.dumps(step.get("output"), indent=2, sort_keys=True, default=str).encode()
+            written.append(write_atomically(path, [data], expected_size=len(data), overwrite=self.overwrite))
+        for obj in written:
+            self.log.info("Wrote %s (%s bytes, sha256 %s)", obj.uri, obj.size, obj.sha256)
+        return [obj.to_dict() for obj in written]

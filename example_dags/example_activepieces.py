@@ -1,0 +1,71 @@
+"""Activepieces: an expense waits for approval inside an Activepieces flow. Airflow builds the
+request from upstream data, lets the flow pause for the decision, answers it by policy, and then
+retries the project's runs that failed in the day before.
+
+Connection ``activepieces_default`` (platform API key; see docs/connections.md):
+    AIRFLOW_CONN_ACTIVEPIECES_DEFAULT='{"conn_type": "activepieces", "password": "<api key>",
+        "extra": {"project_id": "<project id>"}}'
+Variables (optional):
+    ``activepieces_approval_flow_id``: the approval flow (webhook trigger, then an approval step);
+    ``activepieces_auto_approve_limit``: expenses up to this amount are approved (default 500).
+The flow id defaults to the built-in emulator's seeded approval flow, so the DAG runs offline.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow.sdk import DAG, Variable, task
+
+from airflow_provider_flowruns.operators.activepieces import (
+    ActivepiecesResumeFlowRunOperator,
+    ActivepiecesTriggerFlowOperator,
+)
+from airflow_provider_flowruns.operators.activepieces_bulk import ActivepiecesBulkRetryFlowRunsOperator
+
+with DAG(
+    "example_activepieces_approval",
+    schedule="@daily",
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    tags=["flowruns", "activepieces", "example"],
+    doc_md=__doc__,
+    default_args={"retries": 1, "retry_delay": timedelta(minutes=1)},
+) as dag:
+
+    @task
+    def expense_report(ds: str | None = None) -> dict[str, Any]:
+        """Stands in for reading the day's expense from a source system."""
+        return {"id": f"EXP-{ds}", "amount": 120, "currency": "EUR", "submitted_by": "j.doe"}
+
+    @task
+    def decide(expense: dict[str, Any]) -> dict[str, Any]:
+        """The approval policy: small expenses are approved automatically."""
+        limit = float(Variable.get("activepieces_auto_approve_limit", default=500))
+        return {"approved": float(expense["amount"]) <= limit, "by": "airflow-policy"}
+
+    report = expense_report()
+    request = ActivepiecesTriggerFlowOperator(
+        task_id="request_approval",
+        flow_id="{{ var.value.get('activepieces_approval_flow_id', 'flowApproval000000000') }}",
+        payload={"expense": report, "requested_by": "airflow"},
+        on_pause="return",  # the flow waits for a human: hand the paused run to the next task
+        deferrable=True,
+        timeout=timedelta(hours=1),
+    )
+    record = ActivepiecesResumeFlowRunOperator(
+        task_id="record_decision",
+        run_id=request.output,
+        payload=decide(report),
+        deferrable=True,
+        timeout=timedelta(hours=1),
+    )
+    retry = ActivepiecesBulkRetryFlowRunsOperator(
+        task_id="retry_failed_runs",
+        # Every run of the project that failed (any failed status) in the day before this run.
+        created_after="{{ (dag_run.run_after - macros.timedelta(days=1)) | ts }}",
+        strategy="FROM_FAILED_STEP",
+    )
+    record >> retry
