@@ -7,7 +7,9 @@ AIRFLOW_VERSION ?= 3.3.2
 AIRFLOW_FLOOR ?= 3.1.8
 VENV := .venv
 FLOOR := .venv-af31
-PYTEST_FLAGS ?= -q -p no:cacheprovider
+# Three workers on two cores: most test time is spent waiting on emulated vendors, not computing.
+# --dist loadfile keeps a file's module-scoped emulator in one worker.
+PYTEST_FLAGS ?= -q -p no:cacheprovider -n 3 --dist loadfile
 
 .PHONY: demo test lint typecheck test-main test-floor clean emulator
 

@@ -12,7 +12,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 # One home per Airflow version: the 3.3 and 3.1-floor runs must not share a metadata DB.
 os.environ.setdefault(
-    "AIRFLOW_HOME", str(ROOT / ".run" / f"airflow-test-{importlib.metadata.version('apache-airflow')}")
+    "AIRFLOW_HOME",
+    # ... and one per xdist worker: each migrates and uses its own SQLite metadata DB.
+    str(
+        ROOT
+        / ".run"
+        / f"airflow-test-{importlib.metadata.version('apache-airflow')}-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+    ),
 )
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "tests" / "dags"))

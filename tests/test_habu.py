@@ -45,7 +45,7 @@ def _conn(emu, **extra) -> str:
             "host": emu.url("habu", "/v1"),
             "login": "habu-client",
             "password": "habu-secret",
-            "extra": {"emulator_time_scale": SPEED, **extra},
+            "extra": {"emulator_time_scale": extra.pop("scale", SPEED), **extra},
         }
     )
 
@@ -430,8 +430,17 @@ def test_sensors(habu):
     assert vendor(habu)["runs_created"] == 3  # sensors never create runs
 
 
-@pytest.mark.usefixtures("fresh_tokens")
-def test_create_limit_waits_for_the_next_window_in_the_triggerer(habu):
+@pytest.fixture
+def habu_hourly(habu, fresh_tokens, monkeypatch):
+    """Habu at 60x: an emulated hour is a real minute, so the budget filled by a test is still
+    spent when its DAG starts, however slow the machine (at 600x it could free in six seconds)."""
+    with EmulatorProcess(["habu"], speed=60) as emu:
+        monkeypatch.setenv("AIRFLOW_CONN_HABU_DEFAULT", _conn(emu, scale=60))
+        yield emu
+
+
+def test_create_limit_waits_for_the_next_window_in_the_triggerer(habu_hourly):
+    habu = habu_hourly
     hook = HabuHook(**FAST)
     for i in range(19):  # leave one creation in this hour's budget
         hook.create_question_run("crq-reach", name=f"filler{i}", parameters=DATES)
@@ -445,7 +454,8 @@ def test_create_limit_waits_for_the_next_window_in_the_triggerer(habu):
 
 
 @pytest.mark.usefixtures("fresh_tokens")
-def test_create_limit_fails_clearly_when_told_to(habu, capfd):
+def test_create_limit_fails_clearly_when_told_to(habu_hourly, capfd):
+    habu = habu_hourly
     hook = HabuHook(**FAST)
     for i in range(20):
         hook.create_question_run("crq-reach", name=f"filler{i}", parameters=DATES)
@@ -453,3 +463,37 @@ def test_create_limit_fails_clearly_when_told_to(habu, capfd):
     assert set(_states(tis).values()) == {"failed"} and len(tis) == 3
     assert "20 run creations per hour are used up" in capfd.readouterr().out
     assert vendor(habu)["creates_refused"] == 3
+
+
+@pytest.mark.usefixtures("fresh_tokens")
+def test_a_task_adopts_its_live_run_by_name_instead_of_creating_another(habu):
+    """What a retry without a task state store (or after a crash between create and store) does."""
+    from test_operator_dags import xcom
+
+    hook = HabuHook(**FAST)
+    nodes = {NODE(1): {"START_DATE": "2026-01-01", "END_DATE": "2026-01-08"}}
+    existing = hook.create_flow_run(CR, "flow-slow", name="weekly-2026-47", nodes=nodes)["id"]
+    tis = _run("habu_flow_named", "habu_dags.py", run_conf={"name": "weekly-2026-47"})
+    assert _states(tis) == {"flow": "success"}
+    assert xcom(tis[0], "run_id") == existing
+    assert vendor(habu)["runs_created"] == 1
+
+
+def test_on_kill_says_the_run_keeps_going(habu, capfd):
+    op = HabuFlowRunOperator(task_id="k", cleanroom_id=CR, flow_id="flow-weekly")
+    op._run_ref = flow_ref("fr-running")
+    op.on_kill()
+    assert "no API to cancel a run; run fr-running keeps going" in capfd.readouterr().out
+
+
+def test_provisioning_a_question_until_it_runs(habu):
+    hook = HabuHook(**FAST)
+    question_id = hook.create_question({"questionDetails": {"title": "q1 API test", "category": "testing"}})
+    added = hook.add_question_to_cleanroom(CR, question_id)
+    crq = added["id"]
+    with pytest.raises(FlowRunsApiError) as exc:
+        hook.create_question_run(crq, name="too-early", parameters=DATES)
+    assert exc.value.status == 412
+    hook.assign_dataset_ownership(crq, [{"organizationId": "org-1", "macro": "digital"}])
+    hook.configure_datasets(crq, [{"datasetId": "ds-1", "macro": "digital", "fields": []}])
+    assert hook.create_question_run(crq, name="ready", parameters=DATES)["status"] == "QUEUED"

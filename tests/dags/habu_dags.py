@@ -79,6 +79,16 @@ with DAG("habu_sensors", schedule=None, start_date=START, catchup=False) as habu
 for policy in ("wait", "fail"):
     with DAG(f"habu_create_limit_{policy}", schedule=None, start_date=START, catchup=False) as limited:
         HabuQuestionRunOperator.partial(
-            task_id="questions", question_id="crq-reach", on_create_limit=policy, deferrable=True
+            task_id="questions", question_id="crq-files", on_create_limit=policy, deferrable=True
         ).expand(parameters=[{**PARAMS, "BRAND": brand} for brand in ("a", "b", "c")])
     globals()[f"habu_create_limit_{policy}"] = limited
+
+with DAG("habu_flow_named", schedule=None, start_date=START, catchup=False) as habu_flow_named:
+    HabuFlowRunOperator(
+        task_id="flow",
+        cleanroom_id="cr-acme",
+        flow_id="flow-slow",
+        name="{{ dag_run.conf['name'] }}",
+        nodes={MATCH_NODE: {"START_DATE": "2026-01-01", "END_DATE": "2026-01-08"}},
+        wait_for_completion=False,
+    )
