@@ -5,21 +5,20 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# One home per Airflow version: the 3.3 and 3.1-floor runs must not share a metadata DB.
-os.environ.setdefault(
-    "AIRFLOW_HOME",
-    # ... and one per xdist worker: each migrates and uses its own SQLite metadata DB.
-    str(
-        ROOT
-        / ".run"
-        / f"airflow-test-{importlib.metadata.version('apache-airflow')}-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
-    ),
-)
+# One home per Airflow version (the 3.3 and 3.1-floor runs must not share a metadata DB) and per
+# test process: xdist workers inherit the controller's environment, so a home this file chose is
+# re-chosen in every process (by pid: xdist names its workers only after this module is imported).
+if "AIRFLOW_HOME" not in os.environ or os.environ.get("FLOWRUNS_TEST_HOME_PID"):
+    version = importlib.metadata.version("apache-airflow")
+    os.environ["AIRFLOW_HOME"] = str(ROOT / ".run" / f"airflow-test-{version}-{os.getpid()}")
+    os.environ["FLOWRUNS_TEST_HOME_PID"] = str(os.getpid())
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "tests" / "dags"))
 
@@ -31,8 +30,9 @@ DEMO_TOKEN = "demo-token"
 
 
 @pytest.fixture(scope="session")
-def airflow_db() -> None:
-    """A fresh SQLite metadata DB for ``dag.test()`` (the end-to-end suite uses PostgreSQL)."""
+def airflow_db() -> Iterator[None]:
+    """A fresh SQLite metadata DB for ``dag.test()`` (the end-to-end suite uses PostgreSQL),
+    removed with its home at the end of the session."""
     home = Path(os.environ["AIRFLOW_HOME"])
     home.mkdir(parents=True, exist_ok=True)
     (home / "airflow.db").unlink(missing_ok=True)
@@ -42,6 +42,9 @@ def airflow_db() -> None:
         capture_output=True,
         env=os.environ.copy(),
     )
+    yield
+    if home.name.endswith(f"-{os.getpid()}"):
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
