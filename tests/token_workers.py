@@ -66,3 +66,26 @@ def call_habu(conn: str, lock_dir: str, store: Any, barrier: Any, use_async: boo
 
         return asyncio.run(poll())
     return str(hook.get_question("crq-reach")["id"])
+
+
+def book_creates(store: Any, lock_dir: str, barrier: Any, attempts: int, limit: int) -> list[str]:
+    """One "host" booking create slots in the shared ledger; returns what each attempt got."""
+    from pathlib import Path
+
+    from airflow.sdk.execution_time import task_runner
+
+    task_runner.SUPERVISOR_COMMS = VariableStoreComms(store)  # type: ignore[attr-defined]
+
+    from airflow_provider_flowruns.core.create_budget import SharedCreateBudget
+    from airflow_provider_flowruns.core.errors import RateLimitBudgetExhausted
+    from airflow_provider_flowruns.core.leases import DeploymentLock
+
+    budget = SharedCreateBudget(lock=DeploymentLock("test ledger", settle_seconds=0.2, lock_dir=Path(lock_dir)))
+    barrier.wait()
+    got = []
+    for _ in range(attempts):
+        try:
+            got.append(budget.book("https://habu.example/v1|client", limit=limit, window=3600, what="x").slot)
+        except RateLimitBudgetExhausted:
+            got.append("refused")
+    return got

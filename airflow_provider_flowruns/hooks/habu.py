@@ -28,6 +28,7 @@ from urllib.parse import quote
 from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_flowruns.core.auth import OAuth2ClientCredentials
+from airflow_provider_flowruns.core.create_budget import SharedCreateBudget
 from airflow_provider_flowruns.core.errors import (
     FlowRunsApiError,
     FlowRunsConfigError,
@@ -42,6 +43,9 @@ FLOW_RUN = "flow_run"
 QUESTION_RUN = "question_run"
 #: The vendor's create window; a 429 on create means "not before the next one".
 CREATE_WINDOW_SECONDS = 3600.0
+CREATES_PER_WINDOW = 20
+#: One ledger per process, like the token cache; its state lives in a Variable per API user.
+CREATE_BUDGET = SharedCreateBudget()
 REPORT_PAGE_SIZE = 500
 
 FLOW_RUN_STATUS = StatusMap(
@@ -150,6 +154,7 @@ class HabuHook(FlowRunsHook):
                 f"Connection {self.conn_id!r}: login (client id) and password (client secret) are required"
             )
         base = self.base_url_of(conn)
+        self._api_user = f"{base}|{conn.login}"
         auth = OAuth2ClientCredentials(
             f"{base}/oauth/token",
             conn.login,
@@ -172,20 +177,30 @@ class HabuHook(FlowRunsHook):
 
     # -- creating runs (20 per hour, never blindly repeated) ------------------------------------------
     def _create(self, call: Call, *, what: str, find: Any) -> dict[str, Any]:
-        """Send a create once. 429: the hourly budget is spent. Lost answer: look for the run by name
-        (``find(asked_at)``) before letting the error surface, so nothing is created twice."""
+        """Book a slot in the deployment's create ledger, then send the create once.
+
+        A 429 means the API user's hour is spent by someone outside this ledger: the ledger is
+        blocked for a window so no other task asks. A lost answer: look for the run by name
+        (``find(asked_at)``) before letting the error surface, so nothing is created twice. A
+        definite rejection (4xx) created nothing, so its slot goes back.
+        """
+        window = CREATE_WINDOW_SECONDS / self.time_scale
+        booking = CREATE_BUDGET.book(self.api_user, limit=self.creates_per_hour, window=window, what=what)
         asked_at = time.time()
         try:
             return dict(unwrap(self.call(call)) or {})
         except FlowRunsApiError as exc:
             if exc.status == 429:
-                wait = self.next_create_window()
+                until = CREATE_BUDGET.refused(self.api_user, window=window)
+                wait = until - time.time()
                 raise RateLimitBudgetExhausted(
-                    f"{self.vendor} refused to create {what}: 20 run creations per hour are used up "
-                    f"for this API user. Not retrying now; the next window opens in about {wait:.0f}s.",
-                    retry_at=time.time() + wait,
+                    f"{self.vendor} refused to create {what}: the run creations allowed per hour are "
+                    "used up for this API user (by a system outside this deployment's ledger). Not "
+                    f"retrying now; the next window opens in about {wait:.0f}s.",
+                    retry_at=until + random.uniform(0, 120) / self.time_scale,
                 ) from None
             if exc.status is not None and exc.status < 500:
+                CREATE_BUDGET.cancel(booking)
                 raise
             self.log.warning("Creating %s got no clear answer (%s); checking whether it exists.", what, exc)
             found = find(asked_at)
@@ -194,10 +209,22 @@ class HabuHook(FlowRunsHook):
                 return dict(found)
             raise
 
-    def next_create_window(self) -> float:
-        """Real seconds until creating is worth trying again: one window, plus jitter so tasks that
-        were refused together do not return together."""
-        return (CREATE_WINDOW_SECONDS + random.uniform(0, 120)) / self.time_scale
+    @property
+    def api_user(self) -> str:
+        """Who the vendor counts creations against: the API user at this host (no secret in it)."""
+        self.get_client()
+        return self._api_user
+
+    @property
+    def creates_per_hour(self) -> int:
+        """Connection extra ``creates_per_hour`` (default 20): lower it to leave room for other
+        systems using the same API user."""
+        raw = self.extra.get("creates_per_hour", CREATES_PER_WINDOW)
+        if isinstance(raw, bool) or not str(raw).strip().isdigit() or int(raw) < 1:
+            raise FlowRunsConfigError(
+                f"Connection {self.conn_id!r}: creates_per_hour must be a whole number >= 1, got {raw!r}"
+            )
+        return int(raw)
 
     # -- flow runs -------------------------------------------------------------------------------------
     def flow_run_parameters(self, cleanroom_id: str, flow_id: str) -> list[dict[str, Any]]:
