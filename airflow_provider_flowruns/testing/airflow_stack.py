@@ -2,7 +2,9 @@
 tests and ``make demo``, plus helpers to trigger a DAG and read back what happened.
 
 Metadata DB: PostgreSQL on 127.0.0.1:5432 when reachable (how users run Airflow), else SQLite with
-a loud warning saying what that does not exercise. Executor: LocalExecutor.
+a loud warning saying what that does not exercise. Executor: LocalExecutor, or CeleryExecutor with
+Redis on 127.0.0.1:6379 as broker and several workers and triggerers (the distributed Airflow our
+users run at scale); the distributed stack needs both services and says so when they are missing.
 """
 
 from __future__ import annotations
@@ -25,15 +27,27 @@ from sqlalchemy import create_engine, text
 
 from airflow_provider_flowruns.testing.process import free_port
 
-SERVICES = ("api-server", "scheduler", "dag-processor", "triggerer")
+
+def service_hostname() -> str:
+    """``[core] hostname_callable`` for the stack's services: each reports its own tag (say
+    ``triggerer-1``) as its host, so the ``job`` table tells which process holds which triggers."""
+    return os.environ.get("FLOWRUNS_SERVICE_HOSTNAME") or socket.getfqdn()
 
 
-def postgres_available(host: str = "127.0.0.1", port: int = 5432) -> bool:
+def reachable(port: int, host: str = "127.0.0.1") -> bool:
     try:
         with socket.create_connection((host, port), timeout=1):
             return True
     except OSError:
         return False
+
+
+def postgres_available(host: str = "127.0.0.1", port: int = 5432) -> bool:
+    return reachable(port, host)
+
+
+def redis_available(host: str = "127.0.0.1", port: int = 6379) -> bool:
+    return reachable(port, host)
 
 
 @dataclass
@@ -46,6 +60,10 @@ class RunReport:
 
 
 class AirflowStack:
+    """``with AirflowStack(...) as stack`` starts the services; ``executor="CeleryExecutor"`` adds
+    ``workers`` Celery workers, and ``triggerers`` triggerers run side by side (tags
+    ``triggerer-1``, ``triggerer-2``, ... when there is more than one) so one can be killed."""
+
     def __init__(
         self,
         name: str,
@@ -54,8 +72,14 @@ class AirflowStack:
         root: Path,
         env: Mapping[str, str] | None = None,
         database: str = "auto",
+        executor: str = "LocalExecutor",
+        workers: int = 2,
+        triggerers: int = 1,
     ) -> None:
         self.name = name
+        self.executor = executor
+        self.workers = workers if executor == "CeleryExecutor" else 0
+        self.triggerers = triggerers
         self.home = root / ".run" / name
         self.dags_folder = dags_folder
         self.port = free_port()
@@ -69,12 +93,18 @@ class AirflowStack:
         else:
             self.db_url = f"sqlite:///{self.home / 'airflow.db'}"
         self._db_name = db_name
+        self.queue = "default"
         self.env = {
             **os.environ,
             "AIRFLOW_HOME": str(self.home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__EXECUTOR": executor,
+            # Several stacks (xdist workers, CI jobs) share this machine: no fixed log-server ports.
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+            # A killed triggerer's triggers move to a live one after this many seconds.
+            "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "10",
             "AIRFLOW__CORE__PARALLELISM": "8",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.db_url,
             "AIRFLOW__API__PORT": str(self.port),
@@ -86,9 +116,30 @@ class AirflowStack:
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
             "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
             "AIRFLOW__API__WORKERS": "1",
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": f"{__name__}.service_hostname",
+            **self._celery_env(),
             **dict(env or {}),
         }
         self.env.pop("AIRFLOW__CORE__UNIT_TEST_MODE", None)
+
+    def _celery_env(self) -> dict[str, str]:
+        if self.executor != "CeleryExecutor":
+            return {}
+        if not (self.use_postgres and redis_available()):
+            raise RuntimeError(
+                "CeleryExecutor needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379; "
+                f"postgres={'up' if self.use_postgres else 'missing'}, "
+                f"redis={'up' if redis_available() else 'missing'}"
+            )
+        # One queue per checkout and stack: two clones on one Redis never take each other's tasks.
+        self.queue = f"flowruns_{self._db_name}"
+        return {
+            "AIRFLOW__CELERY__BROKER_URL": "redis://127.0.0.1:6379/0",
+            "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + self.db_url,
+            "AIRFLOW__OPERATORS__DEFAULT_QUEUE": self.queue,
+            "AIRFLOW__CELERY__WORKER_CONCURRENCY": "4",
+            "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
+        }
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> AirflowStack:
@@ -106,17 +157,30 @@ class AirflowStack:
                 flush=True,
             )
         self._airflow("db", "migrate")
-        for service in SERVICES:
+        for service in ("api-server", "scheduler", "dag-processor"):
             self.start_service(service)
+        for i in range(1, self.triggerers + 1):
+            tag = "triggerer" if self.triggerers == 1 else f"triggerer-{i}"
+            self.start_service("triggerer", tag=tag, args=["--skip-serve-logs"] if i > 1 else [])
+        for i in range(1, self.workers + 1):
+            self.start_service(
+                "celery",
+                tag=f"worker-{i}",
+                args=["worker", "--celery-hostname", f"w{i}@{self.name}", "--queues", self.queue, "-s"],
+            )
         self._wait_http(f"http://127.0.0.1:{self.port}/api/v2/monitor/health", 120)
         return self
 
-    def start_service(self, service: str, *, tag: str | None = None) -> subprocess.Popen[bytes]:
-        args = [service] if service != "api-server" else [service, "--port", str(self.port)]
+    def start_service(
+        self, service: str, *, tag: str | None = None, args: list[str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        args = [service, *(args or [])]
+        if service == "api-server":
+            args += ["--port", str(self.port)]
         log = open(self.home / "logs" / f"{tag or service}.log", "ab")  # noqa: SIM115
         proc = subprocess.Popen(  # noqa: S603
             [sys.executable, "-m", "airflow", *args],
-            env=self.env,
+            env={**self.env, "FLOWRUNS_SERVICE_HOSTNAME": tag or service},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

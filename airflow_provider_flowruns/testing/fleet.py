@@ -33,11 +33,15 @@ class EmulatorFleet:
 
     :param secret: one credential for every vendor (client secrets, API keys), so a leak scan has a
         single sentinel to look for; default: each emulator's built-in credential.
+    :param speeds: per-vendor overrides of :data:`SPEEDS` (Habu's connection follows its speed).
     """
 
-    def __init__(self, workdir: Path, *, secret: str | None = None) -> None:
+    def __init__(
+        self, workdir: Path, *, secret: str | None = None, speeds: dict[str, float] | None = None
+    ) -> None:
         self.workdir = workdir
         self.secret = secret
+        self.speeds = {**SPEEDS, **(speeds or {})}
         self.emulators: dict[str, EmulatorProcess] = {}
         self._stack = ExitStack()
         self.env: dict[str, str] = {}
@@ -50,7 +54,7 @@ class EmulatorFleet:
             overrides["FLOWRUNS_TABLEFLOW_API_KEY"] = self.secret
             overrides["FLOWRUNS_ACTIVEPIECES_API_KEY"] = self.secret
         try:
-            for vendor, speed in SPEEDS.items():
+            for vendor, speed in self.speeds.items():
                 self.emulators[vendor] = self._stack.enter_context(
                     EmulatorProcess([vendor], speed=speed, env=overrides)
                 )
@@ -95,7 +99,7 @@ class EmulatorFleet:
                 "host": emu["habu"].url("habu", "/v1"),
                 "login": "habu-client",
                 "password": self._secret("habu-secret"),
-                "extra": {"emulator_time_scale": SPEEDS["habu"]},
+                "extra": {"emulator_time_scale": self.speeds["habu"]},
             },
             "tableflow_default": {
                 "conn_type": "tableflow",

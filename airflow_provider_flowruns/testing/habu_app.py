@@ -687,6 +687,7 @@ class HabuEmulator(VendorEmulator):
             **dict.fromkeys(COUNTERS, 0),
             **self.counters,
             "max_polls_per_run_hour": self.max_polls_per_run_hour,
+            "max_creates_in_an_hour": self.create_limit.peak,
             "flow_runs": len(self.flow_runs),
             "question_runs": len(self.question_runs),
             "minted_tokens": sorted(self.tokens),

@@ -23,6 +23,7 @@ class WindowLimit:
         self._lock = threading.Lock()
         self.accepted = 0
         self.refused = 0
+        self.peak = 0  # the most events ever inside one window: what a budget test asserts on
 
     def hit(self) -> float | None:
         """Record an event; None if allowed, else emulated seconds until a slot frees up."""
@@ -35,4 +36,5 @@ class WindowLimit:
                 return self._events[0] + self.window - now
             self._events.append(now)
             self.accepted += 1
+            self.peak = max(self.peak, len(self._events))
             return None
