@@ -80,7 +80,9 @@ def book_creates(store: Any, lock_dir: str, barrier: Any, attempts: int, limit: 
     from airflow_provider_flowruns.core.errors import RateLimitBudgetExhausted
     from airflow_provider_flowruns.core.leases import DeploymentLock
 
-    budget = SharedCreateBudget(lock=DeploymentLock("test ledger", settle_seconds=0.2, lock_dir=Path(lock_dir)))
+    budget = SharedCreateBudget(
+        lock=DeploymentLock("test ledger", settle_seconds=0.2, lock_dir=Path(lock_dir))
+    )
     barrier.wait()
     got = []
     for _ in range(attempts):
