@@ -1,7 +1,8 @@
 # Two commands do everything on a fresh machine:
 #   make demo   - install, start the emulators and a real Airflow, run an example DAG end to end
-#   make test   - install, lint, type-check, unit + dag.test() + end-to-end tests on Airflow 3.3,
-#                 then the same unit/DAG/e2e tests on the Airflow 3.1 floor
+#   make test   - install, lint, type-check, unit + dag.test() + end-to-end tests on Airflow 3.3
+#                 (incl. the distributed CeleryExecutor suite), then the same on the Airflow 3.1 floor
+#   make soak   - the long runs: 300 deferred runs on the distributed Airflow
 PYTHON ?= python3
 AIRFLOW_VERSION ?= 3.3.2
 AIRFLOW_FLOOR ?= 3.1.8
@@ -9,9 +10,9 @@ VENV := .venv
 FLOOR := .venv-af31
 # Three workers on two cores: most test time is spent waiting on emulated vendors, not computing.
 # --dist loadfile keeps a file's module-scoped emulator in one worker.
-PYTEST_FLAGS ?= -q -p no:cacheprovider -n 3 --dist loadfile
+PYTEST_FLAGS ?= -q -rs -p no:cacheprovider -n 3 --dist loadfile
 
-.PHONY: demo test lint typecheck test-main test-floor clean emulator
+.PHONY: demo test lint typecheck test-main test-floor soak services clean emulator
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +26,11 @@ $(FLOOR)/.installed: pyproject.toml Makefile
 	$(FLOOR)/bin/uv pip install -q --python $(FLOOR)/bin/python "apache-airflow==$(AIRFLOW_FLOOR)" -e ".[dev]"
 	touch $@
 
-demo: $(VENV)/.installed
+# PostgreSQL (metadata DB) and Redis (Celery broker), started if installed but stopped.
+services:
+	@bash tools/ensure_services.sh
+
+demo: $(VENV)/.installed services
 	$(VENV)/bin/python tools/run_demo.py
 
 emulator: $(VENV)/.installed
@@ -38,15 +43,19 @@ lint: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy
 
-test-main: $(VENV)/.installed
+test-main: $(VENV)/.installed services
 	@echo "== Airflow $(AIRFLOW_VERSION): unit, dag.test() and end-to-end tests"
 	$(VENV)/bin/python -m pytest $(PYTEST_FLAGS)
 
-test-floor: $(FLOOR)/.installed
+test-floor: $(FLOOR)/.installed services
 	@echo "== Airflow $(AIRFLOW_FLOOR) (floor): unit, dag.test() and end-to-end tests"
 	$(FLOOR)/bin/python -m pytest $(PYTEST_FLAGS)
 
 test: lint typecheck test-main test-floor
+
+# 300 deferred runs (75 per vendor) through two Celery workers and two triggerers, one killed.
+soak: $(VENV)/.installed services
+	FLOWRUNS_LOAD_RUNS=75 $(VENV)/bin/python -m pytest -q -rs -s -p no:cacheprovider tests/e2e/test_distributed.py
 
 clean:
 	rm -rf $(VENV) $(FLOOR) .run demo-output .mypy_cache .ruff_cache

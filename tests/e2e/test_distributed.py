@@ -46,6 +46,16 @@ def _deferred(stack: AirflowStack, run_id: str) -> int:
     )[0][0]
 
 
+def _waiting_on(stack: AirflowStack, job: int) -> list[tuple[str, int]]:
+    """The task instances whose triggers triggerer job ``job`` holds right now."""
+    rows = stack.query(
+        "select ti.task_id, ti.map_index from task_instance ti join trigger t on ti.trigger_id = t.id "
+        "where t.triggerer_id = :j",
+        j=job,
+    )
+    return [(task, int(index)) for task, index in rows]
+
+
 def _triggers_by_job(stack: AirflowStack) -> dict[int, int]:
     rows = stack.query("select triggerer_id, count(*) from trigger where triggerer_id is not null group by 1")
     return {int(job): int(n) for job, n in rows}
@@ -81,20 +91,21 @@ def distributed(tmp_path_factory):
                 lambda: _deferred(stack, run_id) >= sum(TASKS.values()) // 3, 600, what="runs to defer"
             )
             before = _triggers_by_job(stack)
-            stack.kill_service("triggerer-1")
-            killed_at = time.monotonic()
             dead_job = _triggerer_job(stack, "triggerer-1")
+            stack.kill_service("triggerer-1")
+            orphans = _waiting_on(stack, dead_job)  # still assigned to it: nobody else runs them yet
+            killed_at = time.monotonic()
             report = stack.wait_for_run(DAG_ID, run_id, timeout=1500)
             print(
                 f"\ndistributed: {sum(TASKS.values())} deferred runs, triggers per triggerer job when one "
-                f"was killed: {before}; run finished {time.monotonic() - killed_at:.0f}s after the kill"
+                f"was killed: {before}; {len(orphans)} of them moved to the other triggerer; the run "
+                f"finished {time.monotonic() - killed_at:.0f}s after the kill"
             )
-            yield stack, fleet, report, before.get(dead_job, 0)
+            yield stack, fleet, report, orphans
 
 
 def test_every_run_finishes_once_though_a_triggerer_was_killed(distributed):
-    stack, _, report, orphaned = distributed
-    assert orphaned > 0, "the killed triggerer held no triggers: the failover was not exercised"
+    stack, _, report, orphans = distributed
     assert report.state == "success", report.tasks
     rows = stack.query(
         "select task_id, map_index, state, try_number from task_instance where dag_id=:d and run_id=:r",
@@ -104,9 +115,10 @@ def test_every_run_finishes_once_though_a_triggerer_was_killed(distributed):
     assert Counter(task for task, *_ in rows) == Counter(TASKS)
     assert {state for _, _, state, _ in rows} == {"success"}
     assert {tries for *_, tries in rows} == {1}, "a task ran more than once"
-    # Every task's run was deferred to a triggerer, and some of those moved to the survivor.
-    logs = list((stack.home / "logs").rglob("*.trigger.*.log"))
-    assert len(logs) >= sum(TASKS.values()), len(logs)
+    # The tasks whose triggers the killed triggerer held finished all the same: another one ran them.
+    assert orphans, "the killed triggerer held no triggers: the failover was not exercised"
+    finished = {(task, index) for task, index, state, _ in rows if state == "success"}
+    assert set(orphans) <= finished
 
 
 def test_one_vendor_run_per_task(distributed):
