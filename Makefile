@@ -12,7 +12,7 @@ FLOOR := .venv-af31
 # --dist loadfile keeps a file's module-scoped emulator in one worker.
 PYTEST_FLAGS ?= -q -rs -p no:cacheprovider -n 3 --dist loadfile
 
-.PHONY: demo test lint typecheck test-main test-floor soak services clean emulator
+.PHONY: demo test lint typecheck test-main test-floor test-floor-distributed soak services clean emulator
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -49,7 +49,11 @@ test-main: $(VENV)/.installed services
 
 test-floor: $(FLOOR)/.installed services
 	@echo "== Airflow $(AIRFLOW_FLOOR) (floor): unit, dag.test() and end-to-end tests"
-	$(FLOOR)/bin/python -m pytest $(PYTEST_FLAGS)
+	@echo "!! Not run on the floor, to keep CI short: the distributed CeleryExecutor suite (make test-floor-distributed)"
+	$(FLOOR)/bin/python -m pytest $(PYTEST_FLAGS) -m "not distributed"
+
+test-floor-distributed: $(FLOOR)/.installed services
+	$(FLOOR)/bin/python -m pytest -q -rs -s -p no:cacheprovider tests/e2e/test_distributed.py
 
 test: lint typecheck test-main test-floor
 

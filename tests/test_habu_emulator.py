@@ -1029,6 +1029,7 @@ async def test_stats_start_at_zero_and_reset_keeps_only_fixtures(api: Api) -> No
         "status_polls": 0,
         "polls_too_frequent": 0,
         "max_polls_per_run_hour": 0,
+        "max_creates_in_an_hour": 0,
         "resumes": 0,
         "replays": 0,
         "report_pages": 0,
@@ -1048,6 +1049,7 @@ async def test_stats_start_at_zero_and_reset_keeps_only_fixtures(api: Api) -> No
     assert response.status_code == 200
     assert stats(api)["runs_created"] == 0 and stats(api)["minted_tokens"] == []
     assert stats(api)["flow_runs"] == 0 and stats(api)["max_polls_per_run_hour"] == 0
+    assert stats(api)["max_creates_in_an_hour"] == 0
     assert (await api.get(f"{CR}/cleanroom-flow-runs/{run['id']}")).status_code == 401  # tokens are gone
     await api.login()
     assert_error(await api.get(f"{CR}/cleanroom-flow-runs/{run['id']}"), 404, "NOT_FOUND", run["id"])

@@ -296,9 +296,16 @@ class AirflowStack:
 
     # -- internals ---------------------------------------------------------------------------------
     def _airflow(self, *args: str) -> str:
-        result = subprocess.run(  # noqa: S603
-            [sys.executable, "-m", "airflow", *args], env=self.env, capture_output=True, text=True
-        )
+        try:
+            result = subprocess.run(  # noqa: S603
+                [sys.executable, "-m", "airflow", *args],
+                env=self.env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise RuntimeError(f"airflow {' '.join(args)} did not finish in 300s") from exc
         if result.returncode != 0:
             raise RuntimeError(
                 f"airflow {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"

@@ -28,14 +28,15 @@ from airflow_provider_flowruns.testing.fleet import EmulatorFleet
 ROOT = Path(__file__).resolve().parents[2]
 DAG_ID = "flowruns_distributed_load"
 SECRET = "sentinel-secret-distributed-51c2"
-RUNS = int(os.environ.get("FLOWRUNS_LOAD_RUNS", "8"))
-HABU_RUNS = max(RUNS, 24)
+RUNS = int(os.environ.get("FLOWRUNS_LOAD_RUNS", "4"))
+HABU_RUNS = max(RUNS, 22)
 TASKS = {"amperity": RUNS, "habu": HABU_RUNS, "tableflow": RUNS, "activepieces": RUNS}
 # Habu at 30x: an emulated hour is two real minutes, longer than the DAG takes to start its Habu
 # tasks, so more than 20 of them land in one create window and the shared ledger has to hold some.
 SPEEDS = {"habu": 30.0}
 
-pytestmark = pytest.mark.e2e
+# The module's stack starts inside the first test's setup: give it time on a loaded 2-core machine.
+pytestmark = [pytest.mark.e2e, pytest.mark.distributed, pytest.mark.timeout(1800)]
 
 
 def _deferred(stack: AirflowStack, run_id: str) -> int:

@@ -16,7 +16,7 @@ SECRET = (
     "sentinel-secret-7f3c9a"  # every client secret and API key; must never show up anywhere Airflow writes
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]  # the stack starts in the first test's setup
 
 
 @pytest.fixture(scope="module")
