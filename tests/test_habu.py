@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import runpy
+import time
 from pathlib import Path
 
 import pytest
@@ -163,8 +164,19 @@ def test_token_ration_exhausted_is_a_clear_error_not_a_retry_storm(habu, monkeyp
         stats = vendor(short)
         assert exc.value.status == 429 and "2 tokens per 24 hours" in str(exc.value)
         assert stats["tokens_minted"] == 2 and stats["token_refused"] == 1  # asked once, not retried
+        # The refusal is remembered (in the cache every process shares): later calls do not ask.
+        for _ in range(3):
+            with pytest.raises(FlowRunsApiError, match="not asking again") as again:
+                hook.get_question("crq-reach")
+            assert again.value.status == 429
+        assert vendor(short)["token_refused"] == 1
+        time.sleep(3600 / SPEED + 0.5)  # an (emulated) hour later the deployment asks once more
+        with pytest.raises(FlowRunsApiError, match="2 tokens per 24 hours"):
+            hook.get_question("crq-reach")
+        assert vendor(short)["token_refused"] == 2
         assert "habu-secret" not in str(exc.value)
-        advance(short, 86400)  # a new day: the API user can mint again
+        advance(short, 86400)  # a new day: the API user can mint again, once the refusal expires
+        time.sleep(3600 / SPEED + 0.5)
         assert hook.get_question("crq-reach")["id"] == "crq-reach"
         assert vendor(short)["tokens_minted"] == 3
 

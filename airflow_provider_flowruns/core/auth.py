@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import httpx
 
 from airflow_provider_flowruns.core.errors import FlowRunsApiError
+from airflow_provider_flowruns.core.polling import parse_retry_after
 
 
 class BearerToken(httpx.Auth):
@@ -42,6 +43,12 @@ class CachedToken:
 
     def valid(self, margin: float) -> bool:
         return time.time() < self.expires_at - margin
+
+    @property
+    def is_refusal(self) -> bool:
+        """A token with no value records that the vendor refused to mint one until ``expires_at``;
+        it lives in the same cache, so every process sharing tokens shares the refusal too."""
+        return not self.value
 
 
 class TokenCache(Protocol):
@@ -154,6 +161,7 @@ class OAuth2ClientCredentials(httpx.Auth):
         cache: TokenCache = PROCESS_TOKEN_CACHE,
         refresh_margin: float = 300.0,
         default_lifetime: float = 3600.0,
+        refusal_backoff: float = 3600.0,
     ) -> None:
         if credentials_in not in {"basic", "body"}:
             raise ValueError("credentials_in must be 'basic' or 'body'")
@@ -167,6 +175,7 @@ class OAuth2ClientCredentials(httpx.Auth):
         self.cache_key = f"{token_url}|{client_id}"
         self.refresh_margin = refresh_margin
         self.default_lifetime = default_lifetime
+        self.refusal_backoff = refusal_backoff
         self._sync_lock = threading.Lock()
         self._async_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
             weakref.WeakKeyDictionary()
@@ -200,17 +209,47 @@ class OAuth2ClientCredentials(httpx.Auth):
         return parse_token_response(body, default_lifetime=self.default_lifetime)
 
     def _store(self, response: httpx.Response) -> CachedToken:
-        token = self._parse_minted(response)
+        try:
+            token = self._parse_minted(response)
+        except TokenMintError as exc:
+            if exc.status == 429:
+                self.cache.put(self.cache_key, self._refusal(response))
+            raise
         self.cache.put(self.cache_key, token)
         return token
 
     async def _astore(self, response: httpx.Response) -> CachedToken:
-        token = self._parse_minted(response)
+        try:
+            token = self._parse_minted(response)
+        except TokenMintError as exc:
+            if exc.status == 429:
+                await self.cache.aput(self.cache_key, self._refusal(response))
+            raise
         await self.cache.aput(self.cache_key, token)
         return token
 
+    def _refusal(self, response: httpx.Response) -> CachedToken:
+        """The token ration is spent: remember it (for every process sharing the cache) so that no
+        task asks again before ``Retry-After``, or ``refusal_backoff`` when the vendor gives none."""
+        wait = parse_retry_after(response.headers.get("Retry-After"))
+        return CachedToken(
+            value="", expires_at=time.time() + (self.refusal_backoff if wait is None else wait)
+        )
+
+    def _check_refusal(self, cached: CachedToken | None) -> None:
+        if cached is not None and cached.is_refusal and cached.valid(0):
+            raise TokenMintError(
+                "the token endpoint refused to mint a token (the vendor rations them); not asking "
+                f"again for another {cached.expires_at - time.time():.0f}s",
+                status=429,
+                method="POST",
+                path=httpx.URL(self.token_url).path,
+            )
+
     def _valid(self, token: CachedToken | None) -> CachedToken | None:
-        return token if token is not None and token.valid(self.refresh_margin) else None
+        return (
+            token if token is not None and not token.is_refusal and token.valid(self.refresh_margin) else None
+        )
 
     def _valid_cached(self) -> CachedToken | None:
         return self._valid(self.cache.get(self.cache_key))
@@ -236,6 +275,7 @@ class OAuth2ClientCredentials(httpx.Auth):
             with self._sync_lock, self.cache.mint_guard(self.cache_key):
                 token = self._valid_cached()
                 if token is None:
+                    self._check_refusal(self.cache.get(self.cache_key))
                     response = yield self._token_request()
                     response.read()
                     token, minted = self._store(response), True
@@ -246,6 +286,7 @@ class OAuth2ClientCredentials(httpx.Auth):
                 self.cache.discard(self.cache_key, token)
                 fresh = self._valid_cached()
                 if fresh is None:
+                    self._check_refusal(self.cache.get(self.cache_key))
                     mint = yield self._token_request()
                     mint.read()
                     fresh = self._store(mint)
@@ -258,6 +299,7 @@ class OAuth2ClientCredentials(httpx.Auth):
             async with self._alock(), self.cache.amint_guard(self.cache_key):
                 token = await self._avalid_cached()
                 if token is None:
+                    self._check_refusal(await self.cache.aget(self.cache_key))
                     response = yield self._token_request()
                     await response.aread()
                     token, minted = await self._astore(response), True
@@ -268,6 +310,7 @@ class OAuth2ClientCredentials(httpx.Auth):
                 await self.cache.adiscard(self.cache_key, token)
                 fresh = await self._avalid_cached()
                 if fresh is None:
+                    self._check_refusal(await self.cache.aget(self.cache_key))
                     mint = yield self._token_request()
                     await mint.aread()
                     fresh = await self._astore(mint)

@@ -49,6 +49,8 @@ _DESCRIPTION = (
 
 def mask(value: str) -> None:
     """Register a token with Airflow's secrets masker, so an accidental log line shows ``***``."""
+    if not value:
+        return
     try:
         from airflow.sdk.log import mask_secret
 
@@ -96,7 +98,8 @@ class SharedTokenCache:
     @staticmethod
     def _token_of(record: dict[str, Any]) -> CachedToken | None:
         value, expires_at = record.get("token"), record.get("expires_at")
-        if isinstance(value, str) and value and isinstance(expires_at, (int, float)):
+        # An empty value is a refusal (the vendor would not mint until ``expires_at``), shared too.
+        if isinstance(value, str) and isinstance(expires_at, (int, float)):
             return CachedToken(value=value, expires_at=float(expires_at))
         return None
 

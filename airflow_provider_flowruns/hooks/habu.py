@@ -163,6 +163,8 @@ class HabuHook(FlowRunsHook):
             cache=SHARED_TOKEN_CACHE,
             refresh_margin=600.0,
             default_lifetime=12 * 3600.0,
+            # Past the ration, ask again at most hourly (deployment-wide, through the shared cache).
+            refusal_backoff=3600.0 / self._read_time_scale(base),
         )
         return ClientSettings(base_url=base, auth=auth, identity=secret_digest(conn.login, conn.password))
 
