@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from contextlib import ExitStack
 from pathlib import Path
 from types import TracebackType
@@ -33,11 +34,25 @@ class EmulatorFleet:
 
     :param secret: one credential for every vendor (client secrets, API keys), so a leak scan has a
         single sentinel to look for; default: each emulator's built-in credential.
+    :param speeds: per-vendor emulator speeds overriding :data:`SPEEDS`; every vendor whose speed is
+        overridden also gets ``emulator_time_scale`` on its connection, so its poll interval shrinks
+        with its clock (fault and load tests run minutes of vendor time in seconds).
+    :param vendors: the emulators to start (default: all of :data:`SPEEDS`).
     """
 
-    def __init__(self, workdir: Path, *, secret: str | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        secret: str | None = None,
+        speeds: Mapping[str, float] | None = None,
+        vendors: tuple[str, ...] | None = None,
+    ) -> None:
         self.workdir = workdir
         self.secret = secret
+        self.speeds = {**SPEEDS, **(speeds or {})}
+        self.vendors = vendors or tuple(SPEEDS)
+        self.scaled = {"habu", *(speeds or {})}
         self.emulators: dict[str, EmulatorProcess] = {}
         self._stack = ExitStack()
         self.env: dict[str, str] = {}
@@ -50,9 +65,9 @@ class EmulatorFleet:
             overrides["FLOWRUNS_TABLEFLOW_API_KEY"] = self.secret
             overrides["FLOWRUNS_ACTIVEPIECES_API_KEY"] = self.secret
         try:
-            for vendor, speed in SPEEDS.items():
+            for vendor in self.vendors:
                 self.emulators[vendor] = self._stack.enter_context(
-                    EmulatorProcess([vendor], speed=speed, env=overrides)
+                    EmulatorProcess([vendor], speed=self.speeds[vendor], env=overrides)
                 )
             self.env = self._airflow_env()
         except BaseException:
@@ -69,8 +84,17 @@ class EmulatorFleet:
     def _secret(self, default: str) -> str:
         return self.secret or default
 
+    def _url(self, vendor: str, suffix: str) -> str:
+        # A vendor left out of ``vendors`` gets an unroutable URL: its connection exists but fails fast.
+        emulator = self.emulators.get(vendor)
+        return emulator.url(vendor, suffix) if emulator else f"http://127.0.0.1:9/{vendor}{suffix}"
+
+    def _extra(self, vendor: str, **extra: Any) -> dict[str, Any]:
+        if vendor in self.scaled and self.speeds[vendor] > 1:
+            extra["emulator_time_scale"] = self.speeds[vendor]
+        return extra
+
     def _airflow_env(self) -> dict[str, str]:
-        emu = self.emulators
         inbox = self.workdir / "invoices"
         inbox.mkdir(parents=True, exist_ok=True)
         for name in ("invoice-1001.pdf", "invoice-1002.pdf"):
@@ -78,35 +102,36 @@ class EmulatorFleet:
         connections = {
             "flowruns_demo_default": {
                 "conn_type": "flowruns_demo",
-                "host": emu["demo"].url("demo", "/v1"),
+                "host": self._url("demo", "/v1"),
                 "login": "demo-client",
                 "password": self._secret("demo-secret"),
-                "extra": {"auth": "client_credentials"},
+                "extra": self._extra("demo", auth="client_credentials"),
             },
             "amperity_default": {
                 "conn_type": "amperity",
-                "host": emu["amperity"].url("amperity", "/api"),
+                "host": self._url("amperity", "/api"),
                 "login": "amperity-client",
                 "password": self._secret("amperity-secret"),
-                "extra": {"tenant": "acme", "auth": "client_credentials"},
+                "extra": self._extra("amperity", tenant="acme", auth="client_credentials"),
             },
             "habu_default": {
                 "conn_type": "habu",
-                "host": emu["habu"].url("habu", "/v1"),
+                "host": self._url("habu", "/v1"),
                 "login": "habu-client",
                 "password": self._secret("habu-secret"),
-                "extra": {"emulator_time_scale": SPEEDS["habu"]},
+                "extra": self._extra("habu"),
             },
             "tableflow_default": {
                 "conn_type": "tableflow",
-                "host": emu["tableflow"].url("tableflow", "/v2"),
+                "host": self._url("tableflow", "/v2"),
                 "password": self._secret("tableflow-key"),
+                "extra": self._extra("tableflow"),
             },
             "activepieces_default": {
                 "conn_type": "activepieces",
-                "host": emu["activepieces"].url("activepieces", "/api"),
+                "host": self._url("activepieces", "/api"),
                 "password": self._secret("activepieces-key"),
-                "extra": {"project_id": ACTIVEPIECES_PROJECT},
+                "extra": self._extra("activepieces", project_id=ACTIVEPIECES_PROJECT),
             },
         }
         env = {f"AIRFLOW_CONN_{cid.upper()}": json.dumps(conn) for cid, conn in connections.items()}
