@@ -33,6 +33,12 @@ from airflow_provider_flowruns.core.runs import RunRef, RunStatus, StatusMap
 T = TypeVar("T")
 
 USER_AGENT = f"airflow-provider-flowruns/{__version__}"
+#: Seconds to wait after a create's answer was lost before looking for the run it may have made:
+#: a vendor that timed out on us may still be writing it, and a run that is not listable yet must
+#: not read as "never created".
+LOST_ANSWER_SETTLE_SECONDS = 2.0
+#: A paced retry waits a little more than the poll floor, so clock jitter never makes it early.
+PACED_RETRY_MARGIN = 1.05
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,10 @@ class Call:
     #: False for a vendor's public routes (webhooks, resume links): the connection's credentials are
     #: then not sent, so a secret never travels to an endpoint that does not need it.
     authenticated: bool = True
+    #: True for a status read the vendor rations per run (Habu: one per 5 minutes). An attempt that
+    #: failed may still have reached the vendor and been counted (a read timeout, a cut answer), so a
+    #: retry waits the vendor's poll floor instead of re-polling within seconds.
+    paced: bool = False
 
     @property
     def is_idempotent(self) -> bool:
@@ -461,11 +471,13 @@ class FlowRunsHook(BaseHook):
         if not self._may_retry(call, error) or attempt > self.retry_policy.max_retries:
             raise error
         delay = self.retry_policy.delay(attempt, error.retry_after)
+        if call.paced and not getattr(error, "request_not_sent", False):
+            delay = max(delay, PACED_RETRY_MARGIN * self.poll_floor / self._time_scale)
         self.log.warning(
             "%s %s: %s; retry %d/%d in %.1fs",
             call.method,
             call.path,
-            f"HTTP {error.status}" if error.status else error.message,
+            f"HTTP {error.status}" if error.status and error.status >= 300 else error.message,
             attempt,
             self.retry_policy.max_retries,
             delay,
@@ -495,4 +507,4 @@ def _json_body(response: httpx.Response) -> Any:
     return response.json()
 
 
-__all__ = ["Call", "ClientSettings", "FlowRunsHook", "secret_digest"]
+__all__ = ["LOST_ANSWER_SETTLE_SECONDS", "Call", "ClientSettings", "FlowRunsHook", "secret_digest"]

@@ -15,7 +15,13 @@ from typing import Any
 
 from airflow_provider_flowruns.core.auth import BearerToken, OAuth2ClientCredentials
 from airflow_provider_flowruns.core.errors import FlowRunsApiError, FlowRunsConfigError
-from airflow_provider_flowruns.core.http import Call, ClientSettings, FlowRunsHook, secret_digest
+from airflow_provider_flowruns.core.http import (
+    LOST_ANSWER_SETTLE_SECONDS,
+    Call,
+    ClientSettings,
+    FlowRunsHook,
+    secret_digest,
+)
 from airflow_provider_flowruns.core.runs import RunRef, RunState, RunStatus, StatusMap
 from airflow_provider_flowruns.core.timestamps import parse_iso8601
 
@@ -147,7 +153,7 @@ class AmperityHook(FlowRunsHook):
             self.log.warning(
                 "Start of %s got no clear answer (%s); checking whether it started.", config_id, exc
             )
-            time.sleep(2)  # let a run started at the edge of the timeout become listable
+            time.sleep(LOST_ANSWER_SETTLE_SECONDS)
             window = asked_at - timedelta(seconds=120)
             started = [
                 run

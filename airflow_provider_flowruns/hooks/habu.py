@@ -33,7 +33,13 @@ from airflow_provider_flowruns.core.errors import (
     FlowRunsConfigError,
     RateLimitBudgetExhausted,
 )
-from airflow_provider_flowruns.core.http import Call, ClientSettings, FlowRunsHook, secret_digest
+from airflow_provider_flowruns.core.http import (
+    LOST_ANSWER_SETTLE_SECONDS,
+    Call,
+    ClientSettings,
+    FlowRunsHook,
+    secret_digest,
+)
 from airflow_provider_flowruns.core.runs import RunRef, RunState, RunStatus, StatusMap
 from airflow_provider_flowruns.core.shared_tokens import SHARED_TOKEN_CACHE
 from airflow_provider_flowruns.core.storage import WrittenObject, download_to
@@ -188,6 +194,8 @@ class HabuHook(FlowRunsHook):
             if exc.status is not None and exc.status < 500:
                 raise
             self.log.warning("Creating %s got no clear answer (%s); checking whether it exists.", what, exc)
+            # A create that timed out may still be in Habu's hands: give it time to become listable.
+            time.sleep(LOST_ANSWER_SETTLE_SECONDS)
             found = find(asked_at)
             if found is not None:
                 self.log.info("Found the run the lost create made: %s", run_id_of(found))
@@ -286,7 +294,8 @@ class HabuHook(FlowRunsHook):
         return None
 
     def get_flow_run(self, cleanroom_id: str, run_id: str) -> dict[str, Any]:
-        return dict(self.api(Call("GET", f"cleanrooms/{cleanroom_id}/cleanroom-flow-runs/{run_id}")))
+        ref = RunRef(run_id, kind=FLOW_RUN, scope={"cleanroom_id": cleanroom_id})
+        return dict(self.api(self.status_call(ref)))  # a status read: paced like every poll
 
     def resume_flow_run(self, cleanroom_id: str, run_id: str, *, pause_level: Any = None) -> dict[str, Any]:
         """Resume a PAUSED run from its intermediate results, optionally pausing again further on."""
@@ -432,7 +441,7 @@ class HabuHook(FlowRunsHook):
         return None
 
     def get_question_run(self, run_id: str) -> dict[str, Any]:
-        return dict(self.api(Call("GET", f"cleanroom-question-runs/{run_id}")))
+        return dict(self.api(self.status_call(RunRef(run_id, kind=QUESTION_RUN))))  # paced like a poll
 
     def iter_question_data(
         self, run_id: str, *, page_size: int = REPORT_PAGE_SIZE
@@ -489,11 +498,11 @@ class HabuHook(FlowRunsHook):
     # -- the run-engine contract -------------------------------------------------------------------------
     def status_call(self, ref: RunRef) -> Call:
         if ref.kind == QUESTION_RUN:
-            return Call("GET", f"cleanroom-question-runs/{ref.run_id}")
+            return Call("GET", f"cleanroom-question-runs/{ref.run_id}", paced=True)
         cleanroom = ref.scope.get("cleanroom_id")
         if not cleanroom:
             raise FlowRunsConfigError("a Habu flow run reference needs scope['cleanroom_id']")
-        return Call("GET", f"cleanrooms/{cleanroom}/cleanroom-flow-runs/{ref.run_id}")
+        return Call("GET", f"cleanrooms/{cleanroom}/cleanroom-flow-runs/{ref.run_id}", paced=True)
 
     def parse_status(self, ref: RunRef, body: Any) -> RunStatus:
         body = unwrap(body)
