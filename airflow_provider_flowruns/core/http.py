@@ -24,7 +24,9 @@ from airflow_provider_flowruns.core.clients import REGISTRY
 from airflow_provider_flowruns.core.errors import (
     FlowRunsApiError,
     FlowRunsConfigError,
+    FlowRunsError,
     NotSupported,
+    UnexpectedResponse,
 )
 from airflow_provider_flowruns.core.polling import RetryPolicy, clamp_poll_interval, parse_retry_after
 from airflow_provider_flowruns.core.ratelimit import TokenBucket, bucket_for
@@ -198,10 +200,27 @@ class FlowRunsHook(BaseHook):
 
     # -- the run-engine contract, sync and async, built from the above ------------------------------
     def get_status(self, ref: RunRef) -> RunStatus:
-        return self.parse_status(ref, self.call(self.status_call(ref)))
+        return self.read_status(ref, self.call(self.status_call(ref)))
 
     async def aget_status(self, ref: RunRef) -> RunStatus:
-        return self.parse_status(ref, await self.acall(self.status_call(ref)))
+        return self.read_status(ref, await self.acall(self.status_call(ref)))
+
+    def read_status(self, ref: RunRef, body: Any) -> RunStatus:
+        """:meth:`parse_status`, with an answer it cannot read turned into :class:`UnexpectedResponse`
+        naming the vendor, the run and the problem - never an ``AttributeError`` out of a trigger."""
+        try:
+            return self.parse_status(ref, body)
+        except FlowRunsError:
+            raise
+        except Exception as exc:
+            raise UnexpectedResponse(
+                f"{self.vendor} answered the status read of run {ref.run_id} with a body this provider "
+                f"cannot read ({type(exc).__name__}: {str(exc)[:200]}); expected a JSON object describing "
+                f"the run, got {type(body).__name__}",
+                status=200,
+                method=self.status_call(ref).method,
+                path=self.status_call(ref).path,
+            ) from None
 
     def cancel(self, ref: RunRef) -> Any:
         return self.call(self.cancel_call(ref))

@@ -22,6 +22,7 @@ from airflow_provider_flowruns.core.http import (
     FlowRunsHook,
     secret_digest,
 )
+from airflow_provider_flowruns.core.pages import page_field, page_items
 from airflow_provider_flowruns.core.runs import RunRef, RunState, RunStatus, StatusMap
 from airflow_provider_flowruns.core.timestamps import parse_iso8601
 
@@ -184,9 +185,10 @@ class AmperityHook(FlowRunsHook):
         params["limit"] = limit
         while True:
             page = self.call(Call("GET", "workflow/runs", params=params))
-            yield from page.get("data") or []
-            token = page.get("next_token")
-            if not token:
+            yield from page_items(page, "data", what="Amperity workflow runs")
+            token = page_field(page, "next_token")
+            # A missing, odd or repeated token ends the listing: never loop on a vendor's echo.
+            if not isinstance(token, (str, int)) or not token or token == params.get("next_token"):
                 return
             params["next_token"] = token
 

@@ -40,6 +40,7 @@ from airflow_provider_flowruns.core.http import (
     FlowRunsHook,
     secret_digest,
 )
+from airflow_provider_flowruns.core.pages import page_field, page_items
 from airflow_provider_flowruns.core.runs import RunRef, RunState, RunStatus, StatusMap
 from airflow_provider_flowruns.core.shared_tokens import SHARED_TOKEN_CACHE
 from airflow_provider_flowruns.core.storage import WrittenObject, download_to
@@ -277,10 +278,10 @@ class HabuHook(FlowRunsHook):
                     params=params,
                 )
             )
-            runs = list(page.get("cleanRoomFlowRuns") or []) if isinstance(page, dict) else list(page or [])
+            runs = page_items(page, "cleanRoomFlowRuns", what=f"runs of flow {flow_id}")
             yield from runs
             offset += len(runs)
-            total = page.get("count") if isinstance(page, dict) else None
+            total = page_field(page, "count")
             if not runs or len(runs) < page_size or (isinstance(total, int) and offset >= total):
                 return
 
@@ -421,12 +422,10 @@ class HabuHook(FlowRunsHook):
                 params["startDate"] = start_date
             if end_date:
                 params["endDate"] = end_date
-            runs = list(
-                self.api(
-                    Call("GET", f"cleanroom-questions/{question_id}/cleanroom-question-runs", params=params)
-                )
-                or []
+            page = self.api(
+                Call("GET", f"cleanroom-questions/{question_id}/cleanroom-question-runs", params=params)
             )
+            runs = page_items(page, None, what=f"runs of question {question_id}")
             yield from runs
             offset += len(runs)
             if len(runs) < page_size:

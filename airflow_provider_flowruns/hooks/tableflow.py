@@ -14,6 +14,7 @@ from typing import Any
 
 from airflow_provider_flowruns.core.errors import FlowRunsApiError, FlowRunsConfigError
 from airflow_provider_flowruns.core.http import LOST_ANSWER_SETTLE_SECONDS, Call, ClientSettings, FlowRunsHook
+from airflow_provider_flowruns.core.pages import page_field, page_items
 from airflow_provider_flowruns.core.runs import RunRef, RunState, RunStatus, StatusMap
 from airflow_provider_flowruns.core.storage import as_storage_path, sanitize_filename
 
@@ -131,8 +132,11 @@ class TableflowHook(FlowRunsHook):
 
     def find_run(self, flow_id: str, correlation_key: str) -> dict[str, Any] | None:
         """The newest run of ``flow_id`` whose metadata carries ``correlation_key``."""
-        for run in self.call(Call("GET", f"flows/{flow_id}/runs")) or []:
-            if isinstance(run, dict) and (run.get("metadata") or {}).get(CORRELATION_KEY) == correlation_key:
+        runs = page_items(
+            self.call(Call("GET", f"flows/{flow_id}/runs")), None, what=f"runs of flow {flow_id}"
+        )
+        for run in runs:
+            if page_field(run.get("metadata"), CORRELATION_KEY) == correlation_key:
                 return run
         return None
 
@@ -150,9 +154,9 @@ class TableflowHook(FlowRunsHook):
             params["flow_id"] = flow_id
         while True:
             page = self.call(Call("GET", "flows/runs", params=params))
-            yield from page.get("flow_runs") or []
-            next_offset = (page.get("pagination") or {}).get("next_offset")
-            if next_offset is None or next_offset <= params["offset"]:
+            yield from page_items(page, "flow_runs", what="Tableflow flow runs")
+            next_offset = page_field(page_field(page, "pagination"), "next_offset")
+            if not isinstance(next_offset, int) or next_offset <= params["offset"]:
                 return
             params["offset"] = next_offset
 
