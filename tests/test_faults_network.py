@@ -20,6 +20,7 @@ duplicate vendor runs, bytes lost.
 from __future__ import annotations
 
 import hashlib
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,7 @@ from airflow_provider_flowruns.testing.fleet import EmulatorFleet
 #: Fast clocks with matching ``emulator_time_scale``: polls and runs take fractions of a second.
 SPEEDS = {"amperity": 20.0, "habu": 600.0, "tableflow": 20.0, "activepieces": 20.0}
 STALL = 1.5  # seconds; the fault DAGs' hooks time out after 1 s
+SECRET = "sentinel-fault-secret-51d2c0"  # every vendor credential in this module
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,8 @@ TALLY: dict[str, dict[str, int]] = {}
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory) -> Iterator[EmulatorFleet]:
-    with EmulatorFleet(tmp_path_factory.mktemp("faults"), speeds=SPEEDS, vendors=tuple(SPEEDS)) as fleet:
+    workdir = tmp_path_factory.mktemp("faults")
+    with EmulatorFleet(workdir, secret=SECRET, speeds=SPEEDS, vendors=tuple(SPEEDS)) as fleet:
         yield fleet
 
 
@@ -163,6 +166,35 @@ def test_every_run_completes_once_and_whole_under_faults(vendor, vendors, tmp_pa
     print(
         f"{vendor}: faults injected {injected} ({stats['faults_injected']}), runs {created}, bytes lost {lost}"
     )
+
+
+ERROR_ANSWERS: list[list[dict[str, Any]]] = [
+    [],  # the run does not exist: the vendor's own 404
+    [{"kind": "status", "status": 401}],
+    [{"kind": "status", "status": 403}],
+    [{"kind": "status", "status": 500, "times": 2}],
+    [{"kind": "malformed", "times": 2}],
+    [{"kind": "drop", "times": 2}],
+    [{"kind": "expire_token"}, {"kind": "status", "status": 401, "path": r"token$", "method": "POST"}],
+]
+
+
+@pytest.mark.parametrize("vendor", sorted(SCENARIOS))
+def test_error_texts_carry_no_secret_or_token(vendor, vendors):
+    """Exception texts (message, chained causes, traceback) of every failure a vendor can cause."""
+    scenario, emulator = SCENARIOS[vendor], vendors.emulators[vendor]
+    texts = []
+    for answers in ERROR_ANSWERS:
+        emulator.add_faults(*({"path": scenario.status, "method": "GET", **a} for a in answers))
+        hook = scenario.hook(max_retries=1, retry_base_delay=0, retry_max_delay=0)
+        with pytest.raises(Exception) as caught:
+            hook.get_status(scenario.ref("no-such-run"))
+        texts.append("".join(traceback.format_exception(caught.value)))
+        emulator.control("DELETE", "faults")
+    minted = vendors.stats(vendor).get("minted_tokens", [])
+    assert not scenario.oauth or minted, "an OAuth vendor minted no token: the scan would prove nothing"
+    for needle in (SECRET, *minted):
+        assert not [t for t in texts if needle in t], f"{vendor}: a credential is in an exception text"
 
 
 def test_fault_tally_covers_every_vendor():
