@@ -11,7 +11,7 @@ FLOOR := .venv-af31
 # --dist loadfile keeps a file's module-scoped emulator in one worker.
 PYTEST_FLAGS ?= -q -p no:cacheprovider -n 3 --dist loadfile
 
-.PHONY: demo test lint typecheck test-main test-floor clean emulator
+.PHONY: demo test lint typecheck test-main test-floor clean emulator soak
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ test-floor: $(FLOOR)/.installed
 	$(FLOOR)/bin/python -m pytest $(PYTEST_FLAGS)
 
 test: lint typecheck test-main test-floor
+
+# The long load run: 200 deferred runs across the four vendors in one event loop (make test runs 40).
+soak: $(VENV)/.installed
+	FLOWRUNS_LOAD_RUNS=200 $(VENV)/bin/python -m pytest -q -p no:cacheprovider -s tests/test_load.py
 
 clean:
 	rm -rf $(VENV) $(FLOOR) .run demo-output .mypy_cache .ruff_cache
