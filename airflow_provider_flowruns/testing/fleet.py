@@ -16,6 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from airflow_provider_flowruns.testing.airflow_stack import AirflowStack
 from airflow_provider_flowruns.testing.process import EmulatorProcess
 
 SPEEDS: dict[str, float] = {"demo": 1, "amperity": 10, "activepieces": 10, "tableflow": 2, "habu": 600}
@@ -25,7 +26,12 @@ EXAMPLE_DAGS = (
     "example_habu_weekly_flow",
     "example_tableflow_invoices",
     "example_activepieces_approval",
+    "example_flowruns_pipeline",
 )
+#: Example DAGs run over a window of intervals (their catchup) instead of one triggered run. The
+#: fleet's Airflow does not create interval runs by itself (``USE_JOB_SCHEDULE`` is off, see below),
+#: so the window is created as a backfill: the same runs, one per interval.
+CATCHUP_WINDOWS: dict[str, tuple[str, str]] = {"example_flowruns_pipeline": ("2026-01-01", "2026-01-02")}
 ACTIVEPIECES_PROJECT = "projAcme0000000000000"
 
 
@@ -58,7 +64,10 @@ class EmulatorFleet:
         self.env: dict[str, str] = {}
 
     def __enter__(self) -> EmulatorFleet:
-        overrides = {}
+        # A Habu token lives a week of emulated time (17 real minutes at 600x), so one token serves
+        # a whole demo or end-to-end run however slow the machine: tests can then prove that every
+        # worker and the triggerer shared it (the vendor's default day is 2.4 real minutes here).
+        overrides = {"FLOWRUNS_HABU_TOKEN_LIFETIME": str(7 * 86400)}
         if self.secret:
             for name in ("DEMO_CLIENT_SECRET", "AMPERITY_CLIENT_SECRET", "HABU_CLIENT_SECRET"):
                 overrides[f"FLOWRUNS_{name}"] = self.secret
@@ -146,6 +155,7 @@ class EmulatorFleet:
                 "AIRFLOW_VAR_FLOWRUNS_DEMO_OUTPUT": str(self.workdir / "demo"),
                 "AIRFLOW_VAR_HABU_REPORT_DIR": str(self.workdir / "habu"),
                 "AIRFLOW_VAR_TABLEFLOW_INBOX": str(inbox),
+                "AIRFLOW_VAR_PIPELINE_REPORT_DIR": str(self.workdir / "pipeline"),
             }
         )
         return env
@@ -156,3 +166,14 @@ class EmulatorFleet:
 
     def minted_tokens(self) -> list[str]:
         return [t for vendor in self.emulators for t in self.stats(vendor).get("minted_tokens", [])]
+
+
+def start_example_runs(stack: AirflowStack) -> list[tuple[str, str]]:
+    """Start every example DAG on ``stack``: (dag id, run id) of each run, catchup windows included."""
+    runs: list[tuple[str, str]] = []
+    for dag in EXAMPLE_DAGS:
+        if dag in CATCHUP_WINDOWS:
+            runs += [(dag, run_id) for run_id in stack.backfill(dag, *CATCHUP_WINDOWS[dag])]
+        else:
+            runs.append((dag, stack.trigger(dag)))
+    return runs
