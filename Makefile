@@ -57,9 +57,11 @@ test-floor-distributed: $(FLOOR)/.installed services
 
 test: lint typecheck test-main test-floor
 
-# 300 deferred runs (75 per vendor) through two Celery workers and two triggerers, one killed.
+# The long runs: 200 deferred runs across the four vendors in one event loop (make test runs 40),
+# then 300 deferred runs (75 per vendor) through two Celery workers and two triggerers, one killed.
 soak: $(VENV)/.installed services
-	FLOWRUNS_LOAD_RUNS=75 $(VENV)/bin/python -m pytest -q -rs -s -p no:cacheprovider tests/e2e/test_distributed.py
+	FLOWRUNS_LOAD_RUNS=200 $(VENV)/bin/python -m pytest -q -p no:cacheprovider -s tests/test_load.py
+	FLOWRUNS_DISTRIBUTED_RUNS=75 $(VENV)/bin/python -m pytest -q -rs -s -p no:cacheprovider tests/e2e/test_distributed.py
 
 clean:
 	rm -rf $(VENV) $(FLOOR) .run demo-output .mypy_cache .ruff_cache

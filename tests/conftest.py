@@ -4,12 +4,15 @@ uvicorn process on 127.0.0.1."""
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
+import runpy
 import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 # One home per Airflow version (the 3.3 and 3.1-floor runs must not share a metadata DB) and per
@@ -66,3 +69,50 @@ def demo(emulator, monkeypatch):
 
 def demo_stats(emulator) -> dict:
     return emulator.stats()["vendors"]["demo"]
+
+
+@pytest.fixture
+def fresh_tokens(airflow_db, monkeypatch, tmp_path):
+    """Forget every token and create booking an earlier test left behind - in the shared Variables,
+    this process's memory and the host lock dir - so a test counts its own mints and creates (the
+    emulator forgot them too)."""
+    from airflow.models.variable import Variable
+    from airflow.utils.session import create_session
+
+    from airflow_provider_flowruns.core import shared_tokens
+    from airflow_provider_flowruns.hooks import habu
+
+    with create_session() as session:
+        for prefix in ("flowruns_token_%", "flowruns_budget_%"):
+            session.query(Variable).filter(Variable.key.like(prefix)).delete(synchronize_session=False)
+    monkeypatch.setenv("AIRFLOW__FLOWRUNS__TOKEN_LOCK_DIR", str(tmp_path / "token-locks"))
+    monkeypatch.setattr(shared_tokens.SHARED_TOKEN_CACHE, "_memory", shared_tokens.MemoryTokenCache())
+    monkeypatch.setattr(habu.CREATE_BUDGET, "_memory", {})
+
+
+def run_dag(module: str, dag_id: str, **kwargs: Any) -> dict[str, Any]:
+    """``dag.test()`` a DAG of ``tests/dags/<module>``; task id -> task instance."""
+    dag = runpy.run_path(str(ROOT / "tests" / "dags" / module))[dag_id]
+    return {ti.task_id: ti for ti in dag.test(**kwargs).get_task_instances()}
+
+
+def xcom(ti: Any, key: str = "return_value") -> Any:
+    """An XCom value of a task instance that ``dag.test()`` ran (None when absent)."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = (
+            session.query(XComModel)
+            .filter_by(
+                dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, key=key, map_index=ti.map_index
+            )
+            .one_or_none()
+        )
+        value = None if row is None else row.value
+    if isinstance(value, (str, bytes)):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value

@@ -352,18 +352,6 @@ def test_create_limit_raises_budget_exhausted_without_retrying(habu):
 
 
 # -- operators under the real Airflow ----------------------------------------------------------------------
-@pytest.fixture
-def fresh_tokens(airflow_db):
-    """Forget tokens and create bookings an earlier test left in the shared Variables (the
-    emulator forgot them too)."""
-    from airflow.models.variable import Variable
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        for prefix in ("flowruns_token_%", "flowruns_budget_%"):
-            session.query(Variable).filter(Variable.key.like(prefix)).delete(synchronize_session=False)
-
-
 def _run(dag_id: str, module: str, **kwargs) -> list:
     path = Path(__file__).parent / "dags" / module
     dag = runpy.run_path(str(path))[dag_id]

@@ -9,7 +9,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 from airflow_provider_flowruns.testing.airflow_stack import AirflowStack, RunReport  # noqa: E402
-from airflow_provider_flowruns.testing.fleet import EXAMPLE_DAGS, EmulatorFleet  # noqa: E402
+from airflow_provider_flowruns.testing.fleet import EmulatorFleet, start_example_runs  # noqa: E402
 
 XCOM_KEYS = ("run_id", "run_url")
 VENDOR_COUNTERS = ("runs_created", "status_polls", "tokens_minted", "rate_limited", "creates_refused")
@@ -35,8 +35,8 @@ def main() -> int:
         with AirflowStack("demo", dags_folder=ROOT / "example_dags", root=ROOT, env=fleet.env) as stack:
             db = "PostgreSQL" if stack.use_postgres else "SQLite (PostgreSQL not reachable)"
             print(f"Airflow up on http://127.0.0.1:{stack.port} (metadata DB: {db}); triggering", flush=True)
-            runs = {dag: stack.trigger(dag) for dag in EXAMPLE_DAGS}
-            reports = [stack.wait_for_run(dag, run_id, timeout=420) for dag, run_id in runs.items()]
+            runs = start_example_runs(stack)
+            reports = [stack.wait_for_run(dag, run_id, timeout=420) for dag, run_id in runs]
         vendor_stats = {vendor: fleet.stats(vendor) for vendor in fleet.emulators}
     for report in reports:
         show(report)

@@ -90,6 +90,20 @@ def _rebuild_api_error(message, status, vendor_code, request_id, retry_after, me
     )
 
 
+class UnexpectedResponse(FlowRunsApiError):
+    """A vendor answered with success but with a body of a shape this provider cannot read (not an
+    object, a field of the wrong type). The message names the vendor, the run and the problem.
+
+    Not retryable: a garbled transfer is retried before it gets here (``_MalformedBody``); valid
+    JSON of the wrong shape will not read differently a minute later, and waiting on it until the
+    deadline would only hide the problem.
+    """
+
+    @property
+    def retryable(self) -> bool:
+        return False
+
+
 class RateLimitBudgetExhausted(FlowRunsError):
     """A vendor budget (e.g. Habu's 20 run creations per hour) is spent; retrying now would be refused."""
 

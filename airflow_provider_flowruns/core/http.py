@@ -24,7 +24,9 @@ from airflow_provider_flowruns.core.clients import REGISTRY
 from airflow_provider_flowruns.core.errors import (
     FlowRunsApiError,
     FlowRunsConfigError,
+    FlowRunsError,
     NotSupported,
+    UnexpectedResponse,
 )
 from airflow_provider_flowruns.core.polling import RetryPolicy, clamp_poll_interval, parse_retry_after
 from airflow_provider_flowruns.core.ratelimit import TokenBucket, bucket_for
@@ -33,6 +35,12 @@ from airflow_provider_flowruns.core.runs import RunRef, RunStatus, StatusMap
 T = TypeVar("T")
 
 USER_AGENT = f"airflow-provider-flowruns/{__version__}"
+#: Seconds to wait after a create's answer was lost before looking for the run it may have made:
+#: a vendor that timed out on us may still be writing it, and a run that is not listable yet must
+#: not read as "never created".
+LOST_ANSWER_SETTLE_SECONDS = 2.0
+#: A paced retry waits a little more than the poll floor, so clock jitter never makes it early.
+PACED_RETRY_MARGIN = 1.05
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,10 @@ class Call:
     #: False for a vendor's public routes (webhooks, resume links): the connection's credentials are
     #: then not sent, so a secret never travels to an endpoint that does not need it.
     authenticated: bool = True
+    #: True for a status read the vendor rations per run (Habu: one per 5 minutes). An attempt that
+    #: failed may still have reached the vendor and been counted (a read timeout, a cut answer), so a
+    #: retry waits the vendor's poll floor instead of re-polling within seconds.
+    paced: bool = False
 
     @property
     def is_idempotent(self) -> bool:
@@ -188,10 +200,27 @@ class FlowRunsHook(BaseHook):
 
     # -- the run-engine contract, sync and async, built from the above ------------------------------
     def get_status(self, ref: RunRef) -> RunStatus:
-        return self.parse_status(ref, self.call(self.status_call(ref)))
+        return self.read_status(ref, self.call(self.status_call(ref)))
 
     async def aget_status(self, ref: RunRef) -> RunStatus:
-        return self.parse_status(ref, await self.acall(self.status_call(ref)))
+        return self.read_status(ref, await self.acall(self.status_call(ref)))
+
+    def read_status(self, ref: RunRef, body: Any) -> RunStatus:
+        """:meth:`parse_status`, with an answer it cannot read turned into :class:`UnexpectedResponse`
+        naming the vendor, the run and the problem - never an ``AttributeError`` out of a trigger."""
+        try:
+            return self.parse_status(ref, body)
+        except FlowRunsError:
+            raise
+        except Exception as exc:
+            raise UnexpectedResponse(
+                f"{self.vendor} answered the status read of run {ref.run_id} with a body this provider "
+                f"cannot read ({type(exc).__name__}: {str(exc)[:200]}); expected a JSON object describing "
+                f"the run, got {type(body).__name__}",
+                status=200,
+                method=self.status_call(ref).method,
+                path=self.status_call(ref).path,
+            ) from None
 
     def cancel(self, ref: RunRef) -> Any:
         return self.call(self.cancel_call(ref))
@@ -461,11 +490,13 @@ class FlowRunsHook(BaseHook):
         if not self._may_retry(call, error) or attempt > self.retry_policy.max_retries:
             raise error
         delay = self.retry_policy.delay(attempt, error.retry_after)
+        if call.paced and not getattr(error, "request_not_sent", False):
+            delay = max(delay, PACED_RETRY_MARGIN * self.poll_floor / self._time_scale)
         self.log.warning(
             "%s %s: %s; retry %d/%d in %.1fs",
             call.method,
             call.path,
-            f"HTTP {error.status}" if error.status else error.message,
+            f"HTTP {error.status}" if error.status and error.status >= 300 else error.message,
             attempt,
             self.retry_policy.max_retries,
             delay,
@@ -495,4 +526,4 @@ def _json_body(response: httpx.Response) -> Any:
     return response.json()
 
 
-__all__ = ["Call", "ClientSettings", "FlowRunsHook", "secret_digest"]
+__all__ = ["LOST_ANSWER_SETTLE_SECONDS", "Call", "ClientSettings", "FlowRunsHook", "secret_digest"]

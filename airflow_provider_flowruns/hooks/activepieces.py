@@ -27,6 +27,7 @@ from airflow_provider_flowruns.core.errors import (
     NotSupported,
 )
 from airflow_provider_flowruns.core.http import Call, ClientSettings, FlowRunsHook
+from airflow_provider_flowruns.core.pages import page_field, page_items
 from airflow_provider_flowruns.core.runs import RunRef, RunState, RunStatus, StatusMap
 from airflow_provider_flowruns.core.timestamps import iso_utc
 
@@ -310,10 +311,12 @@ class ActivepiecesHook(FlowRunsHook):
         while True:
             params = base + ([("cursor", cursor)] if cursor else [])
             page = self.call(Call("GET", "v1/flow-runs", params=params))
-            yield from page.get("data") or []
+            yield from page_items(page, "data", what="Activepieces flow runs")
             pages += 1
-            cursor = page.get("next")
-            if not cursor or (max_pages is not None and pages >= max_pages):
+            previous, cursor = cursor, page_field(page, "next")
+            if not isinstance(cursor, str) or not cursor or cursor == previous:
+                return
+            if max_pages is not None and pages >= max_pages:
                 return
 
     def status_call(self, ref: RunRef) -> Call:

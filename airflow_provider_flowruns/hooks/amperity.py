@@ -15,7 +15,14 @@ from typing import Any
 
 from airflow_provider_flowruns.core.auth import BearerToken, OAuth2ClientCredentials
 from airflow_provider_flowruns.core.errors import FlowRunsApiError, FlowRunsConfigError
-from airflow_provider_flowruns.core.http import Call, ClientSettings, FlowRunsHook, secret_digest
+from airflow_provider_flowruns.core.http import (
+    LOST_ANSWER_SETTLE_SECONDS,
+    Call,
+    ClientSettings,
+    FlowRunsHook,
+    secret_digest,
+)
+from airflow_provider_flowruns.core.pages import page_field, page_items
 from airflow_provider_flowruns.core.runs import RunRef, RunState, RunStatus, StatusMap
 from airflow_provider_flowruns.core.timestamps import parse_iso8601
 
@@ -147,7 +154,7 @@ class AmperityHook(FlowRunsHook):
             self.log.warning(
                 "Start of %s got no clear answer (%s); checking whether it started.", config_id, exc
             )
-            time.sleep(2)  # let a run started at the edge of the timeout become listable
+            time.sleep(LOST_ANSWER_SETTLE_SECONDS)
             window = asked_at - timedelta(seconds=120)
             started = [
                 run
@@ -178,9 +185,10 @@ class AmperityHook(FlowRunsHook):
         params["limit"] = limit
         while True:
             page = self.call(Call("GET", "workflow/runs", params=params))
-            yield from page.get("data") or []
-            token = page.get("next_token")
-            if not token:
+            yield from page_items(page, "data", what="Amperity workflow runs")
+            token = page_field(page, "next_token")
+            # A missing, odd or repeated token ends the listing: never loop on a vendor's echo.
+            if not isinstance(token, (str, int)) or not token or token == params.get("next_token"):
                 return
             params["next_token"] = token
 

@@ -34,7 +34,14 @@ from airflow_provider_flowruns.core.errors import (
     FlowRunsConfigError,
     RateLimitBudgetExhausted,
 )
-from airflow_provider_flowruns.core.http import Call, ClientSettings, FlowRunsHook, secret_digest
+from airflow_provider_flowruns.core.http import (
+    LOST_ANSWER_SETTLE_SECONDS,
+    Call,
+    ClientSettings,
+    FlowRunsHook,
+    secret_digest,
+)
+from airflow_provider_flowruns.core.pages import page_field, page_items
 from airflow_provider_flowruns.core.runs import RunRef, RunState, RunStatus, StatusMap
 from airflow_provider_flowruns.core.shared_tokens import SHARED_TOKEN_CACHE
 from airflow_provider_flowruns.core.storage import WrittenObject, download_to
@@ -205,6 +212,8 @@ class HabuHook(FlowRunsHook):
                 CREATE_BUDGET.cancel(booking)
                 raise
             self.log.warning("Creating %s got no clear answer (%s); checking whether it exists.", what, exc)
+            # A create that timed out may still be in Habu's hands: give it time to become listable.
+            time.sleep(LOST_ANSWER_SETTLE_SECONDS)
             found = find(asked_at)
             if found is not None:
                 self.log.info("Found the run the lost create made: %s", run_id_of(found))
@@ -298,10 +307,10 @@ class HabuHook(FlowRunsHook):
                     params=params,
                 )
             )
-            runs = list(page.get("cleanRoomFlowRuns") or []) if isinstance(page, dict) else list(page or [])
+            runs = page_items(page, "cleanRoomFlowRuns", what=f"runs of flow {flow_id}")
             yield from runs
             offset += len(runs)
-            total = page.get("count") if isinstance(page, dict) else None
+            total = page_field(page, "count")
             if not runs or len(runs) < page_size or (isinstance(total, int) and offset >= total):
                 return
 
@@ -315,7 +324,8 @@ class HabuHook(FlowRunsHook):
         return None
 
     def get_flow_run(self, cleanroom_id: str, run_id: str) -> dict[str, Any]:
-        return dict(self.api(Call("GET", f"cleanrooms/{cleanroom_id}/cleanroom-flow-runs/{run_id}")))
+        ref = RunRef(run_id, kind=FLOW_RUN, scope={"cleanroom_id": cleanroom_id})
+        return dict(self.api(self.status_call(ref)))  # a status read: paced like every poll
 
     def resume_flow_run(self, cleanroom_id: str, run_id: str, *, pause_level: Any = None) -> dict[str, Any]:
         """Resume a PAUSED run from its intermediate results, optionally pausing again further on."""
@@ -441,12 +451,10 @@ class HabuHook(FlowRunsHook):
                 params["startDate"] = start_date
             if end_date:
                 params["endDate"] = end_date
-            runs = list(
-                self.api(
-                    Call("GET", f"cleanroom-questions/{question_id}/cleanroom-question-runs", params=params)
-                )
-                or []
+            page = self.api(
+                Call("GET", f"cleanroom-questions/{question_id}/cleanroom-question-runs", params=params)
             )
+            runs = page_items(page, None, what=f"runs of question {question_id}")
             yield from runs
             offset += len(runs)
             if len(runs) < page_size:
@@ -461,7 +469,7 @@ class HabuHook(FlowRunsHook):
         return None
 
     def get_question_run(self, run_id: str) -> dict[str, Any]:
-        return dict(self.api(Call("GET", f"cleanroom-question-runs/{run_id}")))
+        return dict(self.api(self.status_call(RunRef(run_id, kind=QUESTION_RUN))))  # paced like a poll
 
     def iter_question_data(
         self, run_id: str, *, page_size: int = REPORT_PAGE_SIZE
@@ -518,11 +526,11 @@ class HabuHook(FlowRunsHook):
     # -- the run-engine contract -------------------------------------------------------------------------
     def status_call(self, ref: RunRef) -> Call:
         if ref.kind == QUESTION_RUN:
-            return Call("GET", f"cleanroom-question-runs/{ref.run_id}")
+            return Call("GET", f"cleanroom-question-runs/{ref.run_id}", paced=True)
         cleanroom = ref.scope.get("cleanroom_id")
         if not cleanroom:
             raise FlowRunsConfigError("a Habu flow run reference needs scope['cleanroom_id']")
-        return Call("GET", f"cleanrooms/{cleanroom}/cleanroom-flow-runs/{ref.run_id}")
+        return Call("GET", f"cleanrooms/{cleanroom}/cleanroom-flow-runs/{ref.run_id}", paced=True)
 
     def parse_status(self, ref: RunRef, body: Any) -> RunStatus:
         body = unwrap(body)

@@ -13,7 +13,8 @@ from contextlib import ExitStack
 from typing import Any
 
 from airflow_provider_flowruns.core.errors import FlowRunsApiError, FlowRunsConfigError
-from airflow_provider_flowruns.core.http import Call, ClientSettings, FlowRunsHook
+from airflow_provider_flowruns.core.http import LOST_ANSWER_SETTLE_SECONDS, Call, ClientSettings, FlowRunsHook
+from airflow_provider_flowruns.core.pages import page_field, page_items
 from airflow_provider_flowruns.core.runs import RunRef, RunState, RunStatus, StatusMap
 from airflow_provider_flowruns.core.storage import as_storage_path, sanitize_filename
 
@@ -82,24 +83,33 @@ class TableflowHook(FlowRunsHook):
             data[f"{key}_metadata"] = value if isinstance(value, str) else json.dumps(value)
         for key, text in (file_guidance or {}).items():
             data[f"{key}_guidance"] = str(text)
-        with ExitStack() as stack:
-            multipart = [
-                (part, (sanitize_filename(path.name), stack.enter_context(path.open("rb")), None))
-                for part, path in parts
-            ]
+        attempt = 0
+        while True:
             try:
-                return dict(
-                    self.call(
-                        Call("POST", f"flows/{flow_id}/run", data=data, files=multipart, resendable=False)
-                    )
-                )
+                return self._upload(flow_id, parts, data)
             except FlowRunsApiError as exc:
+                attempt += 1
+                if _upload_refused(exc) and attempt <= self.retry_policy.max_retries:
+                    # Refused before it was taken (429) or never sent: the files are opened again and
+                    # sent anew - the consumed stream itself cannot be resent.
+                    delay = self.retry_policy.delay(attempt, exc.retry_after)
+                    self.log.warning(
+                        "Upload to flow %s was refused (%s); sending it again in %.1fs (%d/%d).",
+                        flow_id,
+                        exc,
+                        delay,
+                        attempt,
+                        self.retry_policy.max_retries,
+                    )
+                    time.sleep(delay)
+                    continue
                 if correlation_key is None or (exc.status is not None and exc.status < 500):
                     raise
                 self.log.warning(
                     "Upload to flow %s got no clear answer (%s); checking for its run.", flow_id, exc
                 )
-        time.sleep(2)
+                break
+        time.sleep(LOST_ANSWER_SETTLE_SECONDS)
         found = self.find_run(flow_id, correlation_key)
         if found is None:
             raise FlowRunsApiError(
@@ -109,10 +119,24 @@ class TableflowHook(FlowRunsHook):
             )
         return found
 
+    def _upload(self, flow_id: str, parts: list[tuple[str, Any]], data: Mapping[str, str]) -> dict[str, Any]:
+        """One multipart upload, the files streamed from storage (opened here, closed after)."""
+        with ExitStack() as stack:
+            multipart = [
+                (part, (sanitize_filename(path.name), stack.enter_context(path.open("rb")), None))
+                for part, path in parts
+            ]
+            return dict(
+                self.call(Call("POST", f"flows/{flow_id}/run", data=data, files=multipart, resendable=False))
+            )
+
     def find_run(self, flow_id: str, correlation_key: str) -> dict[str, Any] | None:
         """The newest run of ``flow_id`` whose metadata carries ``correlation_key``."""
-        for run in self.call(Call("GET", f"flows/{flow_id}/runs")) or []:
-            if isinstance(run, dict) and (run.get("metadata") or {}).get(CORRELATION_KEY) == correlation_key:
+        runs = page_items(
+            self.call(Call("GET", f"flows/{flow_id}/runs")), None, what=f"runs of flow {flow_id}"
+        )
+        for run in runs:
+            if page_field(run.get("metadata"), CORRELATION_KEY) == correlation_key:
                 return run
         return None
 
@@ -130,9 +154,9 @@ class TableflowHook(FlowRunsHook):
             params["flow_id"] = flow_id
         while True:
             page = self.call(Call("GET", "flows/runs", params=params))
-            yield from page.get("flow_runs") or []
-            next_offset = (page.get("pagination") or {}).get("next_offset")
-            if next_offset is None or next_offset <= params["offset"]:
+            yield from page_items(page, "flow_runs", what="Tableflow flow runs")
+            next_offset = page_field(page_field(page, "pagination"), "next_offset")
+            if not isinstance(next_offset, int) or next_offset <= params["offset"]:
                 return
             params["offset"] = next_offset
 
@@ -157,6 +181,11 @@ class TableflowHook(FlowRunsHook):
 
     def run_url(self, ref: RunRef) -> str | None:
         return f"https://app.tableflow.com/flows/runs/{ref.run_id}"
+
+
+def _upload_refused(exc: FlowRunsApiError) -> bool:
+    """True when Tableflow provably did not take the upload: throttled, or never reached."""
+    return exc.status == 429 or bool(getattr(exc, "request_not_sent", False))
 
 
 def plan_file_parts(flow: Mapping[str, Any], files: Mapping[str, Any]) -> list[tuple[str, Any]]:

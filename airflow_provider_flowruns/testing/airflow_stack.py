@@ -216,6 +216,20 @@ class AirflowStack:
         self.stop()
 
     # -- operations --------------------------------------------------------------------------------
+    def backfill(self, dag_id: str, from_date: str, to_date: str, *, wait_parse: float = 120) -> list[str]:
+        """Create the scheduled runs of ``dag_id`` for every interval in [from_date, to_date] - the
+        runs catchup makes - and return their run ids, oldest first."""
+        self._wait_for(lambda: self._scalar("select count(*) from dag where dag_id=:d", d=dag_id), wait_parse)
+        self._airflow("dags", "unpause", dag_id)
+        self._airflow(
+            "backfill", "create", "--dag-id", dag_id, "--from-date", from_date, "--to-date", to_date
+        )
+        rows = self.query(
+            "select run_id from dag_run where dag_id=:d and run_type='backfill' order by logical_date",
+            d=dag_id,
+        )
+        return [str(run_id) for (run_id,) in rows]
+
     def trigger(
         self,
         dag_id: str,

@@ -284,6 +284,11 @@ class AmperityEmulator(VendorEmulator):
             self._arrivals.clear()
             self.max_rps_seen = 0
 
+    def expire_tokens(self) -> None:
+        with self.lock:
+            for token in self.tokens.values():
+                token.expires_at = min(token.expires_at, self.clock.now())
+
     def stats(self) -> dict[str, Any]:
         # Counters start at 0 so tests can assert "no 429s" without a KeyError; minted token
         # values are listed so tests can prove they never leak into Airflow's logs or XCom.

@@ -63,6 +63,10 @@ class DemoEmulator(VendorEmulator):
         self.tokens.clear()
         self.creates = WindowLimit(self.clock, self.creates.limit, 3600.0)
 
+    def expire_tokens(self) -> None:
+        with self.lock:
+            self.tokens = dict.fromkeys(self.tokens, self.clock.now())
+
     def stats(self) -> dict[str, Any]:
         # Minted token values are listed so tests can prove they never leak into Airflow's logs/XCom.
         return {

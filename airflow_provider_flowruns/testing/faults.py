@@ -17,7 +17,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-FaultKind = Literal["status", "delay", "drop", "malformed", "truncate"]
+#: ``status``: answer with an error status (429 with or without Retry-After, 5xx) in the vendor's
+#: error shape; ``delay``: wait, then let the app answer (past the client's timeout it is a read
+#: timeout the vendor still acted on); ``drop``: reset the connection; ``malformed``: garbled JSON;
+#: ``truncate``: cut the app's own answer halfway (truncated JSON, a download cut mid-stream);
+#: ``expire_token``: the vendor expires every token it minted, then answers the request (a 401).
+FaultKind = Literal["status", "delay", "drop", "malformed", "truncate", "expire_token"]
 
 
 class FaultSpec(BaseModel):
@@ -81,15 +86,24 @@ class _InjectedDrop(Exception):
 
 
 ErrorBody = Callable[[int, str], dict[str, Any]]
+#: path -> expire the tokens of the vendor that owns the path.
+TokenExpiry = Callable[[str], None]
 
 
 class FaultMiddleware:
     """Pure ASGI, so it can cut a response body halfway, which Starlette middleware cannot."""
 
-    def __init__(self, app: Any, plan: FaultPlan, error_body_for: Callable[[str], ErrorBody]) -> None:
+    def __init__(
+        self,
+        app: Any,
+        plan: FaultPlan,
+        error_body_for: Callable[[str], ErrorBody],
+        expire_tokens: TokenExpiry | None = None,
+    ) -> None:
         self.app = app
         self.plan = plan
         self.error_body_for = error_body_for
+        self.expire_tokens = expire_tokens
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["path"].startswith("/_emulator"):
@@ -98,9 +112,16 @@ class FaultMiddleware:
         fault = self.plan.take(scope["method"], scope["path"])
         if fault is None:
             await self.app(scope, receive, send)
-        elif fault.kind == "delay":
-            await asyncio.sleep(fault.delay)
+        elif fault.kind == "expire_token":
+            if self.expire_tokens is not None:
+                self.expire_tokens(scope["path"])
             await self.app(scope, receive, send)
+        elif fault.kind == "delay":
+            # The vendor has the whole request before it stalls: past the client's timeout it still
+            # acts on it (a create whose answer is lost), as a real server would.
+            replay = await _buffered(receive)
+            await asyncio.sleep(fault.delay)
+            await self.app(scope, replay, send)
         elif fault.kind == "status":
             body = json.dumps(self.error_body_for(scope["path"])(fault.status, fault.message)).encode()
             headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
@@ -120,6 +141,26 @@ class FaultMiddleware:
             raise _InjectedDrop("connection dropped by fault injection")
         else:  # truncate: let the app answer, forward the headers and half of the body, then cut
             await self.app(scope, receive, _Truncating(send))
+
+
+async def _buffered(receive: Any) -> Callable[[], Any]:
+    """Read the request body now; return a ``receive`` that hands it to the app later."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    pending = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
+
+    async def replay() -> dict[str, Any]:
+        if pending:
+            return pending.pop()
+        return await receive()
+
+    return replay
 
 
 class _Truncating:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from contextlib import ExitStack
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from airflow_provider_flowruns.testing.airflow_stack import AirflowStack
 from airflow_provider_flowruns.testing.process import EmulatorProcess
 
 SPEEDS: dict[str, float] = {"demo": 1, "amperity": 10, "activepieces": 10, "tableflow": 2, "habu": 600}
@@ -24,7 +26,12 @@ EXAMPLE_DAGS = (
     "example_habu_weekly_flow",
     "example_tableflow_invoices",
     "example_activepieces_approval",
+    "example_flowruns_pipeline",
 )
+#: Example DAGs run over a window of intervals (their catchup) instead of one triggered run. The
+#: fleet's Airflow does not create interval runs by itself (``USE_JOB_SCHEDULE`` is off, see below),
+#: so the window is created as a backfill: the same runs, one per interval.
+CATCHUP_WINDOWS: dict[str, tuple[str, str]] = {"example_flowruns_pipeline": ("2026-01-01", "2026-01-02")}
 ACTIVEPIECES_PROJECT = "projAcme0000000000000"
 
 
@@ -33,30 +40,43 @@ class EmulatorFleet:
 
     :param secret: one credential for every vendor (client secrets, API keys), so a leak scan has a
         single sentinel to look for; default: each emulator's built-in credential.
-    :param speeds: per-vendor overrides of :data:`SPEEDS` (Habu's connection follows its speed).
+    :param speeds: per-vendor emulator speeds overriding :data:`SPEEDS`; every vendor whose speed is
+        overridden also gets ``emulator_time_scale`` on its connection, so its poll interval shrinks
+        with its clock (fault and load tests run minutes of vendor time in seconds).
+    :param vendors: the emulators to start (default: all of :data:`SPEEDS`).
     """
 
     def __init__(
-        self, workdir: Path, *, secret: str | None = None, speeds: dict[str, float] | None = None
+        self,
+        workdir: Path,
+        *,
+        secret: str | None = None,
+        speeds: Mapping[str, float] | None = None,
+        vendors: tuple[str, ...] | None = None,
     ) -> None:
         self.workdir = workdir
         self.secret = secret
         self.speeds = {**SPEEDS, **(speeds or {})}
+        self.vendors = vendors or tuple(SPEEDS)
+        self.scaled = {"habu", *(speeds or {})}
         self.emulators: dict[str, EmulatorProcess] = {}
         self._stack = ExitStack()
         self.env: dict[str, str] = {}
 
     def __enter__(self) -> EmulatorFleet:
-        overrides = {}
+        # A Habu token lives a week of emulated time (17 real minutes at 600x), so one token serves
+        # a whole demo or end-to-end run however slow the machine: tests can then prove that every
+        # worker and the triggerer shared it (the vendor's default day is 2.4 real minutes here).
+        overrides = {"FLOWRUNS_HABU_TOKEN_LIFETIME": str(7 * 86400)}
         if self.secret:
             for name in ("DEMO_CLIENT_SECRET", "AMPERITY_CLIENT_SECRET", "HABU_CLIENT_SECRET"):
                 overrides[f"FLOWRUNS_{name}"] = self.secret
             overrides["FLOWRUNS_TABLEFLOW_API_KEY"] = self.secret
             overrides["FLOWRUNS_ACTIVEPIECES_API_KEY"] = self.secret
         try:
-            for vendor, speed in self.speeds.items():
+            for vendor in self.vendors:
                 self.emulators[vendor] = self._stack.enter_context(
-                    EmulatorProcess([vendor], speed=speed, env=overrides)
+                    EmulatorProcess([vendor], speed=self.speeds[vendor], env=overrides)
                 )
             self.env = self._airflow_env()
         except BaseException:
@@ -73,8 +93,17 @@ class EmulatorFleet:
     def _secret(self, default: str) -> str:
         return self.secret or default
 
+    def _url(self, vendor: str, suffix: str) -> str:
+        # A vendor left out of ``vendors`` gets an unroutable URL: its connection exists but fails fast.
+        emulator = self.emulators.get(vendor)
+        return emulator.url(vendor, suffix) if emulator else f"http://127.0.0.1:9/{vendor}{suffix}"
+
+    def _extra(self, vendor: str, **extra: Any) -> dict[str, Any]:
+        if vendor in self.scaled and self.speeds[vendor] > 1:
+            extra["emulator_time_scale"] = self.speeds[vendor]
+        return extra
+
     def _airflow_env(self) -> dict[str, str]:
-        emu = self.emulators
         inbox = self.workdir / "invoices"
         inbox.mkdir(parents=True, exist_ok=True)
         for name in ("invoice-1001.pdf", "invoice-1002.pdf"):
@@ -82,35 +111,36 @@ class EmulatorFleet:
         connections = {
             "flowruns_demo_default": {
                 "conn_type": "flowruns_demo",
-                "host": emu["demo"].url("demo", "/v1"),
+                "host": self._url("demo", "/v1"),
                 "login": "demo-client",
                 "password": self._secret("demo-secret"),
-                "extra": {"auth": "client_credentials"},
+                "extra": self._extra("demo", auth="client_credentials"),
             },
             "amperity_default": {
                 "conn_type": "amperity",
-                "host": emu["amperity"].url("amperity", "/api"),
+                "host": self._url("amperity", "/api"),
                 "login": "amperity-client",
                 "password": self._secret("amperity-secret"),
-                "extra": {"tenant": "acme", "auth": "client_credentials"},
+                "extra": self._extra("amperity", tenant="acme", auth="client_credentials"),
             },
             "habu_default": {
                 "conn_type": "habu",
-                "host": emu["habu"].url("habu", "/v1"),
+                "host": self._url("habu", "/v1"),
                 "login": "habu-client",
                 "password": self._secret("habu-secret"),
-                "extra": {"emulator_time_scale": self.speeds["habu"]},
+                "extra": self._extra("habu"),
             },
             "tableflow_default": {
                 "conn_type": "tableflow",
-                "host": emu["tableflow"].url("tableflow", "/v2"),
+                "host": self._url("tableflow", "/v2"),
                 "password": self._secret("tableflow-key"),
+                "extra": self._extra("tableflow"),
             },
             "activepieces_default": {
                 "conn_type": "activepieces",
-                "host": emu["activepieces"].url("activepieces", "/api"),
+                "host": self._url("activepieces", "/api"),
                 "password": self._secret("activepieces-key"),
-                "extra": {"project_id": ACTIVEPIECES_PROJECT},
+                "extra": self._extra("activepieces", project_id=ACTIVEPIECES_PROJECT),
             },
         }
         env = {f"AIRFLOW_CONN_{cid.upper()}": json.dumps(conn) for cid, conn in connections.items()}
@@ -125,6 +155,7 @@ class EmulatorFleet:
                 "AIRFLOW_VAR_FLOWRUNS_DEMO_OUTPUT": str(self.workdir / "demo"),
                 "AIRFLOW_VAR_HABU_REPORT_DIR": str(self.workdir / "habu"),
                 "AIRFLOW_VAR_TABLEFLOW_INBOX": str(inbox),
+                "AIRFLOW_VAR_PIPELINE_REPORT_DIR": str(self.workdir / "pipeline"),
             }
         )
         return env
@@ -135,3 +166,14 @@ class EmulatorFleet:
 
     def minted_tokens(self) -> list[str]:
         return [t for vendor in self.emulators for t in self.stats(vendor).get("minted_tokens", [])]
+
+
+def start_example_runs(stack: AirflowStack) -> list[tuple[str, str]]:
+    """Start every example DAG on ``stack``: (dag id, run id) of each run, catchup windows included."""
+    runs: list[tuple[str, str]] = []
+    for dag in EXAMPLE_DAGS:
+        if dag in CATCHUP_WINDOWS:
+            runs += [(dag, run_id) for run_id in stack.backfill(dag, *CATCHUP_WINDOWS[dag])]
+        else:
+            runs.append((dag, stack.trigger(dag)))
+    return runs

@@ -680,6 +680,10 @@ class HabuEmulator(VendorEmulator):
             self.max_polls_per_run_hour = 0
             self._seq = 0
 
+    def expire_tokens(self) -> None:
+        with self.lock:
+            self.tokens = dict.fromkeys(self.tokens, self.clock.now())
+
     def stats(self) -> dict[str, Any]:
         # Counters start at 0 so tests can assert "no 429s" without a KeyError; minted token
         # values are listed so tests can prove they never leak into Airflow's logs or XCom.

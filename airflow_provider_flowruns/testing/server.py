@@ -55,6 +55,11 @@ class VendorEmulator:
     def stats(self) -> dict[str, Any]:
         return dict(self.counters)
 
+    def expire_tokens(self) -> None:
+        """Expire every token minted so far, as a vendor may at any moment (fault ``expire_token``).
+
+        Vendors without minted tokens (static API keys) have nothing to expire."""
+
     def reset(self) -> None:
         self.counters.clear()
 
@@ -84,6 +89,11 @@ class EmulatorServer:
         if vendor is None:
             return lambda status, message: {"message": message}
         return lambda status, message: vendor.error_body(status, message)
+
+    def _expire_tokens_for(self, path: str) -> None:
+        vendor = self.emulators.get(path.strip("/").split("/", 1)[0])
+        if vendor is not None:
+            vendor.expire_tokens()
 
     def _build(self) -> Any:
         app = FastAPI(
@@ -146,7 +156,7 @@ class EmulatorServer:
             return {"reset": True}
 
         app.include_router(control)
-        return FaultMiddleware(app, self.plan, self._error_body_for)
+        return FaultMiddleware(app, self.plan, self._error_body_for, self._expire_tokens_for)
 
     def stats(self) -> dict[str, Any]:
         return {

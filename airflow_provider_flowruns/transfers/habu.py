@@ -8,7 +8,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_flowruns.core.errors import FlowRunsConfigError, RunFailed
+from airflow_provider_flowruns.core.errors import FlowRunsApiError, FlowRunsConfigError, RunFailed
 from airflow_provider_flowruns.core.rows import FORMATS, RowCounter, encode_rows
 from airflow_provider_flowruns.core.storage import (
     IncompleteTransfer,
@@ -161,15 +161,22 @@ class HabuQuestionRunFilesToStorageOperator(BaseOperator):
     def execute(self, context: Any) -> list[dict[str, Any]]:
         hook = HabuHook(self.conn_id)
         run_id = str(self.run_id)
-        run = hook.get_question_run(run_id)
-        if run.get("status") != "COMPLETED":
+        # The result listing doubles as the readiness check: reading the run's status here, right
+        # after the wait that saw it complete, would spend a second poll within Habu's 5 minutes.
+        try:
+            listed = hook.question_result_files(run_id)
+        except FlowRunsApiError as exc:
+            if exc.status is None or exc.status >= 500 or exc.status in (401, 403, 404):
+                raise
+            run = hook.get_question_run(run_id)
             raise RunFailed(
-                f"question run {run_id} is {run.get('status')!r}, not COMPLETED: no results to copy",
+                f"question run {run_id} is {run.get('status')!r}, not COMPLETED: no results to copy "
+                f"({exc.message})",
                 run_id=run_id,
                 vendor_status=run.get("status"),
-            )
+            ) from None
         prefix = as_storage_path(self.destination)
-        names = list(self.files) if self.files else hook.question_result_files(run_id)
+        names = list(self.files) if self.files else listed
         written: list[dict[str, Any]] = []
         taken: set[str] = set()
         for name in names:

@@ -142,6 +142,12 @@ class FlowRunTrigger(BaseTrigger):
                 # than failing a long vendor run over one bad minute.
                 failures += 1
                 self.log.warning("Status check for run %s failed (%s); will poll again.", ref.run_id, exc)
+            except Exception as exc:
+                # Whatever went wrong, the task gets one event with the reason: a trigger that dies
+                # with a traceback leaves the user a stack trace instead of an answer.
+                self.log.exception("Checking run %s failed unexpectedly.", ref.run_id)
+                yield self._event("error", f"checking run {ref.run_id} failed: {type(exc).__name__}: {exc}")
+                return
             else:
                 failures = 0
                 if status.state.is_terminal or status.state in stop:

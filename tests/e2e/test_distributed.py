@@ -2,7 +2,7 @@
 as broker, two Celery workers, two triggerers, scheduler, DAG processor and API server, against
 every vendor's emulator served by uvicorn.
 
-One DAG maps deferred runs over all four vendors (``FLOWRUNS_LOAD_RUNS`` per vendor: a few here,
+One DAG maps deferred runs over all four vendors (``FLOWRUNS_DISTRIBUTED_RUNS`` per vendor: a few here,
 300 in all under ``make soak``). While runs wait in the triggerers, one triggerer is killed with
 SIGKILL; its triggers must move to the other. Budgets are measured where they matter, at the
 emulated vendors: Habu tokens minted, creations per emulated hour, polls per run; Amperity's peak
@@ -28,7 +28,7 @@ from airflow_provider_flowruns.testing.fleet import EmulatorFleet
 ROOT = Path(__file__).resolve().parents[2]
 DAG_ID = "flowruns_distributed_load"
 SECRET = "sentinel-secret-distributed-51c2"
-RUNS = int(os.environ.get("FLOWRUNS_LOAD_RUNS", "4"))
+RUNS = int(os.environ.get("FLOWRUNS_DISTRIBUTED_RUNS", "4"))
 HABU_RUNS = max(RUNS, 22)
 TASKS = {"amperity": RUNS, "habu": HABU_RUNS, "tableflow": RUNS, "activepieces": RUNS}
 # Habu at 30x: an emulated hour is two real minutes, longer than the DAG takes to start its Habu
@@ -76,7 +76,7 @@ def distributed(tmp_path_factory):
         )
     workdir = tmp_path_factory.mktemp("distributed")
     with EmulatorFleet(workdir, secret=SECRET, speeds=SPEEDS) as fleet:
-        env = {**fleet.env, "FLOWRUNS_LOAD_RUNS": str(RUNS)}
+        env = {**fleet.env, "FLOWRUNS_DISTRIBUTED_RUNS": str(RUNS)}
         with AirflowStack(
             "distributed",
             dags_folder=ROOT / "tests" / "e2e" / "dags",

@@ -1,6 +1,6 @@
 """Many deferred runs across the four vendors at once, for the distributed end-to-end suite.
 
-How many: ``FLOWRUNS_LOAD_RUNS`` runs per vendor (the stack's environment sets it; the short suite
+How many: ``FLOWRUNS_DISTRIBUTED_RUNS`` runs per vendor (the stack's environment sets it; the short suite
 runs a few dozen, ``make soak`` 300 in all). Habu gets at least 22, more than its 20 creations per
 hour, so the shared create ledger has to hold some tasks back to the next window.
 """
@@ -18,7 +18,7 @@ from airflow_provider_flowruns.operators.habu import HabuQuestionRunOperator
 from airflow_provider_flowruns.operators.tableflow import TableflowRunFlowOperator
 from airflow_provider_flowruns.testing.activepieces_app import FLOW_OK
 
-RUNS = int(os.environ.get("FLOWRUNS_LOAD_RUNS", "4"))
+RUNS = int(os.environ.get("FLOWRUNS_DISTRIBUTED_RUNS", "4"))
 HABU_RUNS = max(RUNS, 22)
 DEADLINE = timedelta(minutes=30)
 

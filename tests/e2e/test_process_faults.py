@@ -1,0 +1,189 @@
+"""Process faults under a real Airflow (API server, scheduler, DAG processor, triggerer; LocalExecutor;
+PostgreSQL metadata DB when reachable), every vendor's emulator as a uvicorn process.
+
+- The triggerer is killed (SIGKILL) while a run of every vendor is deferred, and a new one started:
+  every task still finishes and no vendor saw a second run.
+- A task's worker process is killed right after it submitted: the retry re-attaches to the same
+  vendor run (task state store on 3.3+, the run's webhook marker everywhere).
+- A deferred task is marked failed (Airflow 3.3+, ``BaseTrigger.on_kill``): the vendor run is stopped
+  where the vendor can (Amperity stop, Activepieces cancel of a paused run) and the log says it keeps
+  going where it cannot (Habu, Tableflow).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from airflow_provider_flowruns.testing.activepieces_app import FLOW_APPROVAL
+from airflow_provider_flowruns.testing.airflow_stack import AirflowStack
+from airflow_provider_flowruns.testing.fleet import EmulatorFleet
+from airflow_provider_flowruns.version_compat import AIRFLOW_V_3_3_PLUS
+
+ROOT = Path(__file__).resolve().parents[2]
+VENDORS = ("amperity", "habu", "tableflow", "activepieces")
+#: Long runs take 30-40 s here: long enough to be deferred when the fault strikes, short enough for CI.
+SPEEDS = {"amperity": 100.0, "habu": 600.0, "tableflow": 2.0, "activepieces": 2.0}
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def stack_and_fleet(tmp_path_factory) -> Iterator[tuple[AirflowStack, EmulatorFleet]]:
+    workdir = tmp_path_factory.mktemp("process-faults")
+    invoice = workdir / "invoice.pdf"
+    invoice.write_bytes(b"%PDF-1.4\n" + bytes(range(256)) * 100)
+    with EmulatorFleet(workdir, speeds=SPEEDS, vendors=VENDORS) as fleet:
+        env = {**fleet.env, "AIRFLOW_VAR_PF_INVOICE": str(invoice)}
+        with AirflowStack(
+            "process-faults", dags_folder=ROOT / "tests" / "e2e" / "dags", root=ROOT, env=env
+        ) as stack:
+            yield stack, fleet
+
+
+class Api:
+    """The stack's REST API (the CLI takes seconds per call; faults need tasks started together)."""
+
+    def __init__(self, stack: AirflowStack) -> None:
+        self.base = f"http://127.0.0.1:{stack.port}"
+        token = httpx.get(f"{self.base}/auth/token", timeout=30).json()["access_token"]
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+    def call(self, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = httpx.request(method, self.base + path, json=body, headers=self.headers, timeout=30)
+        response.raise_for_status()
+        return dict(response.json())
+
+    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
+        self.call("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+        run = self.call(
+            "POST",
+            f"/api/v2/dags/{dag_id}/dagRuns",
+            {"logical_date": datetime.now(timezone.utc).isoformat(), "conf": conf or {}},
+        )
+        return str(run["dag_run_id"])
+
+    def mark_failed(self, dag_id: str, run_id: str) -> None:
+        self.call(
+            "PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/wait", {"new_state": "failed"}
+        )
+
+
+@pytest.fixture(scope="module")
+def api(stack_and_fleet) -> Api:
+    stack, _ = stack_and_fleet
+    for dag_id in [f"pf_{v}" for v in VENDORS] + ["pf_worker"]:  # parsed before anything starts
+        wait_until(
+            lambda d=dag_id: stack.query("select count(*) from dag where dag_id=:d", d=d)[0][0], dag_id
+        )
+    return Api(stack)
+
+
+def ti(stack: AirflowStack, dag_id: str, run_id: str) -> tuple[str, int | None, int]:
+    """(state, pid, try number) of the DAG's task ``wait``."""
+    rows = stack.query(
+        "select coalesce(state, 'none'), pid, try_number from task_instance "
+        "where dag_id=:d and run_id=:r and task_id='wait'",
+        d=dag_id,
+        r=run_id,
+    )
+    return (str(rows[0][0]), rows[0][1], int(rows[0][2])) if rows else ("none", None, 0)
+
+
+def wait_until(predicate, what: str, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.5)
+
+
+def runs_created(fleet: EmulatorFleet) -> dict[str, int]:
+    return {vendor: fleet.stats(vendor)["runs_created"] for vendor in VENDORS}
+
+
+def xcom_run_id(stack: AirflowStack, dag_id: str, run_id: str) -> str:
+    return str(stack.report(dag_id, run_id).xcoms["wait.run_id"])
+
+
+def test_killed_triggerer_is_replaced_and_every_run_finishes_once(stack_and_fleet, api):
+    stack, fleet = stack_and_fleet
+    before = runs_created(fleet)
+    runs = {f"pf_{vendor}": api.trigger(f"pf_{vendor}") for vendor in VENDORS}
+    wait_until(lambda: all(ti(stack, d, r)[0] == "deferred" for d, r in runs.items()), "every task deferred")
+
+    stack.kill_service("triggerer")  # SIGKILL: no cleanup, no goodbye
+    time.sleep(2)
+    assert all(ti(stack, d, r)[0] == "deferred" for d, r in runs.items())  # nobody is watching now
+    stack.start_service("triggerer", tag="triggerer-2")
+
+    for dag_id, run_id in runs.items():
+        report = stack.wait_for_run(dag_id, run_id, timeout=240)
+        assert report.tasks == {"wait": "success"}, (dag_id, report)
+    after = runs_created(fleet)
+    assert {v: after[v] - before[v] for v in VENDORS} == dict.fromkeys(VENDORS, 1)
+
+
+def test_worker_killed_after_submit_retries_onto_the_same_vendor_run(stack_and_fleet, api):
+    stack, fleet = stack_and_fleet
+    before = fleet.stats("activepieces")["runs_created"]
+    run_id = api.trigger("pf_worker")
+    # The run id XCom is pushed right after submit (and the state store written); the task then
+    # waits in its worker process, which is killed there.
+    wait_until(
+        lambda: (
+            stack.query(
+                "select count(*) from xcom where dag_id='pf_worker' and run_id=:r and key='run_id'", r=run_id
+            )[0][0]
+            == 1
+        ),
+        "the submit",
+    )
+    state, pid, try_number = ti(stack, "pf_worker", run_id)
+    assert state == "running" and pid and try_number == 1
+    first_run = xcom_run_id(stack, "pf_worker", run_id)
+    os.kill(pid, signal.SIGKILL)
+
+    report = stack.wait_for_run("pf_worker", run_id, timeout=240)
+    assert report.tasks == {"wait": "success"}, report
+    assert ti(stack, "pf_worker", run_id)[2] == 2  # the second try did the work
+    assert xcom_run_id(stack, "pf_worker", run_id) == first_run
+    assert fleet.stats("activepieces")["runs_created"] - before == 1
+
+
+@pytest.mark.skipif(not AIRFLOW_V_3_3_PLUS, reason="BaseTrigger.on_kill arrived in Airflow 3.3")
+def test_marking_a_deferred_task_failed_stops_the_vendor_run_or_says_it_cannot(stack_and_fleet, api):
+    stack, fleet = stack_and_fleet
+    stops, cancels = fleet.stats("amperity")["stops"], fleet.stats("activepieces")["cancelled"]
+    runs = {
+        f"pf_{vendor}": api.trigger(
+            f"pf_{vendor}", {"flow": FLOW_APPROVAL} if vendor == "activepieces" else None
+        )
+        for vendor in VENDORS
+    }
+    wait_until(lambda: all(ti(stack, d, r)[0] == "deferred" for d, r in runs.items()), "every task deferred")
+    vendor_runs = {d: xcom_run_id(stack, d, r) for d, r in runs.items()}
+    for dag_id, run_id in runs.items():
+        api.mark_failed(dag_id, run_id)
+
+    wait_until(lambda: fleet.stats("amperity")["stops"] > stops, "Amperity to be asked to stop", 60)
+    wait_until(lambda: fleet.stats("activepieces")["cancelled"] > cancels, "Activepieces to cancel", 60)
+    logs = {}
+
+    def said_so() -> bool:
+        logs["text"] = stack.log_text()
+        return all(f"run {vendor_runs[f'pf_{v}']} keeps going" in logs["text"] for v in ("habu", "tableflow"))
+
+    wait_until(said_so, "the log to say Habu and Tableflow runs keep going", 60)
+    assert fleet.stats("amperity")["stops"] - stops == 1
+    assert fleet.stats("activepieces")["cancelled"] - cancels == 1
+    for dag_id, run_id in runs.items():
+        assert ti(stack, dag_id, run_id)[0] == "failed"
