@@ -1,15 +1,19 @@
-"""How long this task's runs took before: the fallback source for adaptive polling.
+"""How long runs took before: the two sources adaptive polling learns from.
 
-Kept as one small XCom per successful try (the last ``MAX_HISTORY`` durations, newest first) and
-read back with ``include_prior_dates=True``. XCom is the one per-task store that works the same
-on the 3.1 floor and on 3.3 (task-instance history needs the metadata DB, which workers on
-Airflow 3 cannot reach), survives deferral, and needs no extra setup from the user.
+1. The vendor's own list of past runs of the same flow/question (``vendor_durations``), where the
+   API has one - exact, and shared by every DAG running that flow.
+2. This task's earlier runs (``task_durations``): each successful try pushes one small XCom,
+   ``{"at": epoch, "seconds": submit-to-detection}``, read back with ``include_prior_dates=True``.
+   XCom is the one per-task store that works the same on the 3.1 floor and on 3.3 (task-instance
+   history needs the metadata DB, which Airflow 3 workers cannot reach), survives deferral and
+   needs no setup. ``airflow db clean`` bounds it like any other XCom.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -18,19 +22,28 @@ from airflow_provider_flowruns.core.schedule import MAX_HISTORY
 
 log = logging.getLogger(__name__)
 
-#: XCom key holding this task's recent vendor-run durations (real seconds, newest first).
-HISTORY_XCOM_KEY = "flowruns_run_durations"
+#: XCom key of one successful try's vendor-run duration.
+HISTORY_XCOM_KEY = "flowruns_run_duration"
 
 
-def clean_durations(values: Any) -> list[float]:
-    """Positive finite numbers from an XCom value or vendor list; anything else is dropped."""
-    if not isinstance(values, Iterable) or isinstance(values, (str, bytes, dict)):
-        return []
-    return [
-        float(v)
-        for v in values
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
-    ][:MAX_HISTORY]
+def _positive(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
+        return float(value)
+    return None
+
+
+def durations_from_xcom(value: Any) -> list[float]:
+    """Newest-first durations from what ``xcom_pull(include_prior_dates=True)`` returned: one
+    record, or a list of records from several runs (whose order Airflow does not promise)."""
+    records = value if isinstance(value, list) else [value]
+    dated: list[tuple[float, float]] = []
+    for record in records:
+        if isinstance(record, Mapping):
+            seconds, at = _positive(record.get("seconds")), _positive(record.get("at"))
+            if seconds is not None:
+                dated.append((at or 0.0, seconds))
+    dated.sort(reverse=True)
+    return [seconds for _, seconds in dated[:MAX_HISTORY]]
 
 
 def task_durations(context: Any) -> list[float]:
@@ -43,16 +56,16 @@ def task_durations(context: Any) -> list[float]:
     except Exception:  # history is an optimisation: without it we poll at the fixed interval
         log.warning("Could not read this task's run history; polling at the fixed interval.", exc_info=True)
         return []
-    return clean_durations(value)
+    return durations_from_xcom(value)
 
 
 def record_task_duration(context: Any, seconds: float) -> None:
-    """Prepend ``seconds`` to this task's history XCom (best effort)."""
+    """Record this try's run duration for the next run's schedule (best effort)."""
     ti = context.get("ti") if hasattr(context, "get") else None
-    if ti is None or not (math.isfinite(seconds) and seconds > 0):
+    if ti is None or _positive(seconds) is None:
         return
     try:
-        ti.xcom_push(key=HISTORY_XCOM_KEY, value=[round(seconds, 3), *task_durations(context)][:MAX_HISTORY])
+        ti.xcom_push(key=HISTORY_XCOM_KEY, value={"at": round(time.time(), 3), "seconds": round(seconds, 3)})
     except Exception:
         log.warning("Could not record this run's duration for adaptive polling.", exc_info=True)
 

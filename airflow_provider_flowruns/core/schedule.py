@@ -83,8 +83,9 @@ class PollSchedule:
     sparse_interval: float | None = None
 
     @classmethod
-    def fixed(cls, interval: float, floor: float) -> PollSchedule:
-        return cls(interval=max(interval, floor), floor=floor)
+    def fixed(cls, interval: float, floor: float, *, started_at: float | None = None) -> PollSchedule:
+        """Every ``interval`` (at least ``floor``); ``started_at`` is only carried along."""
+        return cls(interval=max(interval, floor), floor=floor, started_at=started_at)
 
     @classmethod
     def adaptive(
@@ -99,7 +100,7 @@ class PollSchedule:
         """An adaptive schedule, or the fixed one when the start or the expected duration is unknown."""
         interval = max(interval, floor)
         if expected is None or started_at is None:
-            return cls.fixed(interval, floor)
+            return cls.fixed(interval, floor, started_at=started_at)
         return cls(
             interval=interval,
             floor=floor,

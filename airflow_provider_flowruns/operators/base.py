@@ -182,10 +182,10 @@ class FlowRunOperator(BaseOperator):
         otherwise, or with ``poll_schedule="fixed"``, every ``interval``."""
         floor = hook.poll_floor / hook.time_scale
         if self.poll_schedule == "fixed":
-            return PollSchedule.fixed(interval, floor)
+            return PollSchedule.fixed(interval, floor, started_at=self._submitted_at)
         if self._submitted_at is None:
             self.log.info("Re-attached to a running run of unknown start: polling every %ss.", interval)
-            return PollSchedule.fixed(interval, floor)
+            return PollSchedule.fixed(interval, floor, started_at=self._submitted_at)
         durations, source = self.expected_run_durations(hook, context)
         expected = expected_duration(durations)
         if expected is None:
@@ -195,7 +195,7 @@ class FlowRunOperator(BaseOperator):
                 MIN_HISTORY,
                 interval,
             )
-            return PollSchedule.fixed(interval, floor)
+            return PollSchedule.fixed(interval, floor, started_at=self._submitted_at)
         self.log.info(
             "Adaptive polling: from %d of %s, the run should end %.0f-%.0fs after it started; "
             "polling sparsely before that and every %ss within it.",
@@ -256,7 +256,8 @@ class FlowRunOperator(BaseOperator):
     ) -> Any:
         ref = RunRef.from_dict(run_ref) if run_ref else RunRef(run_id=str(event["run_id"]))
         self._run_ref = ref
-        self._submitted_at = submitted_at
+        # dag.test() drops next_kwargs: the trigger echoes the start time in its event as well.
+        self._submitted_at = submitted_at if submitted_at is not None else event.get("submitted_at")
         return self._finish(context, event, ref)
 
     def on_kill(self) -> None:

@@ -157,7 +157,10 @@ class FlowRunTrigger(BaseTrigger):
             else:
                 failures = 0
                 if status.state.is_terminal or status.state in stop:
-                    yield TriggerEvent(status_event(status, run_url=self.run_url))
+                    payload = status_event(status, run_url=self.run_url)
+                    if schedule.started_at is not None:
+                        payload["submitted_at"] = schedule.started_at
+                    yield TriggerEvent(payload)
                     return
                 self.log.info("Run %s is %s (%s)", ref.run_id, status.state.value, status.vendor_status)
             delay = schedule.next_delay(time.time()) * random.uniform(0.9, 1.1) * min(2**failures, 8)
