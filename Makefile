@@ -7,6 +7,8 @@ AIRFLOW_VERSION ?= 3.3.2
 AIRFLOW_FLOOR ?= 3.1.8
 VENV := .venv
 FLOOR := .venv-af31
+# Benchmarks only: our dev extras plus the dbt Cloud provider (the baseline) and s3fs.
+BENCH := .venv-bench
 # Three workers on two cores: most test time is spent waiting on emulated vendors, not computing.
 # --dist loadfile keeps a file's module-scoped emulator in one worker.
 PYTEST_FLAGS ?= -q -p no:cacheprovider -n 3 --dist loadfile
@@ -23,6 +25,12 @@ $(FLOOR)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(FLOOR)
 	$(FLOOR)/bin/python -m pip install -q --disable-pip-version-check uv
 	$(FLOOR)/bin/uv pip install -q --python $(FLOOR)/bin/python "apache-airflow==$(AIRFLOW_FLOOR)" -e ".[dev]"
+	touch $@
+
+$(BENCH)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(BENCH)
+	$(BENCH)/bin/python -m pip install -q --disable-pip-version-check uv
+	$(BENCH)/bin/uv pip install -q --python $(BENCH)/bin/python "apache-airflow==$(AIRFLOW_VERSION)" -e ".[dev,bench]"
 	touch $@
 
 demo: $(VENV)/.installed

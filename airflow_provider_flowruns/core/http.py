@@ -82,6 +82,13 @@ def secret_digest(*parts: str | None) -> str:
     return hashlib.sha256("\x00".join(p or "" for p in parts).encode()).hexdigest()[:16]
 
 
+#: Connection pool of the one AsyncClient a triggerer shares per connection id. httpx's default
+#: (100 connections, 20 kept alive) let 1,000 triggers polling at once open ~100 sockets and churn
+#: through new ones as bursts exceed the keep-alive pool (measured in benchmarks/, bench 2); status
+#: polls are small and far apart, so a few kept-alive connections carry them with no queueing to speak of.
+ASYNC_POOL_LIMITS = httpx.Limits(max_connections=8, max_keepalive_connections=8, keepalive_expiry=60)
+
+
 class FlowRunsHook(BaseHook):
     """Base hook: connection handling, HTTP, retries, rate limit, errors, and the run-engine contract.
 
@@ -316,7 +323,8 @@ class FlowRunsHook(BaseHook):
             settings = self._settings = self._settings_from(conn)
             key = self._registry_key(settings)
             self._aclient = REGISTRY.acquire_async(
-                key, lambda: httpx.AsyncClient(**self._client_kwargs(settings))
+                key,
+                lambda: httpx.AsyncClient(**self._client_kwargs(settings), limits=ASYNC_POOL_LIMITS),
             )
             self._aclient_key = key
         return self._aclient

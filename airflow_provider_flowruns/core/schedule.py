@@ -135,6 +135,12 @@ class PollSchedule:
             gap = max(self.interval, min(sparse, (elapsed - self.expected_high) / OVERDUE_DIVISOR))
         return max(gap, self.floor)
 
+    def next_gap(self, now: float, *, jitter: float = 1.0, failures: int = 0) -> float:
+        """The gap a poller actually sleeps: ``next_delay`` times a jitter factor (which spreads a
+        herd of triggers apart) and a back-off after failed polls (x2 each, up to x8) - and still
+        never under the floor. The trigger and the benchmark's simulator both call this."""
+        return max(self.next_delay(now) * jitter * min(2**failures, 8), self.floor)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -163,9 +163,7 @@ class FlowRunTrigger(BaseTrigger):
                     yield TriggerEvent(payload)
                     return
                 self.log.info("Run %s is %s (%s)", ref.run_id, status.state.value, status.vendor_status)
-            delay = schedule.next_delay(time.time()) * random.uniform(0.9, 1.1) * min(2**failures, 8)
-            # Jitter spreads a herd of triggers apart, but never below the vendor's floor.
-            delay = max(delay, schedule.floor)
+            delay = schedule.next_gap(time.time(), jitter=random.uniform(0.9, 1.1), failures=failures)
             if self.deadline is not None and delay >= self.deadline - time.time():
                 # The next poll would fall after the deadline: wait for it, then time out without
                 # one more (possibly under-the-floor) poll.
