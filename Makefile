@@ -13,7 +13,7 @@ BENCH := .venv-bench
 # --dist loadfile keeps a file's module-scoped emulator in one worker.
 PYTEST_FLAGS ?= -q -p no:cacheprovider -n 3 --dist loadfile
 
-.PHONY: demo test lint typecheck test-main test-floor clean emulator
+.PHONY: demo test lint typecheck test-main test-floor clean emulator bench bench-smoke
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -56,5 +56,13 @@ test-floor: $(FLOOR)/.installed
 
 test: lint typecheck test-main test-floor
 
+# Full benchmarks (a few minutes) in the bench environment; writes docs/benchmarks.md.
+bench: $(BENCH)/.installed
+	$(BENCH)/bin/python -m benchmarks --out docs/benchmarks.md --command "make bench"
+
+# The seconds-long smoke run with the dbt Cloud baseline (make test runs it without dbt, in .venv).
+bench-smoke: $(BENCH)/.installed
+	$(BENCH)/bin/python -m benchmarks --smoke
+
 clean:
-	rm -rf $(VENV) $(FLOOR) .run demo-output .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(FLOOR) $(BENCH) .run demo-output .mypy_cache .ruff_cache
