@@ -129,8 +129,8 @@ def run(report: Report, *, smoke: bool) -> None:
             return side["lag_p99_s"] * 1000
         return float(side["connections"])
 
-    rss_o, rss_d = per(ours, "rss"), per(dbt, "rss")
-    cpu_o, cpu_d = per(ours, "cpu"), per(dbt, "cpu")
+    rss_o, rss_d = per(ours, "rss") or 0.0, per(dbt, "rss")
+    cpu_o, cpu_d = per(ours, "cpu") or 0.0, per(dbt, "cpu")
     report.add(
         Row(
             name,

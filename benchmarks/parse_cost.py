@@ -66,9 +66,12 @@ def run(report: Report, *, smoke: bool) -> None:
         ours.append(probe(ours_mods))
         if has_dbt:
             dbt.append(probe(DBT_MODULES))
-    med = lambda runs, key: statistics.median(r[key] for r in runs) if runs else None  # noqa: E731
-    t_ours, t_dbt = med(ours, "s"), med(dbt, "s")
-    m_ours, m_dbt = med(ours, "b"), med(dbt, "b")
+
+    def med(runs: list[dict[str, float]], key: str) -> float | None:
+        return statistics.median(r[key] for r in runs) if runs else None
+
+    t_ours, t_dbt = statistics.median(r["s"] for r in ours), med(dbt, "s")
+    m_ours, m_dbt = statistics.median(r["b"] for r in ours), med(dbt, "b")
     name = f"1 DAG-parse cost, {len(ours_mods)} modules, median of {reps} fresh interpreters"
     judge = not smoke and has_dbt
     report.add(
@@ -95,7 +98,7 @@ def run(report: Report, *, smoke: bool) -> None:
             baseline_name="dbt Cloud",
         )
     )
-    sdk = med(ours + dbt, "sdk_s")
+    sdk = statistics.median(r["sdk_s"] for r in ours + dbt)
     report.notes.append(f"bench 1: a bare `import airflow.sdk` itself took {sdk * 1000:.0f} ms (median).")
     if not has_dbt:
         report.notes.append(
