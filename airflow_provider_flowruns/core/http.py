@@ -20,7 +20,7 @@ from airflow.sdk import BaseHook
 
 from airflow_provider_flowruns import __version__
 from airflow_provider_flowruns.core.auth import BearerToken
-from airflow_provider_flowruns.core.clients import REGISTRY
+from airflow_provider_flowruns.core.clients import ASYNC_IN_FLIGHT, REGISTRY
 from airflow_provider_flowruns.core.errors import (
     FlowRunsApiError,
     FlowRunsConfigError,
@@ -82,11 +82,10 @@ def secret_digest(*parts: str | None) -> str:
     return hashlib.sha256("\x00".join(p or "" for p in parts).encode()).hexdigest()[:16]
 
 
-#: Connection pool of the one AsyncClient a triggerer shares per connection id. httpx's default
-#: (100 connections, 20 kept alive) let 1,000 triggers polling at once open ~100 sockets and churn
-#: through new ones as bursts exceed the keep-alive pool (measured in benchmarks/, bench 2); status
-#: polls are small and far apart, so a few kept-alive connections carry them with no queueing to speak of.
-ASYNC_POOL_LIMITS = httpx.Limits(max_connections=8, max_keepalive_connections=8, keepalive_expiry=60)
+#: The shared AsyncClient's pool matches the in-flight limit, so httpcore never queues (see clients.py).
+ASYNC_POOL_LIMITS = httpx.Limits(
+    max_connections=ASYNC_IN_FLIGHT, max_keepalive_connections=ASYNC_IN_FLIGHT, keepalive_expiry=60
+)
 
 
 class FlowRunsHook(BaseHook):
@@ -135,6 +134,7 @@ class FlowRunsHook(BaseHook):
         self._client: httpx.Client | None = None
         self._aclient: httpx.AsyncClient | None = None
         self._aclient_key: str | None = None
+        self._aslots: asyncio.Semaphore | None = None
         self._bucket: TokenBucket | None = None
         self._settings: ClientSettings | None = None
         self._conn_extra: dict[str, Any] = {}
@@ -327,6 +327,7 @@ class FlowRunsHook(BaseHook):
                 lambda: httpx.AsyncClient(**self._client_kwargs(settings), limits=ASYNC_POOL_LIMITS),
             )
             self._aclient_key = key
+            self._aslots = REGISTRY.async_slots(key)
         return self._aclient
 
     async def aclose(self) -> None:
@@ -334,6 +335,7 @@ class FlowRunsHook(BaseHook):
         if self._aclient is not None and self._aclient_key is not None:
             client, key = self._aclient, self._aclient_key
             self._aclient = self._aclient_key = None
+            self._aslots = None
             await REGISTRY.release_async(key, client)
 
     # -- requests ------------------------------------------------------------------------------------
@@ -365,7 +367,9 @@ class FlowRunsHook(BaseHook):
             if self._bucket is not None:
                 await self._bucket.aacquire()
             try:
-                response = await client.request(**self._request_kwargs(call))
+                assert self._aslots is not None
+                async with self._aslots:
+                    response = await client.request(**self._request_kwargs(call))
                 error = self._check(call, response)
                 if error is None:
                     return self._parse(call, response, parse_fn)
