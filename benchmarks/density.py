@@ -81,7 +81,7 @@ def run_side(
 def run(report: Report, *, smoke: bool) -> None:
     n = 20 if smoke else 1000
     speed, poll = (4.0, 0.5) if smoke else (4.0, 2.0)
-    lo, hi = (20.0, 40.0) if smoke else (30.0, 240.0)  # emulated seconds: "a few minutes"
+    lo, hi = (8.0, 16.0) if smoke else (30.0, 240.0)  # emulated seconds: "a few minutes"
     rng = random.Random(11)
     durations = [rng.uniform(lo, hi) for _ in range(n)]
     has_dbt = dbt_available()

@@ -102,6 +102,9 @@ def machine() -> dict[str, str]:
         "cpu": f"{cpu}, {os.cpu_count()} cores",
         "memory": mem,
         "os": platform.platform(),
+        "load average at the end (1/5/15 min; other work shares this machine)": " / ".join(
+            f"{x:.1f}" for x in os.getloadavg()
+        ),
         "python": sys.version.split()[0],
         "apache-airflow": ver("apache-airflow"),
         "apache-airflow-providers-dbt-cloud": ver("apache-airflow-providers-dbt-cloud"),
