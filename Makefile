@@ -8,11 +8,13 @@ AIRFLOW_VERSION ?= 3.3.2
 AIRFLOW_FLOOR ?= 3.1.8
 VENV := .venv
 FLOOR := .venv-af31
+# Benchmarks only: our dev extras plus the dbt Cloud provider (the baseline) and s3fs.
+BENCH := .venv-bench
 # Three workers on two cores: most test time is spent waiting on emulated vendors, not computing.
 # --dist loadfile keeps a file's module-scoped emulator in one worker.
 PYTEST_FLAGS ?= -q -rs -p no:cacheprovider -n 3 --dist loadfile
 
-.PHONY: demo test lint typecheck test-main test-floor test-floor-distributed soak services clean emulator
+.PHONY: demo test lint typecheck test-main test-floor test-floor-distributed soak services clean emulator bench bench-smoke
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +26,12 @@ $(FLOOR)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(FLOOR)
 	$(FLOOR)/bin/python -m pip install -q --disable-pip-version-check uv
 	$(FLOOR)/bin/uv pip install -q --python $(FLOOR)/bin/python "apache-airflow==$(AIRFLOW_FLOOR)" -e ".[dev]"
+	touch $@
+
+$(BENCH)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(BENCH)
+	$(BENCH)/bin/python -m pip install -q --disable-pip-version-check uv
+	$(BENCH)/bin/uv pip install -q --python $(BENCH)/bin/python "apache-airflow==$(AIRFLOW_VERSION)" -e ".[dev,bench]"
 	touch $@
 
 # PostgreSQL (metadata DB) and Redis (Celery broker), started if installed but stopped.
@@ -63,5 +71,13 @@ soak: $(VENV)/.installed services
 	FLOWRUNS_LOAD_RUNS=200 $(VENV)/bin/python -m pytest -q -p no:cacheprovider -s tests/test_load.py
 	FLOWRUNS_DISTRIBUTED_RUNS=75 $(VENV)/bin/python -m pytest -q -rs -s -p no:cacheprovider tests/e2e/test_distributed.py
 
+# Full benchmarks (a few minutes) in the bench environment; writes docs/benchmarks.md.
+bench: $(BENCH)/.installed
+	$(BENCH)/bin/python -m benchmarks --out docs/benchmarks.md --command "make bench"
+
+# The seconds-long smoke run with the dbt Cloud baseline (make test runs it without dbt, in .venv).
+bench-smoke: $(BENCH)/.installed
+	$(BENCH)/bin/python -m benchmarks --smoke
+
 clean:
-	rm -rf $(VENV) $(FLOOR) .run demo-output .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(FLOOR) $(BENCH) .run demo-output .mypy_cache .ruff_cache

@@ -16,10 +16,17 @@ from dataclasses import dataclass
 
 import httpx
 
+#: Requests in flight at once on one shared async client (and its connection pool size). Waiting
+#: triggers queue on an asyncio.Semaphore - FIFO and O(1) - rather than in httpcore's pool, whose
+#: queue is rescanned on every request (quadratic CPU with 1,000 triggers polling at once) and whose
+#: pool timeout turned a burst into failed polls and back-off (benchmarks/, bench 2).
+ASYNC_IN_FLIGHT = 8
+
 
 @dataclass
 class _Shared:
     client: httpx.AsyncClient
+    slots: asyncio.Semaphore
     users: int = 0
 
 
@@ -41,9 +48,14 @@ class ClientRegistry:
         with self._lock:
             shared = self._async.get(loop_key)
             if shared is None or shared.client.is_closed:
-                shared = self._async[loop_key] = _Shared(factory())
+                shared = self._async[loop_key] = _Shared(factory(), asyncio.Semaphore(ASYNC_IN_FLIGHT))
             shared.users += 1
             return shared.client
+
+    def async_slots(self, key: str) -> asyncio.Semaphore:
+        """The in-flight limit of the shared client for ``key`` on the running loop (acquire first)."""
+        with self._lock:
+            return self._async[(id(asyncio.get_running_loop()), key)].slots
 
     async def release_async(self, key: str, client: httpx.AsyncClient) -> None:
         loop_key = (id(asyncio.get_running_loop()), key)

@@ -20,7 +20,7 @@ from airflow.sdk import BaseHook
 
 from airflow_provider_flowruns import __version__
 from airflow_provider_flowruns.core.auth import BearerToken
-from airflow_provider_flowruns.core.clients import REGISTRY
+from airflow_provider_flowruns.core.clients import ASYNC_IN_FLIGHT, REGISTRY
 from airflow_provider_flowruns.core.errors import (
     FlowRunsApiError,
     FlowRunsConfigError,
@@ -94,6 +94,12 @@ def secret_digest(*parts: str | None) -> str:
     return hashlib.sha256("\x00".join(p or "" for p in parts).encode()).hexdigest()[:16]
 
 
+#: The shared AsyncClient's pool matches the in-flight limit, so httpcore never queues (see clients.py).
+ASYNC_POOL_LIMITS = httpx.Limits(
+    max_connections=ASYNC_IN_FLIGHT, max_keepalive_connections=ASYNC_IN_FLIGHT, keepalive_expiry=60
+)
+
+
 class FlowRunsHook(BaseHook):
     """Base hook: connection handling, HTTP, retries, rate limit, errors, and the run-engine contract.
 
@@ -140,6 +146,7 @@ class FlowRunsHook(BaseHook):
         self._client: httpx.Client | None = None
         self._aclient: httpx.AsyncClient | None = None
         self._aclient_key: str | None = None
+        self._aslots: asyncio.Semaphore | None = None
         self._bucket: TokenBucket | None = None
         self._settings: ClientSettings | None = None
         self._conn_extra: dict[str, Any] = {}
@@ -345,9 +352,11 @@ class FlowRunsHook(BaseHook):
             settings = self._settings = self._settings_from(conn)
             key = self._registry_key(settings)
             self._aclient = REGISTRY.acquire_async(
-                key, lambda: httpx.AsyncClient(**self._client_kwargs(settings))
+                key,
+                lambda: httpx.AsyncClient(**self._client_kwargs(settings), limits=ASYNC_POOL_LIMITS),
             )
             self._aclient_key = key
+            self._aslots = REGISTRY.async_slots(key)
         return self._aclient
 
     async def aclose(self) -> None:
@@ -355,6 +364,7 @@ class FlowRunsHook(BaseHook):
         if self._aclient is not None and self._aclient_key is not None:
             client, key = self._aclient, self._aclient_key
             self._aclient = self._aclient_key = None
+            self._aslots = None
             await REGISTRY.release_async(key, client)
 
     # -- requests ------------------------------------------------------------------------------------
@@ -386,7 +396,9 @@ class FlowRunsHook(BaseHook):
             if self._bucket is not None:
                 await self._bucket.aacquire()
             try:
-                response = await client.request(**self._request_kwargs(call))
+                assert self._aslots is not None
+                async with self._aslots:
+                    response = await client.request(**self._request_kwargs(call))
                 error = self._check(call, response)
                 if error is None:
                     return self._parse(call, response, parse_fn)

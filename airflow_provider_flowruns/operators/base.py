@@ -16,9 +16,16 @@ from typing import Any, ClassVar
 from airflow.sdk import BaseOperator
 
 from airflow_provider_flowruns.core.errors import FlowRunsApiError, FlowRunsConfigError, NotSupported
+from airflow_provider_flowruns.core.history import record_task_duration, task_durations
 from airflow_provider_flowruns.core.http import FlowRunsHook
 from airflow_provider_flowruns.core.outcome import raise_for_event
 from airflow_provider_flowruns.core.runs import RunRef, RunState, RunStatus
+from airflow_provider_flowruns.core.schedule import (
+    MIN_HISTORY,
+    POLL_SCHEDULES,
+    PollSchedule,
+    expected_duration,
+)
 from airflow_provider_flowruns.links import RUN_URL_XCOM_KEY
 from airflow_provider_flowruns.triggers.run import FlowRunTrigger, status_event
 from airflow_provider_flowruns.version_compat import default_deferrable
@@ -75,6 +82,11 @@ class FlowRunOperator(BaseOperator):
     :param durable: on Airflow 3.3+, a retried task re-attaches to its live run instead of starting
         a second one (and returns a run that already succeeded).
     :param hook_params: plain hook settings (``timeout``, ``max_retries``, ``max_rps``, ...).
+    :param poll_schedule: ``"adaptive"`` (default) polls sparsely until the run's expected end window
+        (learned from the vendor's past runs of the same flow where the API lists them, else from this
+        task's earlier runs) and every ``poll_interval`` inside it; with no history it is the same as
+        ``"fixed"``, which polls every ``poll_interval``. Both never go under the vendor floor and
+        stop at ``timeout``. See docs/rate-limits-and-polling.md.
     """
 
     hook_class: ClassVar[type[FlowRunsHook]]
@@ -96,9 +108,13 @@ class FlowRunOperator(BaseOperator):
         cancel_on_kill: bool = True,
         durable: bool = True,
         hook_params: dict[str, Any] | None = None,
+        poll_schedule: str = "adaptive",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if poll_schedule not in POLL_SCHEDULES:
+            raise FlowRunsConfigError(f"poll_schedule must be one of {POLL_SCHEDULES}, got {poll_schedule!r}")
+        self.poll_schedule = poll_schedule
         self.conn_id = conn_id or self.hook_class.default_conn_name
         self.wait_for_completion = bool(wait_for_completion)
         self.deferrable = default_deferrable() if deferrable is None else bool(deferrable)
@@ -109,6 +125,8 @@ class FlowRunOperator(BaseOperator):
         self.hook_params = hook_params_checked(hook_params)
         self._run_ref: RunRef | None = None
         self._hook: FlowRunsHook | None = None
+        #: Epoch seconds when this try submitted its run; None when it re-attached to an older one.
+        self._submitted_at: float | None = None
 
     # -- vendor operators supply these -----------------------------------------------------------------
     def submit(self, hook: FlowRunsHook, context: Any) -> RunRef:
@@ -130,6 +148,11 @@ class FlowRunOperator(BaseOperator):
         """The task's return value once the run settled successfully (default: the run id)."""
         return ref.run_id
 
+    def vendor_run_durations(self, hook: FlowRunsHook, context: Any) -> list[float]:
+        """Durations (vendor seconds, newest first) of the vendor's past successful runs of what this
+        task runs (same flow / question / workflow), where the API lists them; [] otherwise."""
+        return []
+
     # -- engine ------------------------------------------------------------------------------------------
     @property
     def hook(self) -> FlowRunsHook:
@@ -141,6 +164,48 @@ class FlowRunOperator(BaseOperator):
         return self.hook.poll_interval(
             self.poll_interval, default=default_poll_interval(self.hook_class), logger=self.log
         )
+
+    def expected_run_durations(self, hook: FlowRunsHook, context: Any) -> tuple[list[float], str]:
+        """Past run durations in real seconds and where they came from: the vendor's own history
+        when it has enough, else this task's earlier runs."""
+        try:
+            vendor = self.vendor_run_durations(hook, context)
+        except Exception as exc:  # history only tunes polling: never fail a run over it
+            self.log.warning("Could not list past %s runs for adaptive polling: %s", hook.vendor, exc)
+            vendor = []
+        if len(vendor) >= MIN_HISTORY:
+            return [d / hook.time_scale for d in vendor], f"{hook.vendor}'s past runs"
+        return task_durations(context), "this task's earlier runs"
+
+    def build_poll_schedule(self, hook: FlowRunsHook, context: Any, interval: float) -> PollSchedule:
+        """The schedule for this wait (real seconds). Adaptive needs a known start and history;
+        otherwise, or with ``poll_schedule="fixed"``, every ``interval``."""
+        floor = hook.poll_floor / hook.time_scale
+        if self.poll_schedule == "fixed":
+            return PollSchedule.fixed(interval, floor, started_at=self._submitted_at)
+        if self._submitted_at is None:
+            self.log.info("Re-attached to a running run of unknown start: polling every %ss.", interval)
+            return PollSchedule.fixed(interval, floor, started_at=self._submitted_at)
+        durations, source = self.expected_run_durations(hook, context)
+        expected = expected_duration(durations)
+        if expected is None:
+            self.log.info(
+                "Adaptive polling: %d past run(s) known (need %d); polling every %ss.",
+                len(durations),
+                MIN_HISTORY,
+                interval,
+            )
+            return PollSchedule.fixed(interval, floor, started_at=self._submitted_at)
+        self.log.info(
+            "Adaptive polling: from %d of %s, the run should end %.0f-%.0fs after it started; "
+            "polling sparsely before that and every %ss within it.",
+            expected.samples,
+            source,
+            expected.low,
+            expected.high,
+            interval,
+        )
+        return PollSchedule.adaptive(interval, floor, started_at=self._submitted_at, expected=expected)
 
     def execute(self, context: Any) -> Any:
         hook = self.hook
@@ -160,6 +225,7 @@ class FlowRunOperator(BaseOperator):
             if self._settled(status):
                 return self._finish(context, status_event(status, run_url=run_url), ref)
         deadline = time.time() + self.run_timeout if self.run_timeout else None
+        schedule = self.build_poll_schedule(hook, context, interval)
         if self.deferrable:
             self.defer(
                 trigger=FlowRunTrigger(
@@ -171,20 +237,27 @@ class FlowRunOperator(BaseOperator):
                     stop_states=[s.value for s in self.stop_states()],
                     cancel_on_kill=self.cancel_on_kill,
                     run_url=run_url,
-                    initial_delay=interval,
+                    initial_delay=schedule.next_delay(time.time()),
+                    schedule=schedule.to_dict(),
                 ),
                 method_name="execute_complete",
-                kwargs={"run_ref": ref.to_dict()},
+                kwargs={"run_ref": ref.to_dict(), "submitted_at": self._submitted_at},
                 # No framework timeout: it would skip execute_complete and leak the vendor run.
                 timeout=None,
             )
-        return self._wait_sync(context, hook, ref, interval, deadline, run_url)
+        return self._wait_sync(context, hook, ref, schedule, deadline, run_url)
 
     def execute_complete(
-        self, context: Any, event: dict[str, Any], run_ref: dict[str, Any] | None = None
+        self,
+        context: Any,
+        event: dict[str, Any],
+        run_ref: dict[str, Any] | None = None,
+        submitted_at: float | None = None,
     ) -> Any:
         ref = RunRef.from_dict(run_ref) if run_ref else RunRef(run_id=str(event["run_id"]))
         self._run_ref = ref
+        # dag.test() drops next_kwargs: the trigger echoes the start time in its event as well.
+        self._submitted_at = submitted_at if submitted_at is not None else event.get("submitted_at")
         return self._finish(context, event, ref)
 
     def on_kill(self) -> None:
@@ -229,7 +302,9 @@ class FlowRunOperator(BaseOperator):
                 if store is not None:
                     store.set(STATE_KEY, found.to_dict())
                 return found
+        submitted_at = time.time()
         ref = self.submit(hook, context)
+        self._submitted_at = submitted_at
         self.log.info("Started %s run %s.", hook.vendor, ref.run_id)
         if store is not None:
             store.set(STATE_KEY, ref.to_dict())
@@ -240,7 +315,7 @@ class FlowRunOperator(BaseOperator):
         context: Any,
         hook: FlowRunsHook,
         ref: RunRef,
-        interval: float,
+        schedule: PollSchedule,
         deadline: float | None,
         run_url: str | None,
     ) -> Any:
@@ -257,7 +332,11 @@ class FlowRunOperator(BaseOperator):
                     },
                     ref,
                 )
-            time.sleep(interval if deadline is None else max(0.0, min(interval, deadline - time.time())))
+            delay = schedule.next_delay(time.time())
+            if deadline is not None and delay >= deadline - time.time():
+                time.sleep(max(0.0, deadline - time.time()))  # then time out: no poll past the deadline
+                continue
+            time.sleep(delay)
             try:
                 status = hook.get_status(ref)
             except FlowRunsApiError as exc:
@@ -282,6 +361,9 @@ class FlowRunOperator(BaseOperator):
             self._cancel_quietly(ref, reason="its deadline passed")
         if event.get("status") in {"success", "failed", "cancelled", "paused"}:
             self.report(self.hook, ref, event, context)
+        if event.get("status") == "success" and self._submitted_at is not None:
+            # Wall-clock from submit to detection: what the next run's adaptive schedule learns from.
+            record_task_duration(context, time.time() - self._submitted_at)
         accept = frozenset({"paused"}) if RunState.PAUSED in self.stop_states() else frozenset()
         raise_for_event(event, vendor=self.hook_class.vendor, accept=accept)
         return self.result(self.hook, ref, event, context)

@@ -24,6 +24,7 @@ from airflow_provider_flowruns.core.errors import (
     RateLimitBudgetExhausted,
     RunFailed,
 )
+from airflow_provider_flowruns.core.history import vendor_durations
 from airflow_provider_flowruns.core.http import FlowRunsHook
 from airflow_provider_flowruns.core.runs import RunRef, RunState
 from airflow_provider_flowruns.hooks.habu import (
@@ -219,6 +220,19 @@ class HabuFlowRunOperator(HabuCreateRunOperator):
     def stop_states(self) -> frozenset[RunState]:
         return frozenset({RunState.PAUSED}) if self.pause_level is not None else frozenset()
 
+    def vendor_run_durations(self, hook: FlowRunsHook, context: Any) -> list[float]:
+        """Submit-to-completion times of this flow's past completed runs (newest first). A run
+        that stops at a pause level ends elsewhere than a full run, so it uses task history only."""
+        assert isinstance(hook, HabuHook)
+        if self.pause_level is not None:
+            return []
+        return vendor_durations(
+            hook.list_flow_runs(self.cleanroom_id, self.flow_id),
+            start="submittedAt",
+            end="completedAt",
+            succeeded={"COMPLETED"},
+        )
+
 
 class HabuReplayFlowRunOperator(HabuCreateRunOperator):
     """Replay ("reuse") flow run ``run_id``: a new run that reuses the parent's results, from
@@ -411,3 +425,13 @@ class HabuQuestionRunOperator(HabuCreateRunOperator):
         assert isinstance(hook, HabuHook)
         run = hook.find_question_run(self.question_id, self.run_name(context))
         return self._ref(str(run["id"])) if run else None
+
+    def vendor_run_durations(self, hook: FlowRunsHook, context: Any) -> list[float]:
+        """Submit-to-completion times of this question's past completed runs (newest first)."""
+        assert isinstance(hook, HabuHook)
+        return vendor_durations(
+            hook.list_question_runs(self.question_id, status="COMPLETED"),
+            start="submittedAt",
+            end="completedAt",
+            succeeded={"COMPLETED"},
+        )

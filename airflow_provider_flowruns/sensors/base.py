@@ -12,6 +12,7 @@ from airflow_provider_flowruns.core.errors import FlowRunsApiError, FlowRunsConf
 from airflow_provider_flowruns.core.http import FlowRunsHook
 from airflow_provider_flowruns.core.outcome import raise_for_event
 from airflow_provider_flowruns.core.runs import RunRef, RunState
+from airflow_provider_flowruns.core.schedule import PollSchedule
 from airflow_provider_flowruns.operators.base import default_poll_interval, hook_params_checked
 from airflow_provider_flowruns.triggers.run import FlowRunTrigger, status_event
 
@@ -105,6 +106,10 @@ class FlowRunSensor(BaseSensorOperator):
                 cancel_on_kill=False,
                 run_url=self.hook.run_url(ref),
                 initial_delay=self._interval(),
+                # A sensor does not know when the run started: fixed, but jitter kept above the floor.
+                schedule=PollSchedule.fixed(
+                    self._interval(), self.hook.poll_floor / self.hook.time_scale
+                ).to_dict(),
             ),
             method_name="execute_complete",
             timeout=None,

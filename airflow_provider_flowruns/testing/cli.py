@@ -17,6 +17,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=8765)
     serve.add_argument("--speed", type=float, default=1.0, help="emulated seconds per real second")
     serve.add_argument("--log-level", default="warning")
+    serve.add_argument("--ssl-certfile", help="serve HTTPS with this certificate (PEM)")
+    serve.add_argument("--ssl-keyfile", help="... and this private key (PEM)")
     args = parser.parse_args(argv)
 
     import uvicorn
@@ -24,11 +26,19 @@ def main(argv: list[str] | None = None) -> int:
     from airflow_provider_flowruns.testing.server import EmulatorServer
 
     server = EmulatorServer(args.vendor, speed=args.speed)
+    scheme = "https" if args.ssl_certfile else "http"
     print(
-        f"flowruns-emulator: {', '.join(sorted(server.emulators))} on http://{args.host}:{args.port}/<vendor>",
+        f"flowruns-emulator: {', '.join(sorted(server.emulators))} on {scheme}://{args.host}:{args.port}/<vendor>",
         flush=True,
     )
-    uvicorn.run(server.app, host=args.host, port=args.port, log_level=args.log_level)
+    uvicorn.run(
+        server.app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        ssl_certfile=args.ssl_certfile,
+        ssl_keyfile=args.ssl_keyfile,
+    )
     return 0
 
 

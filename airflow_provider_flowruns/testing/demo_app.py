@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +37,8 @@ class DemoRun:
     created_at: float
     progression: Progression
     result_rows: int
+    #: A result of exactly this many bytes, generated as it streams (benchmarks: 1 GiB files).
+    result_bytes: int | None = None
     cancelled_at: float | None = None
     params: dict[str, Any] = field(default_factory=dict)
 
@@ -144,6 +147,7 @@ class DemoEmulator(VendorEmulator):
                 created_at=self.clock.now(),
                 progression=progression,
                 result_rows=int(body.get("result_rows", 3)),
+                result_bytes=int(body["result_bytes"]) if body.get("result_bytes") else None,
                 params=dict(body.get("params") or {}),
             )
             with self.lock:
@@ -182,15 +186,29 @@ class DemoEmulator(VendorEmulator):
             run = self._run(run_id)
             if run.status(self.clock.now()) != "SUCCEEDED":
                 raise VendorError(409, f"run {run_id} has no result yet", code="CONFLICT")
-            lines = ["row,value\n", *(f"{i},{i * i}\n" for i in range(run.result_rows))]
-            data = "".join(lines).encode()
+            if run.result_bytes is not None:
+                size, chunks = run.result_bytes, _sized_csv(run.result_bytes)
+            else:
+                lines = ["row,value\n", *(f"{i},{i * i}\n" for i in range(run.result_rows))]
+                data = "".join(lines).encode()
+                size, chunks = len(data), iter([data])
             return StreamingResponse(
-                iter([data]),
+                chunks,
                 media_type="text/csv",
                 headers={
-                    "content-length": str(len(data)),
+                    "content-length": str(size),
                     "content-disposition": 'attachment; filename="result.csv"',
                 },
             )
 
         return router
+
+
+def _sized_csv(size: int, chunk: int = 1 << 20) -> Iterator[bytes]:
+    """CSV rows adding up to exactly ``size`` bytes, one reused 1 MiB block at a time."""
+    block = "".join(f"{i},{i * i}\n" for i in range(chunk // 8)).encode()[:chunk]
+    sent = 0
+    while sent < size:
+        piece = block[: min(chunk, size - sent)]
+        sent += len(piece)
+        yield piece

@@ -29,13 +29,22 @@ class EmulatorProcess:
         port: int | None = None,
         speed: float = 1.0,
         env: dict[str, str] | None = None,
+        tls: tuple[str, str] | None = None,
     ) -> None:
+        """``tls`` = (certificate, key) PEM files: serve HTTPS (clients must trust the certificate)."""
         self.vendors = vendors
         self.env = {**os.environ, **(env or {})}
         self.port = port or free_port()
         self.speed = speed
-        self.base = f"http://127.0.0.1:{self.port}"
+        self.tls = tls
+        self.base = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def _verify(self) -> Any:
+        import ssl
+
+        return ssl.create_default_context(cafile=self.tls[0]) if self.tls else True
 
     def url(self, vendor: str, suffix: str = "") -> str:
         return f"{self.base}/{vendor}{suffix}"
@@ -50,6 +59,8 @@ class EmulatorProcess:
             str(self.port),
         ]
         cmd += ["--speed", str(self.speed)]
+        if self.tls:
+            cmd += ["--ssl-certfile", self.tls[0], "--ssl-keyfile", self.tls[1]]
         for vendor in self.vendors or []:
             cmd += ["--vendor", vendor]
         log_path = os.environ.get("FLOWRUNS_EMULATOR_LOG")
@@ -60,7 +71,10 @@ class EmulatorProcess:
             if self._proc.poll() is not None:
                 raise RuntimeError(f"emulator exited with {self._proc.returncode}")
             try:
-                if httpx.get(f"{self.base}/_emulator/health", timeout=1).status_code == 200:
+                if (
+                    httpx.get(f"{self.base}/_emulator/health", timeout=1, verify=self._verify).status_code
+                    == 200
+                ):
                     return self
             except httpx.TransportError:
                 time.sleep(0.1)
@@ -77,7 +91,9 @@ class EmulatorProcess:
         self._proc = None
 
     def control(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = httpx.request(method, f"{self.base}/_emulator/{path}", timeout=10, **kwargs)
+        response = httpx.request(
+            method, f"{self.base}/_emulator/{path}", timeout=10, verify=self._verify, **kwargs
+        )
         response.raise_for_status()
         return response.json()
 

@@ -20,6 +20,8 @@ VENDORS: dict[str, str] = {
     "tableflow": "airflow_provider_flowruns.testing.tableflow_app:TableflowEmulator",
     "habu": "airflow_provider_flowruns.testing.habu_app:HabuEmulator",
     "activepieces": "airflow_provider_flowruns.testing.activepieces_app:ActivepiecesEmulator",
+    # Not a vendor of ours: the dbt Cloud baseline of the triggerer-density benchmark.
+    "dbtcloud": "airflow_provider_flowruns.testing.dbtcloud_app:DbtCloudEmulator",
 }
 
 
@@ -82,6 +84,9 @@ class EmulatorServer:
         self.plan = FaultPlan()
         self.emulators = {e.name: e for e in load_emulators(vendors or sorted(VENDORS), self.clock)}
         self.requests: Counter[str] = Counter()
+        #: vendor -> distinct client (host, port) pairs seen: the TCP connections each vendor's
+        #: clients opened (a port names one connection for its lifetime).
+        self.peers: dict[str, set[tuple[str, int]]] = {}
         self.app = self._build()
 
     def _error_body_for(self, path: str) -> ErrorBody:
@@ -116,6 +121,9 @@ class EmulatorServer:
             route = request.scope.get("route")
             template = getattr(route, "path", request.url.path)
             self.requests[f"{request.method} {template}"] += 1
+            if request.client is not None:
+                vendor = request.url.path.strip("/").split("/", 1)[0]
+                self.peers.setdefault(vendor, set()).add((request.client.host, request.client.port))
             return response
 
         control = APIRouter(prefix="/_emulator")
@@ -151,6 +159,7 @@ class EmulatorServer:
         async def reset() -> dict[str, bool]:
             self.plan.reset()
             self.requests.clear()
+            self.peers.clear()
             for emulator in self.emulators.values():
                 emulator.reset()
             return {"reset": True}
@@ -162,5 +171,6 @@ class EmulatorServer:
         return {
             "requests": dict(self.requests),
             "faults_injected": dict(self.plan.injected),
+            "connections": {vendor: len(peers) for vendor, peers in self.peers.items()},
             "vendors": {name: e.stats() for name, e in self.emulators.items()},
         }

@@ -20,6 +20,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from airflow_provider_flowruns.core.errors import FlowRunsApiError, NotSupported
 from airflow_provider_flowruns.core.http import FlowRunsHook
 from airflow_provider_flowruns.core.runs import RunRef, RunState, RunStatus
+from airflow_provider_flowruns.core.schedule import PollSchedule
 
 _EVENT_STATUS = {
     RunState.SUCCEEDED: "success",
@@ -54,6 +55,9 @@ class FlowRunTrigger(BaseTrigger):
     :param initial_delay: seconds to wait before the first poll. Operators and sensors check the
         status right before deferring, so polling again at once would spend a vendor poll for
         nothing (Habu allows one per 5 minutes) - they pass the poll interval here.
+    :param schedule: ``PollSchedule.to_dict()`` (plain numbers): when to poll next, adaptive or fixed,
+        with the vendor floor no gap may go under. None (triggers serialized by older releases):
+        every ``poll_interval``.
     """
 
     def __init__(
@@ -68,6 +72,7 @@ class FlowRunTrigger(BaseTrigger):
         cancel_on_kill: bool = True,
         run_url: str | None = None,
         initial_delay: float = 0.0,
+        schedule: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.hook_class_path = hook_class_path
@@ -79,6 +84,7 @@ class FlowRunTrigger(BaseTrigger):
         self.cancel_on_kill = bool(cancel_on_kill)
         self.run_url = run_url
         self.initial_delay = float(initial_delay)
+        self.schedule = PollSchedule.from_dict(schedule).to_dict() if schedule else None
         self._hook: FlowRunsHook | None = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -94,6 +100,7 @@ class FlowRunTrigger(BaseTrigger):
                 "cancel_on_kill": self.cancel_on_kill,
                 "run_url": self.run_url,
                 "initial_delay": self.initial_delay,
+                "schedule": self.schedule,
             },
         )
 
@@ -122,6 +129,11 @@ class FlowRunTrigger(BaseTrigger):
         ref = RunRef.from_dict(self.run_ref)
         stop = {RunState(s) for s in self.stop_states}
         failures = 0
+        schedule = (
+            PollSchedule.from_dict(self.schedule)
+            if self.schedule
+            else PollSchedule.fixed(self.poll_interval, floor=0.0)
+        )
         if self.initial_delay > 0:
             remaining = None if self.deadline is None else max(0.0, self.deadline - time.time())
             await asyncio.sleep(
@@ -151,12 +163,19 @@ class FlowRunTrigger(BaseTrigger):
             else:
                 failures = 0
                 if status.state.is_terminal or status.state in stop:
-                    yield TriggerEvent(status_event(status, run_url=self.run_url))
+                    payload = status_event(status, run_url=self.run_url)
+                    if schedule.started_at is not None:
+                        payload["submitted_at"] = schedule.started_at
+                    yield TriggerEvent(payload)
                     return
                 self.log.info("Run %s is %s (%s)", ref.run_id, status.state.value, status.vendor_status)
-            delay = self.poll_interval * random.uniform(0.9, 1.1) * min(2**failures, 8)
-            if remaining is not None:
-                delay = min(delay, max(remaining, 0.0))
+            delay = schedule.next_gap(time.time(), jitter=random.uniform(0.9, 1.1), failures=failures)
+            if self.deadline is not None and delay >= self.deadline - time.time():
+                # The next poll would fall after the deadline: wait for it, then time out without
+                # one more (possibly under-the-floor) poll.
+                await asyncio.sleep(max(self.deadline - time.time(), 0.0))
+                yield self._event("timeout", f"run {ref.run_id} did not finish before its deadline")
+                return
             await asyncio.sleep(delay)
 
     async def cleanup(self) -> None:

@@ -1,0 +1,153 @@
+"""Poll schedules: when to check a run's status next.
+
+A fixed schedule polls every ``interval``. An adaptive one knows how long this kind of run usually
+takes (from the vendor's list of past runs, else from this task's earlier runs) and spends the
+vendor's poll budget where the run is likely to end: sparse polls before the earliest plausible end,
+``interval`` polls across the expected window, then a slowly widening gap for an overdue run.
+
+Every schedule is plain numbers (``to_dict``/``from_dict``) so a trigger can serialize it, and no
+gap is ever shorter than the vendor floor: rate limits are correctness, not tuning.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+#: ``poll_schedule`` values an operator accepts.
+POLL_SCHEDULES = ("adaptive", "fixed")
+#: Fewer past durations than this: too little to predict from, poll at the fixed interval.
+MIN_HISTORY = 3
+#: How many past durations are kept and used (recent runs predict best).
+MAX_HISTORY = 20
+#: z-score of the expected window's edges: about the 2nd and 98th percentile of a lognormal fit.
+WINDOW_Z = 2.05
+#: A tight history still gets a window at least this wide (in log space, ~ +-10 %).
+MIN_SIGMA = 0.05
+#: Early gaps are at most this many dense intervals (Habu: 4 x 900 s = the hourly poll it recommends).
+SPARSE_FACTOR = 4.0
+#: An overdue run is polled every ``overdue / OVERDUE_DIVISOR`` (between interval and the sparse gap).
+OVERDUE_DIVISOR = 4.0
+
+
+@dataclass(frozen=True)
+class ExpectedDuration:
+    """The window in which a run is expected to end (seconds after its start)."""
+
+    low: float
+    high: float
+    samples: int
+
+
+def expected_duration(
+    durations: Iterable[float], *, min_samples: int = MIN_HISTORY
+) -> ExpectedDuration | None:
+    """Fit a lognormal to past run durations; None when there are too few to say anything.
+
+    Run times are positive and right-skewed, so log space is where a mean and a spread make sense.
+    The spread is widened for a small sample (x (1 + 1/n)) so three lucky runs do not make a
+    schedule that sleeps through the fourth.
+    """
+    values = [float(d) for d in durations if isinstance(d, (int, float)) and math.isfinite(d) and d > 0]
+    values = values[:MAX_HISTORY]
+    if len(values) < max(min_samples, 2):
+        return None
+    logs = [math.log(v) for v in values]
+    mu = statistics.fmean(logs)
+    sigma = max(statistics.stdev(logs), MIN_SIGMA) * (1 + 1 / len(values))
+    return ExpectedDuration(
+        low=math.exp(mu - WINDOW_Z * sigma), high=math.exp(mu + WINDOW_Z * sigma), samples=len(values)
+    )
+
+
+@dataclass(frozen=True)
+class PollSchedule:
+    """Gaps between polls of one run, in real seconds.
+
+    :param interval: the dense gap (the task's poll interval, already at or above the floor).
+    :param floor: the vendor's shortest allowed gap; no gap is ever below it.
+    :param started_at: epoch seconds when the run started; None means unknown (poll at ``interval``).
+    :param expected_low: seconds after start before which the run rarely ends (adaptive only).
+    :param expected_high: seconds after start by which it almost always has ended (adaptive only).
+    :param sparse_interval: the longest gap while early or overdue.
+    """
+
+    interval: float
+    floor: float = 0.0
+    started_at: float | None = None
+    expected_low: float | None = None
+    expected_high: float | None = None
+    sparse_interval: float | None = None
+
+    @classmethod
+    def fixed(cls, interval: float, floor: float, *, started_at: float | None = None) -> PollSchedule:
+        """Every ``interval`` (at least ``floor``); ``started_at`` is only carried along."""
+        return cls(interval=max(interval, floor), floor=floor, started_at=started_at)
+
+    @classmethod
+    def adaptive(
+        cls,
+        interval: float,
+        floor: float,
+        *,
+        started_at: float | None,
+        expected: ExpectedDuration | None,
+        sparse_factor: float = SPARSE_FACTOR,
+    ) -> PollSchedule:
+        """An adaptive schedule, or the fixed one when the start or the expected duration is unknown."""
+        interval = max(interval, floor)
+        if expected is None or started_at is None:
+            return cls.fixed(interval, floor, started_at=started_at)
+        return cls(
+            interval=interval,
+            floor=floor,
+            started_at=started_at,
+            expected_low=expected.low,
+            expected_high=expected.high,
+            sparse_interval=max(interval * sparse_factor, interval),
+        )
+
+    @property
+    def is_adaptive(self) -> bool:
+        return (
+            self.started_at is not None and self.expected_low is not None and self.expected_high is not None
+        )
+
+    def next_delay(self, now: float) -> float:
+        """Seconds from ``now`` (epoch) to the next poll, when the previous poll was at ``now``."""
+        if not self.is_adaptive:
+            return max(self.interval, self.floor)
+        assert (
+            self.started_at is not None and self.expected_low is not None and self.expected_high is not None
+        )
+        sparse = self.sparse_interval or self.interval
+        elapsed = max(0.0, now - self.started_at)
+        if elapsed < self.expected_low:
+            # Early: land the next poll at the window's start, in gaps of at most ``sparse``.
+            gap = min(sparse, self.expected_low - elapsed)
+        elif elapsed <= self.expected_high:
+            gap = self.interval
+        else:
+            # Overdue: the longer past the window, the less one more minute tells - widen slowly.
+            gap = max(self.interval, min(sparse, (elapsed - self.expected_high) / OVERDUE_DIVISOR))
+        return max(gap, self.floor)
+
+    def next_gap(self, now: float, *, jitter: float = 1.0, failures: int = 0) -> float:
+        """The gap a poller actually sleeps: ``next_delay`` times a jitter factor (which spreads a
+        herd of triggers apart) and a back-off after failed polls (x2 each, up to x8) - and still
+        never under the floor. The trigger and the benchmark's simulator both call this."""
+        return max(self.next_delay(now) * jitter * min(2**failures, 8), self.floor)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PollSchedule:
+        plain = {k: (None if v is None else float(v)) for k, v in data.items() if k in _FIELDS}
+        return cls(**plain)  # type: ignore[arg-type]
+
+
+_FIELDS = frozenset(PollSchedule.__dataclass_fields__)

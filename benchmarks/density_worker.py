@@ -1,0 +1,108 @@
+"""One triggerer's event loop running N triggers of one kind; prints its measurements as JSON.
+
+Run in a fresh interpreter by ``benchmarks.density`` so each side's memory starts from the same
+imports. Like Airflow's TriggerRunner: each trigger's ``run()`` is iterated to its first event in a
+task on one loop, then ``cleanup()`` is awaited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import resource
+import sys
+import time
+from typing import Any
+
+
+def rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def make_triggers(kind: str, run_ids: list[Any], poll: float) -> list[Any]:
+    if kind == "ours":
+        from airflow_provider_flowruns.testing.demo import DemoHook
+        from airflow_provider_flowruns.triggers.run import FlowRunTrigger
+
+        hook = DemoHook("flowruns_demo_default")
+        return [
+            FlowRunTrigger(
+                hook_class_path=hook.class_path(),
+                hook_kwargs=hook.hook_kwargs(),
+                run_ref={"run_id": rid},
+                poll_interval=poll,
+                deadline=time.time() + 3600,
+            )
+            for rid in run_ids
+        ]
+    from airflow.providers.dbt.cloud.triggers.dbt import DbtCloudRunJobTrigger
+
+    return [
+        DbtCloudRunJobTrigger(
+            conn_id="dbt_cloud_default",
+            run_id=rid,
+            end_time=time.time() + 3600,
+            poll_interval=poll,
+            account_id=1,
+        )
+        for rid in run_ids
+    ]
+
+
+async def main(kind: str, run_ids: list[Any], poll: float) -> dict[str, Any]:
+    base_rss, base_cpu, started = rss(), cpu(), time.monotonic()
+    triggers = make_triggers(kind, run_ids, poll)
+    loop = asyncio.get_running_loop()
+    lags: list[float] = []
+    peak = [rss()]
+    done = asyncio.Event()
+
+    async def monitor() -> None:
+        tick = 0.05
+        while not done.is_set():
+            before = loop.time()
+            await asyncio.sleep(tick)
+            lags.append(max(0.0, loop.time() - before - tick))
+            peak[0] = max(peak[0], rss())
+
+    async def drive(trigger: Any) -> dict[str, Any]:
+        try:
+            async for event in trigger.run():
+                return dict(event.payload)
+            return {"status": "no event"}
+        finally:
+            await trigger.cleanup()
+
+    watcher = asyncio.create_task(monitor())
+    events = await asyncio.gather(*(drive(t) for t in triggers))
+    done.set()
+    await watcher
+    lags.sort()
+    return {
+        "kind": kind,
+        "triggers": len(triggers),
+        "events": [str(e.get("status")) for e in events],
+        "wall_s": time.monotonic() - started,
+        "cpu_s": cpu() - base_cpu,
+        "rss_base_b": base_rss,
+        "rss_peak_b": peak[0],
+        "lag_p99_s": lags[min(len(lags) - 1, int(0.99 * len(lags)))] if lags else 0.0,
+        "lag_max_s": lags[-1] if lags else 0.0,
+    }
+
+
+if __name__ == "__main__":
+    spec = json.loads(sys.argv[1])
+    if spec["kind"] == "ours":  # import before the baseline RSS, as dbt's side imports in make_triggers
+        import airflow_provider_flowruns.testing.demo
+        import airflow_provider_flowruns.triggers.run  # noqa: F401
+    else:
+        import airflow.providers.dbt.cloud.triggers.dbt  # noqa: F401
+    print(json.dumps(asyncio.run(main(spec["kind"], spec["run_ids"], spec["poll"]))))

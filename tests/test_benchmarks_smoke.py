@@ -1,0 +1,54 @@
+"""The benchmark harness runs end to end at smoke size (seconds) and its report is well formed.
+
+Nothing here judges speed (that is what ``make bench`` and its ratios are for): only that every
+benchmark produced every row, with sane, consistent numbers, so the harness cannot rot.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from importlib.util import find_spec
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_smoke_run_produces_every_row(tmp_path):
+    out = tmp_path / "benchmarks.md"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--smoke", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    text = out.read_text()
+    assert "- command: `python -m benchmarks --smoke" in text and "- cpu: " in text
+    rows = [
+        line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| benchmark")
+    ]
+    by_bench: dict[str, list[list[str]]] = {}
+    for line in rows:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert len(cells) == 7, line
+        by_bench.setdefault(cells[0][0], []).append(cells)
+    assert sorted(by_bench) == ["1", "2", "3", "4"]
+    assert len(by_bench["1"]) == 2  # time and memory
+    assert len(by_bench["2"]) == 5  # RSS, CPU, lag, connections, polls
+    assert len(by_bench["4"]) == 6  # calls and p95 latency for three spreads
+    has_s3 = find_spec("s3fs") is not None and find_spec("airflow.providers.amazon") is not None
+    assert len(by_bench["3"]) == (6 if has_s3 else 3)  # two sizes + peak RSS, per destination
+    for cells in rows:
+        if cells[1].startswith(("event-loop lag", "TCP")):
+            continue
+        assert cells[2] != "n/a" and float(cells[2].replace(",", "")) > 0, cells  # ours is always measured
+    density = {c[1]: c for c in by_bench["2"]}
+    polls = float(density["status polls (sanity)"][2].replace(",", ""))
+    assert polls >= 20  # every one of the 20 triggers polled at least once
+    assert 1 <= float(density["TCP connections opened"][2]) <= polls
+    from benchmarks.parse_cost import dbt_available
+
+    if not dbt_available():
+        assert "dbt-cloud is NOT installed here" in text  # the skipped baseline is said out loud
