@@ -14,7 +14,7 @@ BENCH := .venv-bench
 # --dist loadfile keeps a file's module-scoped emulator in one worker.
 PYTEST_FLAGS ?= -q -rs -p no:cacheprovider -n 3 --dist loadfile
 
-.PHONY: demo test lint typecheck test-main test-floor test-floor-distributed soak services clean emulator bench bench-smoke
+.PHONY: demo test lint typecheck test-main test-floor test-floor-extra soak services clean emulator bench bench-smoke
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -57,11 +57,12 @@ test-main: $(VENV)/.installed services
 
 test-floor: $(FLOOR)/.installed services
 	@echo "== Airflow $(AIRFLOW_FLOOR) (floor): unit, dag.test() and end-to-end tests"
-	@echo "!! Not run on the floor, to keep CI short: the distributed CeleryExecutor suite (make test-floor-distributed)"
-	$(FLOOR)/bin/python -m pytest $(PYTEST_FLAGS) -m "not distributed"
+	@echo "!! Not run on the floor, to keep CI short: the distributed CeleryExecutor suite (make test-floor-extra),"
+	@echo "!! the benchmark smoke run and the in-loop load test (markers distributed, newest_only)"
+	$(FLOOR)/bin/python -m pytest $(PYTEST_FLAGS) -m "not distributed and not newest_only"
 
-test-floor-distributed: $(FLOOR)/.installed services
-	$(FLOOR)/bin/python -m pytest -q -rs -s -p no:cacheprovider tests/e2e/test_distributed.py
+test-floor-extra: $(FLOOR)/.installed services
+	$(FLOOR)/bin/python -m pytest -q -rs -s -p no:cacheprovider -m "distributed or newest_only"
 
 test: lint typecheck test-main test-floor
 

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 from airflow.sdk import ObjectStoragePath
+from conftest import xcom
 
 from airflow_provider_flowruns.core.errors import FlowRunsApiError, FlowRunsConfigError, NotSupported
 from airflow_provider_flowruns.core.runs import RunRef, RunState
@@ -326,29 +327,6 @@ def _run(dag_id: str, module: str = "activepieces_dags.py", **kwargs):
     dag = runpy.run_path(str(Path(__file__).parent / "dags" / module))[dag_id]
     dr = dag.test(**kwargs)
     return {ti.task_id: ti for ti in dr.get_task_instances()}
-
-
-def xcom(ti, key="return_value"):
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        row = (
-            session.query(XComModel)
-            .filter_by(
-                dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, key=key, map_index=ti.map_index
-            )
-            .one_or_none()
-        )
-    if row is None:
-        return None
-    value = row.value
-    if isinstance(value, (str, bytes)):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
 
 
 @pytest.mark.usefixtures("airflow_db")

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 from airflow.sdk import DAG
-from conftest import demo_stats
-from test_operator_dags import xcom
+from conftest import demo_stats, xcom
 
 from airflow_provider_flowruns.core.history import HISTORY_XCOM_KEY
 from airflow_provider_flowruns.core.schedule import MIN_HISTORY

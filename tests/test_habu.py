@@ -473,7 +473,7 @@ def test_create_limit_fails_clearly_when_told_to(habu_hourly, capfd):
 @pytest.mark.usefixtures("fresh_tokens")
 def test_a_task_adopts_its_live_run_by_name_instead_of_creating_another(habu):
     """What a retry without a task state store (or after a crash between create and store) does."""
-    from test_operator_dags import xcom
+    from conftest import xcom
 
     hook = HabuHook(**FAST)
     nodes = {NODE(1): {"START_DATE": "2026-01-01", "END_DATE": "2026-01-08"}}

@@ -3,11 +3,9 @@ in-process), against the live demo emulator."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from airflow.sdk import DAG
-from conftest import demo_stats
+from conftest import demo_stats, xcom
 
 from airflow_provider_flowruns.core.errors import FlowRunsConfigError
 from airflow_provider_flowruns.testing.demo import DemoHook, DemoRunOperator, DemoRunSensor
@@ -20,27 +18,6 @@ def run_dag(dag_id: str, **kwargs):
     dag = engine_dags[dag_id]
     dr = dag.test(**kwargs)
     return dr, {ti.task_id: ti for ti in dr.get_task_instances()}
-
-
-def xcom(ti, key):
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        row = (
-            session.query(XComModel)
-            .filter_by(dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, key=key)
-            .one_or_none()
-        )
-        if row is None:
-            return None
-        value = row.value
-        if isinstance(value, (str, bytes)):
-            try:
-                return json.loads(value)
-            except ValueError:
-                return value
-        return value
 
 
 def _load_engine_dags() -> dict[str, DAG]:

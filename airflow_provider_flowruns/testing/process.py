@@ -19,6 +19,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+STARTUP_TIMEOUT = 120.0
+
+
 class EmulatorProcess:
     """``with EmulatorProcess(["demo"]) as emu: emu.url("demo")`` - a live server on 127.0.0.1."""
 
@@ -66,7 +69,8 @@ class EmulatorProcess:
         log_path = os.environ.get("FLOWRUNS_EMULATOR_LOG")
         sink = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
         self._proc = subprocess.Popen(cmd, stdout=sink, stderr=sink, env=self.env)  # noqa: S603
-        deadline = time.monotonic() + 30
+        # Generous: on a loaded 2-core CI machine importing FastAPI and the apps can take a while.
+        deadline = time.monotonic() + STARTUP_TIMEOUT
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 raise RuntimeError(f"emulator exited with {self._proc.returncode}")
@@ -79,7 +83,7 @@ class EmulatorProcess:
             except httpx.TransportError:
                 time.sleep(0.1)
         self.stop()
-        raise RuntimeError("emulator did not start within 30s")
+        raise RuntimeError(f"emulator {self.vendors or '(all vendors)'} did not start within {STARTUP_TIMEOUT:.0f}s")
 
     def stop(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
