@@ -83,7 +83,9 @@ class EmulatorProcess:
             except httpx.TransportError:
                 time.sleep(0.1)
         self.stop()
-        raise RuntimeError(f"emulator {self.vendors or '(all vendors)'} did not start within {STARTUP_TIMEOUT:.0f}s")
+        raise RuntimeError(
+            f"emulator {self.vendors or '(all vendors)'} did not start within {STARTUP_TIMEOUT:.0f}s"
+        )
 
     def stop(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
