@@ -15,7 +15,6 @@ anyway (another system shares the API user) the refusal is written to the ledger
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import random
 import time
@@ -25,7 +24,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_flowruns.core.errors import RateLimitBudgetExhausted
-from airflow_provider_flowruns.core.leases import DeploymentLock, Read, Record, Step, Write, run_steps
+from airflow_provider_flowruns.core.leases import (
+    DeploymentLock,
+    Read,
+    Record,
+    Step,
+    Write,
+    run_steps,
+    variable_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +79,7 @@ class SharedCreateBudget:
 
     @staticmethod
     def variable_key(key: str) -> str:
-        return VARIABLE_PREFIX + hashlib.sha256(key.encode()).hexdigest()[:24]
+        return variable_name(VARIABLE_PREFIX, key)
 
     def book(self, key: str, *, limit: int, window: float, what: str) -> Booking:
         """Book one creation, or raise :class:`RateLimitBudgetExhausted` saying when to come back."""
@@ -84,8 +91,13 @@ class SharedCreateBudget:
         raise RateLimitBudgetExhausted(
             f"Not creating {what} now: the {limit} run creations allowed per hour for this API user "
             f"are used up; the next one frees in about {max(free_at - time.time(), 0):.0f}s.",
-            retry_at=free_at + random.uniform(0, self.jitter * window / 3600.0),
+            retry_at=self.retry_at(free_at, window),
         )
+
+    def retry_at(self, free_at: float, window: float) -> float:
+        """When a held-back task should try again: ``free_at`` plus jitter (scaled with the window),
+        so tasks held back together do not return in one burst."""
+        return free_at + random.uniform(0, self.jitter * window / 3600.0)
 
     def cancel(self, booking: Booking) -> None:
         """Give a slot back: the vendor rejected the request, so it created nothing."""

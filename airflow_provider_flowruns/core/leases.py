@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import errno
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -74,6 +75,12 @@ def decode(raw: str | None) -> Record:
     except ValueError:
         return {}
     return record if isinstance(record, dict) else {}
+
+
+def variable_name(prefix: str, key: str) -> str:
+    """The Variable that holds shared state for ``key`` (a URL and client id): hashed, so no
+    identifier of the API user shows in the Variable list."""
+    return prefix + hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
 def without_lease(record: Record) -> Record:

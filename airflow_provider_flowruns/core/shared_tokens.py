@@ -20,7 +20,6 @@ memory plus the host file lock and says so once.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 from collections.abc import AsyncIterator, Iterator
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_provider_flowruns.core.auth import CachedToken, MemoryTokenCache
-from airflow_provider_flowruns.core.leases import DeploymentLock, Record, decode
+from airflow_provider_flowruns.core.leases import DeploymentLock, Record, decode, variable_name
 from airflow_provider_flowruns.core.variables import (
     VariablesUnavailable,
     aget_variable,
@@ -83,7 +82,7 @@ class SharedTokenCache:
     # -- naming -------------------------------------------------------------------------------------
     @staticmethod
     def variable_key(key: str) -> str:
-        return VARIABLE_PREFIX + hashlib.sha256(key.encode()).hexdigest()[:24]
+        return variable_name(VARIABLE_PREFIX, key)
 
     def _unshared(self, exc: Exception) -> None:
         if not self._warned:

@@ -16,7 +16,6 @@ There is no cancel endpoint; the engine logs that a run keeps going.
 
 from __future__ import annotations
 
-import random
 import re
 import time
 from collections.abc import Iterator, Mapping
@@ -206,7 +205,7 @@ class HabuHook(FlowRunsHook):
                     f"{self.vendor} refused to create {what}: the run creations allowed per hour are "
                     "used up for this API user (by a system outside this deployment's ledger). Not "
                     f"retrying now; the next window opens in about {wait:.0f}s.",
-                    retry_at=until + random.uniform(0, 120) / self.time_scale,
+                    retry_at=CREATE_BUDGET.retry_at(until, window),
                 ) from None
             if exc.status is not None and exc.status < 500:
                 CREATE_BUDGET.cancel(booking)
