@@ -88,6 +88,8 @@ class DemoEmulator(VendorEmulator):
         expires = self.tokens.get(token)
         if expires is None or expires <= self.clock.now():
             raise VendorError(401, "token expired or unknown", code="UNAUTHORIZED")
+        # Calls made with a minted token: fewer tokens than these proves tokens are reused.
+        self.counters["calls_with_minted_tokens"] += 1
 
     def _run(self, run_id: str) -> DemoRun:
         run = self.runs.get(run_id)
