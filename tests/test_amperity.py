@@ -131,6 +131,42 @@ def test_stop_goes_through_stopping_to_cancelled(amperity):
     assert vendor(amperity)["stops"] == 1
 
 
+class TaskStateStore:
+    """The calls the operator makes on Airflow's ``context["task_state_store"]`` (3.3+), kept in a
+    dict (JSON round-tripped, as Airflow stores it) so one test can play a task's successive tries."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, object] = {}
+
+    def get(self, key: str, default: object = None) -> object:
+        return self.values.get(key, default)
+
+    def set(self, key: str, value: object, *, retention: object = None) -> None:
+        self.values[key] = json.loads(json.dumps(value))
+
+
+def test_a_run_being_stopped_is_not_re_attached(amperity):
+    """Clearing or marking failed a deferred task stops its run (trigger on_kill); the task's next
+    try finds it ``stopping`` in the state store and starts a new run instead of adopting one that
+    is about to end cancelled. A live run is adopted; a finished task's run is not."""
+    hook = AmperityHook(**FAST)
+    op = AmperityRunWorkflowOperator(task_id="wf", config_id="og-slow")
+    context = {"task_state_store": TaskStateStore()}
+    first = op._attach_or_submit(hook, context)
+    assert op._attach_or_submit(hook, context) == first  # a retry: re-attached
+    amperity.control("POST", "clock", json={"speed": 0.01})  # hold the run in "stopping"
+    try:
+        hook.stop_workflow(first.run_id)
+        assert hook.get_status(first).stopping
+        second = op._attach_or_submit(hook, context)
+    finally:
+        amperity.control("POST", "clock", json={"speed": 10})
+    assert second != first and vendor(amperity)["runs_created"] == 2
+    op._mark_done(context, second)  # the task succeeded with it; only a clear runs it again
+    third = op._attach_or_submit(hook, context)
+    assert third not in (first, second) and vendor(amperity)["runs_created"] == 3
+
+
 def test_wrong_api_version_is_a_clear_error(amperity, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_AMPERITY_DEFAULT", _conn(amperity, extra={"api_version": "1999-01-01"}))
     with pytest.raises(FlowRunsApiError) as info:

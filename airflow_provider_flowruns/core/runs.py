@@ -67,6 +67,9 @@ class RunStatus:
     message: str | None = None
     url: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    #: Still active but already told to stop (Amperity ``stopping``): it will end cancelled, so a
+    #: retried or cleared task must not re-attach to it.
+    stopping: bool = False
 
 
 def _default_normalize(value: str) -> str:
@@ -85,12 +88,16 @@ class StatusMap:
         mapping: Mapping[RunState, Iterable[str]],
         *,
         normalize: Callable[[str], str] = _default_normalize,
+        stopping: Iterable[str] = (),
     ) -> None:
         self._normalize = normalize
         self._map: dict[str, RunState] = {}
         for state, names in mapping.items():
             for name in names:
                 self._map[normalize(name)] = state
+        self._stopping = frozenset(normalize(name) for name in stopping)
+        if unmapped := self._stopping - self._map.keys():
+            raise ValueError(f"stopping statuses {sorted(unmapped)} need a state in the mapping")
         self._warned: set[str] = set()
 
     def __call__(self, vendor_status: str | None) -> RunState:
@@ -106,6 +113,10 @@ class StatusMap:
                 )
             return RunState.RUNNING
         return state
+
+    def is_stopping(self, vendor_status: str | None) -> bool:
+        """Whether the vendor says the run is winding down after a stop request."""
+        return vendor_status is not None and self._normalize(str(vendor_status)) in self._stopping
 
     def statuses_for(self, state: RunState) -> list[str]:
         return sorted(k for k, v in self._map.items() if v is state)

@@ -97,6 +97,7 @@ class AmperityHook(FlowRunsHook):
             RunState.CANCELLED: ["canceled", "cancelled", "stopped"],
         },
         normalize=normalize_amperity_state,
+        stopping=["canceling", "stopping"],
     )
 
     def client_settings(self, conn: Any) -> ClientSettings:
@@ -215,6 +216,7 @@ class AmperityHook(FlowRunsHook):
             message="; ".join(p for p in parts if p) or None,
             url=self.run_url(ref),
             raw=body,
+            stopping=self.status_map.is_stopping(vendor_status),
         )
 
     def cancel_call(self, ref: RunRef) -> Call:

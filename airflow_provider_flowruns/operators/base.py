@@ -32,6 +32,8 @@ from airflow_provider_flowruns.version_compat import default_deferrable
 
 #: Key in ``context["task_state_store"]`` under which the run being waited on is kept.
 STATE_KEY = "flowruns_run_ref"
+#: Set on the stored run once the task succeeded with it, so a later clear starts a new run.
+DONE_FLAG = "done"
 
 
 def to_seconds(value: Any, name: str) -> float | None:
@@ -219,6 +221,7 @@ class FlowRunOperator(BaseOperator):
         if run_url:
             self.log.info("%s run %s: %s", hook.vendor, ref.run_id, run_url)
         if not self.wait_for_completion:
+            self._mark_done(context, ref)
             return ref.run_id
         if self.check_before_defer:
             status = hook.get_status(ref)  # it may already be over: then no deferral at all
@@ -271,7 +274,14 @@ class FlowRunOperator(BaseOperator):
     def _attach_or_submit(self, hook: FlowRunsHook, context: Any) -> RunRef:
         store = context.get("task_state_store") if self.durable else None
         saved = store.get(STATE_KEY) if store is not None else None
-        if saved:
+        if saved and saved.get(DONE_FLAG):
+            # Only a clear runs a task again after it succeeded: the user asks for a new run.
+            self.log.info(
+                "This task already finished with %s run %s; it was cleared, so a new run starts.",
+                hook.vendor,
+                saved.get("run_id"),
+            )
+        elif saved:
             ref = RunRef.from_dict(saved)
             try:
                 status = hook.get_status(ref)
@@ -280,7 +290,15 @@ class FlowRunOperator(BaseOperator):
                     raise  # cannot tell whether the run lives: never risk a duplicate
                 self.log.warning("Stored run %s cannot be read (%s); starting a new run.", ref.run_id, exc)
             else:
-                if status.state is not RunState.FAILED and status.state is not RunState.CANCELLED:
+                if status.stopping:
+                    # Stopped when the task was cleared or marked failed: it will end cancelled.
+                    self.log.info(
+                        "The earlier try's run %s is being stopped (%s); starting a new run.",
+                        ref.run_id,
+                        status.vendor_status,
+                    )
+                elif status.state is not RunState.FAILED and status.state is not RunState.CANCELLED:
+                    # A SUCCEEDED run is adopted too: the earlier try died before it finished the task.
                     self.log.info(
                         "Re-attaching to %s run %s from an earlier try (it is %s).",
                         hook.vendor,
@@ -288,14 +306,21 @@ class FlowRunOperator(BaseOperator):
                         status.vendor_status,
                     )
                     return ref
-                self.log.info(
-                    "The earlier try's run %s ended %s; starting a new run.", ref.run_id, status.vendor_status
-                )
+                else:
+                    self.log.info(
+                        "The earlier try's run %s ended %s; starting a new run.",
+                        ref.run_id,
+                        status.vendor_status,
+                    )
         elif self.durable:
             found = self.find_existing(hook, context)
             # Only a live run is adopted by name: a finished one may be what a user cleared the task
             # to redo, while a crash between submit and the state store leaves one still going.
-            if found is not None and hook.get_status(found).state.is_active:
+            if (
+                found is not None
+                and (status := hook.get_status(found)).state.is_active
+                and not status.stopping
+            ):
                 self.log.info(
                     "Found this task's existing %s run %s; re-attaching.", hook.vendor, found.run_id
                 )
@@ -366,7 +391,17 @@ class FlowRunOperator(BaseOperator):
             record_task_duration(context, time.time() - self._submitted_at)
         accept = frozenset({"paused"}) if RunState.PAUSED in self.stop_states() else frozenset()
         raise_for_event(event, vendor=self.hook_class.vendor, accept=accept)
-        return self.result(self.hook, ref, event, context)
+        result = self.result(self.hook, ref, event, context)
+        self._mark_done(context, ref)
+        return result
+
+    def _mark_done(self, context: Any, ref: RunRef) -> None:
+        """Flag the stored run as this task's finished work. Until then a retry re-attaches to it
+        (even once it succeeded, so a failed result step is redone on the same run); after, only a
+        clear can run the task again, and that asks for a new run."""
+        store = context.get("task_state_store") if self.durable else None
+        if store is not None:
+            store.set(STATE_KEY, {**ref.to_dict(), DONE_FLAG: True})
 
     def _cancel_quietly(self, ref: RunRef, *, reason: str) -> None:
         try:

@@ -1,13 +1,15 @@
 """DAGs for ``tests/e2e/test_process_faults.py``: one long wait per vendor, plus a worker-held wait.
 
 ``pf_<vendor>`` start a run that takes tens of seconds at the module's emulator speeds and wait for
-it in the triggerer; ``pf_worker`` waits in the worker (``deferrable=False``) so its process can be
-killed right after it submitted.
+it in the triggerer; ``pf_worker_<vendor>`` wait in the worker (``deferrable=False``) so its process
+can be killed right after it submitted.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from airflow.sdk import DAG
 
@@ -27,44 +29,39 @@ def _dag(dag_id: str) -> DAG:
     return dag
 
 
-with _dag("pf_amperity"):
-    AmperityRunWorkflowOperator(task_id="wait", config_id="og-slow", deferrable=True)
+def _operators(**kwargs: Any) -> dict[str, Callable[[], object]]:
+    """One long-waiting task ``wait`` per vendor, with ``kwargs`` on each."""
+    return {
+        "amperity": lambda: AmperityRunWorkflowOperator(task_id="wait", config_id="og-slow", **kwargs),
+        "habu": lambda: HabuFlowRunOperator(
+            task_id="wait",
+            cleanroom_id="cr-acme",
+            flow_id="flow-slow",
+            nodes={MATCH_NODE: {"START_DATE": "2026-01-01", "END_DATE": "2026-01-08"}},
+            **kwargs,
+        ),
+        "tableflow": lambda: TableflowRunFlowOperator(
+            task_id="wait", flow_id="flow_review", files={"invoice": "{{ var.value.pf_invoice }}"}, **kwargs
+        ),
+        # ``dag_run.conf['flow']``: FLOW_DELAY resumes by itself; FLOW_APPROVAL stays PAUSED.
+        "activepieces": lambda: ActivepiecesTriggerFlowOperator(
+            task_id="wait",
+            flow_id="{{ dag_run.conf.get('flow', '" + FLOW_DELAY + "') }}",
+            **CORRELATE,
+            **kwargs,
+        ),
+    }
 
-with _dag("pf_habu"):
-    HabuFlowRunOperator(
-        task_id="wait",
-        cleanroom_id="cr-acme",
-        flow_id="flow-slow",
-        nodes={MATCH_NODE: {"START_DATE": "2026-01-01", "END_DATE": "2026-01-08"}},
-        deferrable=True,
-    )
 
-with _dag("pf_tableflow"):
-    TableflowRunFlowOperator(
-        task_id="wait",
-        flow_id="flow_review",
-        files={"invoice": "{{ var.value.pf_invoice }}"},
-        deferrable=True,
-    )
+for _vendor, _make in _operators(deferrable=True).items():
+    with _dag(f"pf_{_vendor}"):
+        _make()
 
-with _dag("pf_activepieces"):
-    # ``dag_run.conf['flow']``: FLOW_DELAY resumes by itself; FLOW_APPROVAL stays PAUSED (cancellable).
-    ActivepiecesTriggerFlowOperator(
-        task_id="wait",
-        flow_id="{{ dag_run.conf.get('flow', '" + FLOW_DELAY + "') }}",
-        deferrable=True,
-        **CORRELATE,
-    )
-
-with _dag("pf_worker"):
-    ActivepiecesTriggerFlowOperator(
-        task_id="wait",
-        flow_id=FLOW_DELAY,
-        deferrable=False,
-        poll_interval=5,
-        retries=1,
-        retry_delay=timedelta(seconds=0),
-        **CORRELATE,
-    )
+# Waits held in the worker process (killed right after submit); one retry, at once.
+for _vendor, _make in _operators(
+    deferrable=False, poll_interval=5, retries=1, retry_delay=timedelta(seconds=0)
+).items():
+    with _dag(f"pf_worker_{_vendor}"):
+        _make()
 
 __all__ = ["FLOW_APPROVAL"]
