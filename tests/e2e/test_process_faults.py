@@ -3,6 +3,8 @@ PostgreSQL metadata DB when reachable), every vendor's emulator as a uvicorn pro
 
 - The triggerer is killed (SIGKILL) while a run of every vendor is deferred, and a new one started:
   every task still finishes and no vendor saw a second run.
+- The chained example pipeline is unpaused and the scheduler catches up its two daily intervals,
+  each through all four vendors.
 - A task's worker process is killed right after it submitted, for every vendor: the retry
   re-attaches to the same vendor run (task state store on 3.3+; below it the run's name or key,
   which Amperity lacks).
@@ -34,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[2]
 VENDORS = ("amperity", "habu", "tableflow", "activepieces")
 #: Long runs take 30-40 s here: long enough to be deferred when the fault strikes, short enough for CI.
 SPEEDS = {"amperity": 100.0, "habu": 600.0, "tableflow": 2.0, "activepieces": 2.0}
+PIPELINE = "example_flowruns_pipeline"  # tests/e2e/dags/pipeline_catchup.py
 
 pytestmark = pytest.mark.e2e
 
@@ -44,7 +47,13 @@ def stack_and_fleet(tmp_path_factory) -> Iterator[tuple[AirflowStack, EmulatorFl
     invoice = workdir / "invoice.pdf"
     invoice.write_bytes(b"%PDF-1.4\n" + bytes(range(256)) * 100)
     with EmulatorFleet(workdir, speeds=SPEEDS, vendors=VENDORS) as fleet:
-        env = {**fleet.env, "AIRFLOW_VAR_PF_INVOICE": str(invoice)}
+        env = {
+            **fleet.env,
+            "AIRFLOW_VAR_PF_INVOICE": str(invoice),
+            # Interval runs are created here (the fault DAGs have no schedule): the example pipeline's
+            # catchup comes from the scheduler.
+            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "True",
+        }
         with AirflowStack(
             "process-faults", dags_folder=ROOT / "tests" / "e2e" / "dags", root=ROOT, env=env
         ) as stack:
@@ -89,7 +98,8 @@ class Api:
 @pytest.fixture(scope="module")
 def api(stack_and_fleet) -> Api:
     stack, _ = stack_and_fleet
-    for dag_id in [f"pf_{v}" for v in VENDORS] + [f"pf_worker_{v}" for v in VENDORS]:  # parsed first
+    dag_ids = [f"pf_{v}" for v in VENDORS] + [f"pf_worker_{v}" for v in VENDORS] + [PIPELINE]
+    for dag_id in dag_ids:  # parsed before anything starts
         wait_until(
             lambda d=dag_id: stack.query("select count(*) from dag where dag_id=:d", d=d)[0][0], dag_id
         )
@@ -260,3 +270,34 @@ def test_clearing_a_deferred_task_stops_its_run_and_a_finished_one_runs_again(st
         assert xcom_run_id(stack, dag_id, run_id) not in (first[dag_id], second[dag_id]), dag_id
     final = runs_created(fleet)
     assert {v: final[v] - after[v] for v in VENDORS} == dict.fromkeys(VENDORS, 1)
+
+
+def test_the_scheduler_catches_up_the_pipeline_through_all_four_vendors(stack_and_fleet, api):
+    """The chained example, unpaused on a scheduler that creates interval runs: catchup makes one run
+    per daily interval from ``start_date`` to ``end_date`` (two), each running Amperity refresh ->
+    Habu flow run (paused, resumed) -> report to storage -> Tableflow over that report ->
+    Activepieces notified, with one vendor run per step and interval."""
+    stack, fleet = stack_and_fleet
+    before = runs_created(fleet)
+    api.call("PATCH", f"/api/v2/dags/{PIPELINE}", {"is_paused": False})
+
+    def scheduled() -> list[str]:
+        rows = stack.query(
+            "select run_id from dag_run where dag_id=:d and run_type='scheduled' order by logical_date",
+            d=PIPELINE,
+        )
+        return [str(run_id) for (run_id,) in rows]
+
+    wait_until(lambda: len(scheduled()) >= 2, "the scheduler to create the catchup runs", 120)
+    reports = [stack.wait_for_run(PIPELINE, run_id, timeout=420) for run_id in scheduled()]
+    assert len(scheduled()) == 2  # end_date bounds the catchup
+    steps = ("amperity_refresh", "habu_match", "tableflow_extract", "notify")
+    for report in reports:
+        assert report.state == "success" and set(report.tasks.values()) == {"success"}, report
+    days = [Path(r.xcoms["report_to_storage.return_value"]["uri"]).parent.name for r in reports]
+    assert days == ["2026-01-01", "2026-01-02"], days
+    for step in steps:
+        assert len({r.xcoms[f"{step}.run_id"] for r in reports}) == 2, step
+    after = runs_created(fleet)
+    assert {v: after[v] - before[v] for v in VENDORS} == dict.fromkeys(VENDORS, 2)
+    assert fleet.stats("habu")["resumes"] >= 2
