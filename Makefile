@@ -12,7 +12,7 @@ FLOOR := .venv-af31
 BENCH := .venv-bench
 # Three workers on two cores: most test time is spent waiting on emulated vendors, not computing.
 # --dist loadfile keeps a file's module-scoped emulator in one worker.
-PYTEST_FLAGS ?= -q -rs -p no:cacheprovider -n 3 --dist loadfile
+PYTEST_FLAGS ?= -q -rs -p no:cacheprovider -n 3 --dist loadfile --durations=25
 
 .PHONY: demo test lint typecheck test-main test-floor test-floor-extra soak services clean emulator bench bench-smoke
 
