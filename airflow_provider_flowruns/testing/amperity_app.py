@@ -38,7 +38,7 @@ from fastapi import APIRouter, Request
 from airflow_provider_flowruns.testing.clock import EmulatorClock
 from airflow_provider_flowruns.testing.limits import WindowLimit
 from airflow_provider_flowruns.testing.progression import Progression
-from airflow_provider_flowruns.testing.server import VendorEmulator, VendorError
+from airflow_provider_flowruns.testing.server import VendorEmulator, VendorError, int_query
 
 STATIC_TOKEN = "amperity-token"
 CLIENT_ID = "amperity-client"
@@ -494,12 +494,7 @@ class AmperityEmulator(VendorEmulator):
 
     def _list(self, tenant: str, params: Any) -> dict[str, Any]:
         now = self.clock.now()
-        try:
-            limit = int(params.get("limit", 50))
-        except ValueError:
-            raise VendorError(400, "limit must be an integer")
-        if not 1 <= limit <= 100:
-            raise VendorError(400, "limit must be between 1 and 100")
+        limit = int_query(params, "limit", 50, 1, 100)
         with_total = params.get("with_total", "false").lower()
         if with_total not in ("true", "false"):
             raise VendorError(400, "with_total must be true or false")

@@ -59,7 +59,7 @@ from fastapi.routing import APIRoute
 from airflow_provider_flowruns.testing.clock import EmulatorClock
 from airflow_provider_flowruns.testing.limits import WindowLimit
 from airflow_provider_flowruns.testing.progression import Progression
-from airflow_provider_flowruns.testing.server import VendorEmulator, VendorError
+from airflow_provider_flowruns.testing.server import VendorEmulator, VendorError, int_query
 
 CLIENT_ID = "habu-client"
 #: Overridable so secret-leak tests can use a sentinel value of their own.
@@ -581,20 +581,6 @@ async def _json_object(request: Request, *, required: bool = True) -> dict[str, 
     if not isinstance(body, dict):
         raise VendorError(400, "Request body must be a JSON object")
     return body
-
-
-def _int_query(params: Mapping[str, str], name: str, default: int, low: int, high: int | None = None) -> int:
-    raw = params.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise VendorError(400, f"{name} must be an integer")
-    if value < low or (high is not None and value > high):
-        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise VendorError(400, f"{name} must be {bound} (got {value})")
-    return value
 
 
 def _date(value: str, name: str) -> date:
@@ -1174,8 +1160,8 @@ class HabuEmulator(VendorEmulator):
             raise VendorError(400, f"status must be one of {', '.join(QUESTION_STATUSES)}")
         start = _date(params["startDate"], "startDate") if params.get("startDate") else None
         end = _date(params["endDate"], "endDate") if params.get("endDate") else None
-        limit = _int_query(params, "limit", QUESTION_LIST_LIMIT, 1, QUESTION_LIST_MAX)
-        offset = _int_query(params, "offset", 0, 0)
+        limit = int_query(params, "limit", QUESTION_LIST_LIMIT, 1, QUESTION_LIST_MAX)
+        offset = int_query(params, "offset", 0, 0)
         now = self.clock.now()
 
         def matches(run: QuestionRun) -> bool:
@@ -1209,8 +1195,8 @@ class HabuEmulator(VendorEmulator):
         )
 
     def _page(self, result: ResultSet, params: Mapping[str, str]) -> dict[str, Any]:
-        limit = _int_query(params, "limit", PAGE_LIMIT, 1, PAGE_MAX)
-        offset = _int_query(params, "offset", 0, 0)
+        limit = int_query(params, "limit", PAGE_LIMIT, 1, PAGE_MAX)
+        offset = int_query(params, "offset", 0, 0)
         self.counters["report_pages"] += 1
         return result.page(offset, limit)
 
@@ -1276,8 +1262,8 @@ class HabuEmulator(VendorEmulator):
             flow = self._flow(cid, flow_id)
             params = request.query_params
             search = (params.get("search") or "").lower()
-            limit = _int_query(params, "limit", FLOW_LIST_LIMIT, 1)
-            offset = _int_query(params, "offset", 0, 0)
+            limit = int_query(params, "limit", FLOW_LIST_LIMIT, 1)
+            offset = int_query(params, "offset", 0, 0)
             matching = sorted(
                 (r for r in list(self.flow_runs.values()) if r.flow is flow and search in r.name.lower()),
                 key=lambda r: r.seq,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import threading
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from fastapi import APIRouter, FastAPI, Request
@@ -36,6 +37,31 @@ class VendorError(Exception):
         self.message = message
         self.code = code
         self.headers = headers or {}
+
+
+def int_query(
+    params: Mapping[str, str],
+    name: str,
+    default: int,
+    low: int,
+    high: int | None = None,
+    *,
+    label: str = "{name}",
+) -> int:
+    """An integer query parameter within bounds, else the 400 the vendor answers. ``label`` is how
+    the vendor words a parameter's name in its messages (``The parameter '{name}'`` for Tableflow)."""
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return default
+    what = label.format(name=name)
+    try:
+        value = int(raw)
+    except ValueError:
+        raise VendorError(400, f"{what} must be an integer")
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise VendorError(400, f"{what} must be {bound} (got {value})")
+    return value
 
 
 class VendorEmulator:

@@ -52,7 +52,10 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from airflow_provider_flowruns.testing.clock import EmulatorClock
-from airflow_provider_flowruns.testing.server import VendorEmulator, VendorError
+from airflow_provider_flowruns.testing.server import VendorEmulator, VendorError, int_query
+
+#: How Tableflow names a parameter in its 400 messages.
+TABLEFLOW_PARAM = "The parameter '{name}'"
 
 #: Overridable so secret-leak tests can use a sentinel value of their own.
 API_KEY = os.environ.get("FLOWRUNS_TABLEFLOW_API_KEY", "tableflow-key")
@@ -552,20 +555,6 @@ def _json_object(text: str, part: str) -> dict[str, Any]:
     return value
 
 
-def _int_param(params: Mapping[str, str], name: str, default: int, low: int, high: int | None = None) -> int:
-    raw = params.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise VendorError(400, f"The parameter '{name}' must be an integer")
-    if value < low or (high is not None and value > high):
-        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise VendorError(400, f"The parameter '{name}' must be {bound}")
-    return value
-
-
 def _attachment(file_name: str) -> str:
     """``Content-Disposition`` with an ASCII fallback plus RFC 5987 form for other names."""
     fallback = re.sub(r"[^A-Za-z0-9._ -]", "_", file_name) or "download"
@@ -1000,8 +989,8 @@ class TableflowEmulator(VendorEmulator):
             if status is not None and status not in STATUSES:
                 raise VendorError(400, f"The parameter 'status' must be one of {', '.join(STATUSES)}")
             flow_id = params.get("flow_id") or None
-            limit = _int_param(params, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-            offset = _int_param(params, "offset", 0, 0)
+            limit = int_query(params, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT, label=TABLEFLOW_PARAM)
+            offset = int_query(params, "offset", 0, 0, label=TABLEFLOW_PARAM)
             now = self.clock.now()
             matching = [
                 r
@@ -1054,8 +1043,8 @@ class TableflowEmulator(VendorEmulator):
             name = params.get("filter") or "all"
             if name not in ROW_FILTERS:
                 raise VendorError(400, f"The parameter 'filter' must be one of {', '.join(ROW_FILTERS)}")
-            limit = _int_param(params, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-            offset = _int_param(params, "offset", 0, 0)
+            limit = int_query(params, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT, label=TABLEFLOW_PARAM)
+            offset = int_query(params, "offset", 0, 0, label=TABLEFLOW_PARAM)
             page = self._page(extraction, table, ROW_FILTERS[name], offset, limit)
             page["pagination"]["filter"] = name
             return page
