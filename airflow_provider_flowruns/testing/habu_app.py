@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -59,7 +59,7 @@ from fastapi.routing import APIRoute
 from airflow_provider_flowruns.testing.clock import EmulatorClock
 from airflow_provider_flowruns.testing.limits import WindowLimit
 from airflow_provider_flowruns.testing.progression import Progression
-from airflow_provider_flowruns.testing.server import VendorEmulator, VendorError, int_query
+from airflow_provider_flowruns.testing.server import VendorEmulator, VendorError, attachment, int_query
 
 CLIENT_ID = "habu-client"
 #: Overridable so secret-leak tests can use a sentinel value of their own.
@@ -627,12 +627,6 @@ def _level(body: Mapping[str, Any], spec_key: str, seed_key: str, levels: int) -
     return None
 
 
-def _attachment(file_name: str) -> str:
-    """``Content-Disposition`` with an ASCII fallback plus the RFC 5987 form for other names."""
-    fallback = re.sub(r"[^A-Za-z0-9._ -]", "_", file_name) or "download"
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(file_name, safe='')}"
-
-
 class HabuEmulator(VendorEmulator):
     name = "habu"
 
@@ -1186,12 +1180,12 @@ class HabuEmulator(VendorEmulator):
             return StreamingResponse(
                 big_file_chunks(size),
                 media_type="application/octet-stream",
-                headers={"content-length": str(size), "content-disposition": _attachment(file_name)},
+                headers={"content-length": str(size), "content-disposition": attachment(file_name)},
             )
         return Response(
             file_bytes(file_name),
             media_type="text/csv; charset=utf-8",
-            headers={"content-disposition": _attachment(file_name)},
+            headers={"content-disposition": attachment(file_name)},
         )
 
     def _page(self, result: ResultSet, params: Mapping[str, str]) -> dict[str, Any]:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import importlib
+import re
 import threading
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any, ClassVar
+from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -62,6 +64,13 @@ def int_query(
         bound = f"between {low} and {high}" if high is not None else f"at least {low}"
         raise VendorError(400, f"{what} must be {bound} (got {value})")
     return value
+
+
+def attachment(file_name: str) -> str:
+    """``Content-Disposition`` for a download: an ASCII fallback plus the RFC 5987 form, so a client
+    sees the vendor's name (unicode, slashes and all) the way the real APIs send it."""
+    fallback = re.sub(r"[^A-Za-z0-9._ -]", "_", file_name) or "download"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(file_name, safe='')}"
 
 
 class VendorEmulator:

@@ -44,7 +44,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http import HTTPStatus
 from typing import Any, Literal
-from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
@@ -52,7 +51,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from airflow_provider_flowruns.testing.clock import EmulatorClock
-from airflow_provider_flowruns.testing.server import VendorEmulator, VendorError, int_query
+from airflow_provider_flowruns.testing.server import VendorEmulator, VendorError, attachment, int_query
 
 #: How Tableflow names a parameter in its 400 messages.
 TABLEFLOW_PARAM = "The parameter '{name}'"
@@ -553,12 +552,6 @@ def _json_object(text: str, part: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise VendorError(400, f"The parameter '{part}' must be a JSON object")
     return value
-
-
-def _attachment(file_name: str) -> str:
-    """``Content-Disposition`` with an ASCII fallback plus RFC 5987 form for other names."""
-    fallback = re.sub(r"[^A-Za-z0-9._ -]", "_", file_name) or "download"
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(file_name)}"
 
 
 class TableflowEmulator(VendorEmulator):
@@ -1074,7 +1067,7 @@ class TableflowEmulator(VendorEmulator):
                 media_type=upload.file_type()["mime_type"],
                 headers={
                     "content-length": str(upload.size),
-                    "content-disposition": _attachment(upload.file_name),
+                    "content-disposition": attachment(upload.file_name),
                 },
             )
 
