@@ -20,9 +20,11 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import httpx
 from sqlalchemy import create_engine, text
 
 from airflow_provider_flowruns.testing.process import free_port
@@ -84,6 +86,7 @@ class AirflowStack:
         self.dags_folder = dags_folder
         self.port = free_port()
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._api_headers: dict[str, str] | None = None
         self.use_postgres = database == "postgres" or (database == "auto" and postgres_available())
         # One database per checkout and stack name, so two clones (or CI jobs) on one server never share one.
         checkout = hashlib.sha1(str(root.resolve()).encode(), usedforsecurity=False).hexdigest()[:8]
@@ -216,13 +219,40 @@ class AirflowStack:
         self.stop()
 
     # -- operations --------------------------------------------------------------------------------
+    def api(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
+        """Call the stack's REST API (``path`` under ``/api/v2``). Milliseconds where the CLI takes
+        seconds to import Airflow, so many DAGs start together and a fault lands when it should."""
+        if self._api_headers is None:
+            token = httpx.get(f"http://127.0.0.1:{self.port}/auth/token", timeout=30).json()["access_token"]
+            self._api_headers = {"Authorization": f"Bearer {token}"}
+        response = httpx.request(
+            method,
+            f"http://127.0.0.1:{self.port}/api/v2{path}",
+            json=dict(body) if body is not None else None,
+            headers=self._api_headers,
+            timeout=60,
+        )
+        if response.is_error:
+            raise RuntimeError(f"{method} {path}: HTTP {response.status_code} {response.text[:500]}")
+        return response.json() if response.content else None
+
+    def unpause(self, dag_id: str, *, wait_parse: float = 120) -> None:
+        """Unpause ``dag_id`` once the DAG processor has parsed it."""
+        self._wait_for(
+            lambda: self._scalar("select count(*) from dag where dag_id=:d", d=dag_id),
+            wait_parse,
+            what=f"{dag_id} to be parsed",
+        )
+        self.api("PATCH", f"/dags/{dag_id}", {"is_paused": False})
+
     def backfill(self, dag_id: str, from_date: str, to_date: str, *, wait_parse: float = 120) -> list[str]:
-        """Create the scheduled runs of ``dag_id`` for every interval in [from_date, to_date] - the
-        runs catchup makes - and return their run ids, oldest first."""
-        self._wait_for(lambda: self._scalar("select count(*) from dag where dag_id=:d", d=dag_id), wait_parse)
-        self._airflow("dags", "unpause", dag_id)
-        self._airflow(
-            "backfill", "create", "--dag-id", dag_id, "--from-date", from_date, "--to-date", to_date
+        """Create the scheduled runs of ``dag_id`` for every interval in [from_date, to_date] (UTC
+        dates) - the runs catchup makes - and return their run ids, oldest first."""
+        self.unpause(dag_id, wait_parse=wait_parse)
+        self.api(
+            "POST",
+            "/backfills",
+            {"dag_id": dag_id, "from_date": f"{from_date}T00:00:00Z", "to_date": f"{to_date}T00:00:00Z"},
         )
         rows = self.query(
             "select run_id from dag_run where dag_id=:d and run_type='backfill' order by logical_date",
@@ -235,21 +265,18 @@ class AirflowStack:
         dag_id: str,
         *,
         conf: Mapping[str, Any] | None = None,
-        logical_date: Any = None,
+        logical_date: datetime | None = None,
         wait_parse: float = 120,
     ) -> str:
-        self._wait_for(lambda: self._scalar("select count(*) from dag where dag_id=:d", d=dag_id), wait_parse)
-        self._airflow("dags", "unpause", dag_id)
-        import json
-
+        """Unpause ``dag_id`` and start a manual run of it; its run id."""
+        self.unpause(dag_id, wait_parse=wait_parse)
         run_id = f"e2e__{secrets.token_hex(4)}"
-        from datetime import datetime, timezone
-
-        logical_date = (logical_date or datetime.now(timezone.utc)).isoformat()
-        args = ["dags", "trigger", dag_id, "--run-id", run_id, "--logical-date", logical_date]
-        if conf:
-            args += ["--conf", json.dumps(dict(conf))]
-        self._airflow(*args)
+        body = {
+            "dag_run_id": run_id,
+            "logical_date": (logical_date or datetime.now(timezone.utc)).isoformat(),
+            "conf": dict(conf or {}),
+        }
+        self.api("POST", f"/dags/{dag_id}/dagRuns", body)
         return run_id
 
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 300) -> RunReport:

@@ -20,11 +20,9 @@ import os
 import signal
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from airflow_provider_flowruns.testing.activepieces_app import FLOW_APPROVAL
@@ -61,38 +59,27 @@ def stack_and_fleet(tmp_path_factory) -> Iterator[tuple[AirflowStack, EmulatorFl
 
 
 class Api:
-    """The stack's REST API (the CLI takes seconds per call; faults need tasks started together)."""
+    """The REST calls these tests make on the stack (the CLI takes seconds per call; faults need
+    tasks started together)."""
 
     def __init__(self, stack: AirflowStack) -> None:
-        self.base = f"http://127.0.0.1:{stack.port}"
-        token = httpx.get(f"{self.base}/auth/token", timeout=30).json()["access_token"]
-        self.headers = {"Authorization": f"Bearer {token}"}
+        self.stack = stack
 
-    def call(self, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        response = httpx.request(method, self.base + path, json=body, headers=self.headers, timeout=30)
-        response.raise_for_status()
-        return dict(response.json())
+    def call(self, method: str, path: str, body: dict[str, Any]) -> Any:
+        return self.stack.api(method, path, body)
 
     def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
-        self.call("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
-        run = self.call(
-            "POST",
-            f"/api/v2/dags/{dag_id}/dagRuns",
-            {"logical_date": datetime.now(timezone.utc).isoformat(), "conf": conf or {}},
-        )
-        return str(run["dag_run_id"])
+        return self.stack.trigger(dag_id, conf=conf)
 
     def clear(self, dag_id: str, run_id: str) -> None:
         self.call(
             "POST",
-            f"/api/v2/dags/{dag_id}/clearTaskInstances",
+            f"/dags/{dag_id}/clearTaskInstances",
             {"dry_run": False, "dag_run_id": run_id, "task_ids": ["wait"], "only_failed": False},
         )
 
     def mark_failed(self, dag_id: str, run_id: str) -> None:
-        self.call(
-            "PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/wait", {"new_state": "failed"}
-        )
+        self.call("PATCH", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/wait", {"new_state": "failed"})
 
 
 @pytest.fixture(scope="module")
@@ -279,7 +266,7 @@ def test_the_scheduler_catches_up_the_pipeline_through_all_four_vendors(stack_an
     Activepieces notified, with one vendor run per step and interval."""
     stack, fleet = stack_and_fleet
     before = runs_created(fleet)
-    api.call("PATCH", f"/api/v2/dags/{PIPELINE}", {"is_paused": False})
+    stack.unpause(PIPELINE)
 
     def scheduled() -> list[str]:
         rows = stack.query(
