@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
@@ -146,6 +147,20 @@ class MotoServer:
             self.proc.wait(10)
 
 
+def _s3(report: Report, results: dict[tuple[str, int], dict[str, Any]], size: int, transfer: Any) -> bool:
+    """Run an s3:// transfer; moto's server has answered 500 to a 1 GiB multipart completion under
+    load, so a failed one is reported as a note (and its rows left out) instead of ending the run."""
+    try:
+        results[("s3", size)] = transfer()
+        return True
+    except RuntimeError as exc:
+        last = str(exc).strip().splitlines()[-1][:200]
+        report.notes.append(
+            f"bench 3: an s3:// transfer of {size // MIB} MiB failed ({last}); its rows are missing."
+        )
+        return False
+
+
 def _rows(
     report: Report,
     what: str,
@@ -160,10 +175,10 @@ def _rows(
     big, small = sizes[-1], sizes[0]
     label = lambda s: f"{s // MIB} MiB"  # noqa: E731
     for dest in ("file", "s3"):
-        if (dest, big) not in results:
+        if (dest, big) not in results or (dest, small) not in results:
             report.notes.append(
-                f"bench 3 ({what}): {dest}:// skipped - s3fs / the Amazon provider are not installed here "
-                "(they are in .venv-bench)."
+                f"bench 3 ({what}): no {dest}:// rows - s3fs / the Amazon provider are not installed here "
+                "(they are in .venv-bench), or a transfer failed (see the notes)."
             )
             continue
         name = f"3 transfer {what} -> {dest}://"
@@ -244,7 +259,7 @@ def run(report: Report, *, smoke: bool) -> None:
                     files[("file", size)] = ours(run_id, f"file://{out_dir}", env)
                     shutil.rmtree(out_dir, ignore_errors=True)
                     if moto is not None:
-                        files[("s3", size)] = ours(run_id, "s3://bench/results", env)
+                        _s3(report, files, size, partial(ours, run_id, "s3://bench/results", env))
             for size in sizes:
                 rows = report_rows(size)
                 # One emulator per size: the report's row count is fixed when the emulator starts.
@@ -270,7 +285,11 @@ def run(report: Report, *, smoke: bool) -> None:
                             continue
                         # Habu mints 2 tokens a day and each worker process mints one: a new day.
                         emu.control("POST", "clock", json={"advance": 90000})
-                        reports[(dest, size)] = ours(run_id, uri, env, kind="report")
+                        if dest == "s3":
+                            if not _s3(report, reports, size, partial(ours, run_id, uri, env, kind="report")):
+                                continue
+                        else:
+                            reports[(dest, size)] = ours(run_id, uri, env, kind="report")
                         if reports[(dest, size)]["rows"] != rows:
                             raise RuntimeError(
                                 f"report to {dest} wrote {reports[(dest, size)]['rows']} rows, expected {rows}"
