@@ -1,6 +1,11 @@
-"""Stream one demo run's result to a destination with the product's transfer operator; print JSON.
+"""One transfer with the product's transfer operator in a fresh interpreter; print JSON.
 
-A fresh interpreter per transfer so the peak RSS (VmHWM) is this transfer's alone.
+``result <run id> <destination>``: a demo run's result file (``DemoResultToStorageOperator``, the
+shared streamed ``download_to``). ``report <question run id> <destination prefix>``: a Habu
+question run's paginated result data as ``data.csv`` (``HabuQuestionRunFilesToStorageOperator``
+with ``include_data="csv"``: every page fetched, its rows encoded as CSV, the row count checked,
+the object moved into place). A fresh interpreter per transfer so the peak RSS (VmHWM) is this
+transfer's alone.
 """
 
 from __future__ import annotations
@@ -8,6 +13,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from typing import Any
 
 
 def peak_rss() -> int:
@@ -18,19 +24,34 @@ def peak_rss() -> int:
     return 0
 
 
-if __name__ == "__main__":
-    run_id, destination = sys.argv[1], sys.argv[2]
+def _operator(kind: str, run_id: str, destination: str) -> Any:
+    if kind == "report":
+        from airflow_provider_flowruns.transfers.habu import HabuQuestionRunFilesToStorageOperator
+
+        return HabuQuestionRunFilesToStorageOperator(
+            task_id="save", run_id=run_id, destination=destination, include_data="csv"
+        )
     from airflow_provider_flowruns.testing.demo import DemoResultToStorageOperator
 
-    op = DemoResultToStorageOperator(task_id="save", run_id=run_id, destination=destination)
+    return DemoResultToStorageOperator(task_id="save", run_id=run_id, destination=destination)
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    kind = args.pop(0) if args[0] in ("result", "report") else "result"
+    run_id, destination = args
+    op = _operator(kind, run_id, destination)
     before = peak_rss()
     started = time.perf_counter()
     written = op.execute({})
+    seconds = time.perf_counter() - started
+    objects = written if isinstance(written, list) else [written]
     print(
         json.dumps(
             {
-                "seconds": time.perf_counter() - started,
-                "size": written["size"],
+                "seconds": seconds,
+                "size": sum(int(o["size"]) for o in objects),
+                "rows": sum(int(o.get("rows", 0)) for o in objects),
                 "peak_rss_b": peak_rss(),
                 "rss_before_b": before,
             }

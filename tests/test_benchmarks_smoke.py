@@ -45,7 +45,8 @@ def test_smoke_run_produces_every_row(tmp_path):
     assert len(by_bench["2"]) == 5  # RSS, CPU, lag, connections, polls
     assert len(by_bench["4"]) == 6  # calls and p95 latency for three spreads
     has_s3 = find_spec("s3fs") is not None and find_spec("airflow.providers.amazon") is not None
-    assert len(by_bench["3"]) == (6 if has_s3 else 3)  # two sizes + peak RSS, per destination
+    # result file and paginated report, each: two sizes + peak RSS, per destination
+    assert len(by_bench["3"]) == (12 if has_s3 else 6)
     for cells in rows:
         if cells[1].startswith(("event-loop lag", "TCP")):
             continue

@@ -12,7 +12,6 @@ gap is ever shorter than the vendor floor: rate limits are correctness, not tuni
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -56,6 +55,8 @@ def expected_duration(
     if len(values) < max(min_samples, 2):
         return None
     logs = [math.log(v) for v in values]
+    import statistics  # only when there is history: not on the DAG-parse path
+
     mu = statistics.fmean(logs)
     sigma = max(statistics.stdev(logs), MIN_SIGMA) * (1 + 1 / len(values))
     return ExpectedDuration(

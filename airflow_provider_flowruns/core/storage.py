@@ -104,14 +104,16 @@ def write_atomically(
     if not overwrite and dest.exists():
         raise FlowRunsConfigError(f"{dest} already exists and overwrite=False")
     tmp = dest.parent / f".{dest.name}.partial-{uuid.uuid4().hex[:12]}"
-    digest = hashlib.sha256()
-    size = 0
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         # fsspec buffers a whole block before uploading it (s3fs: 50 MiB by default, held more than
         # once while a part is sent); 8 MiB parts kept a 1 GiB copy to S3 at a flat, small peak RSS
-        # (benchmarks/, bench 3). Local files ignore it.
-        with tmp.open("wb", block_size=WRITE_BLOCK_SIZE) as fh:
+        # (benchmarks/, bench 3). Local files ignore it. The file is opened on the path's fsspec
+        # filesystem, not through ObjectStoragePath.open: that wraps every write() to report the
+        # (temporary) object as a lineage output; the destination is reported once, below.
+        digest = hashlib.sha256()
+        size = 0
+        with tmp.fs.open(tmp.path, "wb", block_size=WRITE_BLOCK_SIZE) as fh:
             for chunk in chunks:
                 if chunk:
                     fh.write(chunk)
@@ -126,7 +128,18 @@ def write_atomically(
     except BaseException:
         _remove_quietly(tmp)
         raise
+    _record_output(dest)
     return WrittenObject(uri=str(dest), size=size, sha256=digest.hexdigest())
+
+
+def _record_output(dest: ObjectStoragePath) -> None:
+    """Report the written object as a lineage output, as ``ObjectStoragePath.open`` would have."""
+    try:
+        from airflow.sdk.lineage import get_hook_lineage_collector
+
+        get_hook_lineage_collector().add_output_asset(context=dest, uri=str(dest))
+    except Exception:  # lineage is metadata: never fail a written, verified object over it
+        log.debug("could not record %s as a lineage output", dest, exc_info=True)
 
 
 def download_to(
@@ -148,9 +161,11 @@ def download_to(
         try:
             with open_stream() as response:
                 expected = _content_length(response)
-                return write_atomically(
-                    dest, response.iter_bytes(chunk_size), expected_size=expected, overwrite=overwrite
-                )
+                # Without a content encoding the raw body is the body: iter_raw skips httpx's
+                # decoder and re-chunker (one call layer per chunk). Compressed bodies are decoded.
+                identity = expected is not None and chunk_size is None
+                body = response.iter_raw() if identity else response.iter_bytes(chunk_size)
+                return write_atomically(dest, body, expected_size=expected, overwrite=overwrite)
         except (httpx.TransportError, IncompleteTransfer) as exc:
             last = exc
             log.warning("Download to %s interrupted (%s); attempt %d/%d", dest, exc, attempt, attempts)

@@ -16,7 +16,6 @@ There is no cancel endpoint; the engine logs that a run keeps going.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
@@ -44,15 +43,22 @@ from airflow_provider_flowruns.core.pages import page_field, page_items
 from airflow_provider_flowruns.core.runs import RunRef, RunState, RunStatus, StatusMap
 from airflow_provider_flowruns.core.shared_tokens import SHARED_TOKEN_CACHE
 from airflow_provider_flowruns.core.storage import WrittenObject, download_to
+from airflow_provider_flowruns.vendors.habu import (  # defined there for DAG parse; used here
+    FLOW_RUN,
+    HABU,
+    QUESTION_RUN,
+    REPORT_PAGE_SIZE,
+    _plain,
+    level_id,
+    level_number,
+    nodes_payload,
+)
 
-FLOW_RUN = "flow_run"
-QUESTION_RUN = "question_run"
 #: The vendor's create window; a 429 on create means "not before the next one".
 CREATE_WINDOW_SECONDS = 3600.0
 CREATES_PER_WINDOW = 20
 #: One ledger per process, like the token cache; its state lives in a Variable per API user.
 CREATE_BUDGET = SharedCreateBudget()
-REPORT_PAGE_SIZE = 500
 
 FLOW_RUN_STATUS = StatusMap(
     {
@@ -74,29 +80,6 @@ QUESTION_RUN_STATUS = StatusMap(
     }
 )
 
-_LEVEL = re.compile(r"^(?:level-?)?\s*(\d+)$", re.IGNORECASE)
-
-
-def level_number(value: Any, name: str = "level") -> int:
-    """``1``, ``"1"``, ``"Level-1"`` -> 1. The error names the parameter."""
-    if isinstance(value, bool):
-        raise FlowRunsConfigError(f"{name} must be a level number or 'Level-N', got {value!r}")
-    if isinstance(value, int):
-        number = value
-    else:
-        match = _LEVEL.match(str(value).strip())
-        if not match:
-            raise FlowRunsConfigError(f"{name} must be a level number or 'Level-N', got {value!r}")
-        number = int(match.group(1))
-    if number < 1:
-        raise FlowRunsConfigError(f"{name} must be 1 or more, got {value!r}")
-    return number
-
-
-def level_id(value: Any, name: str = "level") -> str:
-    """The spec's level id: ``"Level-N"``."""
-    return f"Level-{level_number(value, name)}"
-
 
 def unwrap(body: Any) -> Any:
     """Some documented responses wrap the payload as ``{"response": ...}``; accept both."""
@@ -114,43 +97,16 @@ def run_id_of(body: Any) -> str:
     raise FlowRunsApiError(f"Habu answered a create without a run id: {str(body)[:200]}")
 
 
-def nodes_payload(nodes: Any) -> list[dict[str, Any]]:
-    """Node parameters in the spec shape. Accepts the list the API takes, or the shorter
-    ``{nodeIdentifier: {PARAM: value}}`` mapping."""
-    if nodes is None:
-        return []
-    if isinstance(nodes, Mapping):
-        nodes = [{"nodeIdentifier": k, "parameters": v} for k, v in nodes.items()]
-    if not isinstance(nodes, list):
-        raise FlowRunsConfigError(
-            f"nodes must be a list or a dict of nodeIdentifier -> parameters, got {nodes!r}"
-        )
-    out = []
-    for i, node in enumerate(nodes):
-        if not isinstance(node, Mapping) or not node.get("nodeIdentifier"):
-            raise FlowRunsConfigError(f"nodes[{i}] needs a nodeIdentifier, got {node!r}")
-        params = node.get("parameters") or {}
-        if not isinstance(params, Mapping):
-            raise FlowRunsConfigError(f"nodes[{i}].parameters must be a dict, got {params!r}")
-        out.append({**node, "parameters": {str(k): _plain(v) for k, v in params.items()}})
-    return out
-
-
-def _plain(value: Any) -> Any:
-    """Parameter values are sent as strings (dates from ``{{ ds }}`` already are)."""
-    return value if isinstance(value, (str, dict)) else str(value)
-
-
 class HabuHook(FlowRunsHook):
     conn_name_attr = "habu_conn_id"
-    default_conn_name = "habu_default"
-    conn_type = "habu"
+    default_conn_name = HABU.default_conn_name
+    conn_type = HABU.conn_type
     hook_name = "LiveRamp Clean Room (Habu)"
     vendor = "LiveRamp Clean Room"
     default_base_url = "https://api.habu.com/v1"
     ui_base_url: ClassVar[str] = "https://app.habu.com"
     poll_floor = 300.0
-    default_poll_interval = 900.0
+    default_poll_interval = HABU.default_poll_interval
     retry_create_on_429 = False  # 20 creations/hour: a 429 means "not this hour"
     status_map = FLOW_RUN_STATUS
 

@@ -17,6 +17,7 @@ from airflow_provider_flowruns.core.http import LOST_ANSWER_SETTLE_SECONDS, Call
 from airflow_provider_flowruns.core.pages import page_field, page_items
 from airflow_provider_flowruns.core.runs import RunRef, RunState, RunStatus, StatusMap
 from airflow_provider_flowruns.core.storage import as_storage_path, sanitize_filename
+from airflow_provider_flowruns.vendors.tableflow import TABLEFLOW
 
 #: Key added to a run's ``metadata`` (which Tableflow echoes back) so a run can be found again.
 CORRELATION_KEY = "airflow_run_key"
@@ -24,13 +25,13 @@ CORRELATION_KEY = "airflow_run_key"
 
 class TableflowHook(FlowRunsHook):
     conn_name_attr = "tableflow_conn_id"
-    default_conn_name = "tableflow_default"
-    conn_type = "tableflow"
+    default_conn_name = TABLEFLOW.default_conn_name
+    conn_type = TABLEFLOW.conn_type
     hook_name = "Tableflow"
     vendor = "Tableflow"
     default_base_url = "https://api.tableflow.com/v2"
     poll_floor = 10.0
-    default_poll_interval = 30.0
+    default_poll_interval = TABLEFLOW.default_poll_interval
     status_map = StatusMap(
         {
             RunState.RUNNING: ["processing"],

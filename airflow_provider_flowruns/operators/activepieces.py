@@ -9,20 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_provider_flowruns.core.errors import FlowRunsApiError, FlowRunsConfigError, RunFailed
-from airflow_provider_flowruns.core.http import FlowRunsHook
 from airflow_provider_flowruns.core.runs import RunRef, RunState
-from airflow_provider_flowruns.hooks.activepieces import (
-    RETRY_STRATEGIES,
-    ActivepiecesHook,
-    CorrelationTimeout,
-    failed_step_name,
-    utcnow,
-)
 from airflow_provider_flowruns.links import ActivepiecesRunLink
 from airflow_provider_flowruns.operators.base import FlowRunOperator, to_seconds
+from airflow_provider_flowruns.vendors.activepieces import ACTIVEPIECES, RETRY_STRATEGIES
+
+if TYPE_CHECKING:
+    from airflow_provider_flowruns.core.http import FlowRunsHook
 
 OnPause = Literal["wait", "return", "fail"]
 
@@ -43,7 +39,7 @@ class ActivepiecesRunOperator(FlowRunOperator):
         :class:`ActivepiecesResumeFlowRunOperator`), ``fail`` fails the task.
     """
 
-    hook_class = ActivepiecesHook
+    hook_class = ACTIVEPIECES
     operator_extra_links = (ActivepiecesRunLink(),)
 
     def __init__(self, *, on_pause: OnPause = "wait", **kwargs: Any) -> None:
@@ -57,6 +53,8 @@ class ActivepiecesRunOperator(FlowRunOperator):
 
     def report(self, hook: FlowRunsHook, ref: RunRef, event: dict[str, Any], context: Any) -> None:
         """Push ``run_details`` (and log the failed step or the pause) on success and failure alike."""
+        from airflow_provider_flowruns.hooks.activepieces import ActivepiecesHook, failed_step_name
+
         assert isinstance(hook, ActivepiecesHook)
         run = hook.get_run(ref.run_id)
         pause = run.get("pauseMetadata") if run.get("status") == "PAUSED" else None
@@ -150,6 +148,8 @@ class ActivepiecesTriggerFlowOperator(ActivepiecesRunOperator):
         return f"{ti.dag_id}/{ti.task_id}/{ti.run_id}/{getattr(ti, 'map_index', -1)}/"
 
     def submit(self, hook: FlowRunsHook, context: Any) -> RunRef:
+        from airflow_provider_flowruns.hooks.activepieces import ActivepiecesHook, CorrelationTimeout, utcnow
+
         assert isinstance(hook, ActivepiecesHook)
         # The try number makes each try's run distinguishable from an earlier try's, which may
         # have been created moments before (inside the search window).
@@ -200,6 +200,8 @@ class ActivepiecesTriggerFlowOperator(ActivepiecesRunOperator):
 
         A first try has nothing to find, so it spends no requests here.
         """
+        from airflow_provider_flowruns.hooks.activepieces import ActivepiecesHook, CorrelationTimeout, utcnow
+
         assert isinstance(hook, ActivepiecesHook)
         if _try_number(context) <= 1:
             return None
@@ -240,6 +242,8 @@ class ActivepiecesRetryFlowRunOperator(ActivepiecesRunOperator):
         self.strategy = strategy
 
     def submit(self, hook: FlowRunsHook, context: Any) -> RunRef:
+        from airflow_provider_flowruns.hooks.activepieces import ActivepiecesHook
+
         assert isinstance(hook, ActivepiecesHook)
         run = hook.retry_run(str(self.run_id), self.strategy)
         new_id = str(run["id"])
@@ -292,6 +296,8 @@ class ActivepiecesResumeFlowRunOperator(ActivepiecesRunOperator):
         self.sync = bool(sync)
 
     def submit(self, hook: FlowRunsHook, context: Any) -> RunRef:
+        from airflow_provider_flowruns.hooks.activepieces import ActivepiecesHook
+
         assert isinstance(hook, ActivepiecesHook)
         answer = hook.resume_run(
             str(self.run_id), self.payload, waitpoint_id=self.waitpoint_id or None, sync=self.sync

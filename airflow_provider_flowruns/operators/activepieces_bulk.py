@@ -9,19 +9,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
 from airflow_provider_flowruns.core.errors import FlowRunsConfigError
-from airflow_provider_flowruns.hooks.activepieces import (
+from airflow_provider_flowruns.operators.base import hook_params_checked
+from airflow_provider_flowruns.vendors.activepieces import (
+    ACTIVEPIECES,
     CANCELLABLE,
     FAILED_STATUSES,
     RETRY_STRATEGIES,
-    ActivepiecesHook,
     RunFilter,
 )
-from airflow_provider_flowruns.operators.base import hook_params_checked
+
+if TYPE_CHECKING:
+    from airflow_provider_flowruns.hooks.activepieces import ActivepiecesHook
 
 #: Task-state-store key: a bulk retry that already went through is not sent again by a task retry.
 BULK_RETRY_KEY = "flowruns_activepieces_bulk_retry"
@@ -78,7 +81,7 @@ class ActivepiecesBulkOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.conn_id = conn_id or ActivepiecesHook.default_conn_name
+        self.conn_id = conn_id or ACTIVEPIECES.default_conn_name
         self.flow_run_ids = flow_run_ids
         self.exclude_flow_run_ids = exclude_flow_run_ids
         self.flow_ids = flow_ids
@@ -130,6 +133,8 @@ class ActivepiecesBulkOperator(BaseOperator):
         return built
 
     def hook(self) -> ActivepiecesHook:
+        from airflow_provider_flowruns.hooks.activepieces import ActivepiecesHook
+
         return ActivepiecesHook(self.conn_id, **self.hook_params)
 
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow_provider_flowruns.core.http import FlowRunsHook
 from airflow_provider_flowruns.core.runs import RunRef
-from airflow_provider_flowruns.hooks.amperity import AmperityHook, validate_start
 from airflow_provider_flowruns.links import AmperityRunLink
 from airflow_provider_flowruns.operators.base import FlowRunOperator
+from airflow_provider_flowruns.vendors.amperity import AMPERITY, validate_start
+
+if TYPE_CHECKING:
+    from airflow_provider_flowruns.core.http import FlowRunsHook
 
 
 def _is_templated(*values: Any) -> bool:
@@ -29,7 +31,7 @@ class AmperityRunWorkflowOperator(FlowRunOperator):
     On ``timeout`` or kill the run is stopped. See :class:`FlowRunOperator` for the waiting options.
     """
 
-    hook_class = AmperityHook
+    hook_class = AMPERITY
     template_fields: Sequence[str] = ("conn_id", "config_id", "run_mode", "range_from", "range_to")
     operator_extra_links = (AmperityRunLink(),)
 
@@ -51,6 +53,8 @@ class AmperityRunWorkflowOperator(FlowRunOperator):
         self.range_to = range_to
 
     def submit(self, hook: FlowRunsHook, context: Any) -> RunRef:
+        from airflow_provider_flowruns.hooks.amperity import AmperityHook
+
         assert isinstance(hook, AmperityHook)
         workflow = hook.start_workflow(
             self.config_id, run_mode=self.run_mode, range_from=self.range_from, range_to=self.range_to

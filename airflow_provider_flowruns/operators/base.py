@@ -11,24 +11,24 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
 from airflow_provider_flowruns.core.errors import FlowRunsApiError, FlowRunsConfigError, NotSupported
-from airflow_provider_flowruns.core.history import record_task_duration, task_durations
-from airflow_provider_flowruns.core.http import FlowRunsHook
-from airflow_provider_flowruns.core.outcome import raise_for_event
 from airflow_provider_flowruns.core.runs import RunRef, RunState, RunStatus
-from airflow_provider_flowruns.core.schedule import (
-    MIN_HISTORY,
-    POLL_SCHEDULES,
-    PollSchedule,
-    expected_duration,
-)
+from airflow_provider_flowruns.core.schedule import POLL_SCHEDULES
 from airflow_provider_flowruns.links import RUN_URL_XCOM_KEY
-from airflow_provider_flowruns.triggers.run import FlowRunTrigger, status_event
 from airflow_provider_flowruns.version_compat import default_deferrable
+
+if TYPE_CHECKING:
+    from airflow_provider_flowruns.core.http import FlowRunsHook
+    from airflow_provider_flowruns.core.schedule import PollSchedule
+    from airflow_provider_flowruns.vendors import HookRef
+
+# The run engine (HTTP, auth, history, the trigger) is imported inside the methods that use it,
+# never at module level: DAG files import this module in every DAG-processor process, and parse
+# needs none of it (see ``airflow_provider_flowruns.vendors``).
 
 #: Key in ``context["task_state_store"]`` under which the run being waited on is kept.
 STATE_KEY = "flowruns_run_ref"
@@ -49,7 +49,7 @@ def to_seconds(value: Any, name: str) -> float | None:
     return float(value)
 
 
-def default_poll_interval(hook_cls: type[FlowRunsHook]) -> float:
+def default_poll_interval(hook_cls: type[FlowRunsHook] | HookRef) -> float:
     """The deployment's default poll interval for a vendor: ``[flowruns] <conn_type>_poll_interval``
     (e.g. ``AIRFLOW__FLOWRUNS__AMPERITY_POLL_INTERVAL=30``), else the vendor default. Never below the
     vendor floor: ``clamp_poll_interval`` applies that after."""
@@ -91,7 +91,9 @@ class FlowRunOperator(BaseOperator):
         stop at ``timeout``. See docs/rate-limits-and-polling.md.
     """
 
-    hook_class: ClassVar[type[FlowRunsHook]]
+    #: The vendor hook: a :class:`~airflow_provider_flowruns.vendors.HookRef` (imported on first use)
+    #: or the hook class itself.
+    hook_class: ClassVar[type[FlowRunsHook] | HookRef]
     #: Read the status once before deferring (a run may be over already). Vendors whose runs take
     #: minutes and whose status reads are budgeted per run (Habu) turn it off.
     check_before_defer: ClassVar[bool] = True
@@ -170,6 +172,9 @@ class FlowRunOperator(BaseOperator):
     def expected_run_durations(self, hook: FlowRunsHook, context: Any) -> tuple[list[float], str]:
         """Past run durations in real seconds and where they came from: the vendor's own history
         when it has enough, else this task's earlier runs."""
+        from airflow_provider_flowruns.core.history import task_durations
+        from airflow_provider_flowruns.core.schedule import MIN_HISTORY
+
         try:
             vendor = self.vendor_run_durations(hook, context)
         except Exception as exc:  # history only tunes polling: never fail a run over it
@@ -182,6 +187,8 @@ class FlowRunOperator(BaseOperator):
     def build_poll_schedule(self, hook: FlowRunsHook, context: Any, interval: float) -> PollSchedule:
         """The schedule for this wait (real seconds). Adaptive needs a known start and history;
         otherwise, or with ``poll_schedule="fixed"``, every ``interval``."""
+        from airflow_provider_flowruns.core.schedule import MIN_HISTORY, PollSchedule, expected_duration
+
         floor = hook.poll_floor / hook.time_scale
         if self.poll_schedule == "fixed":
             return PollSchedule.fixed(interval, floor, started_at=self._submitted_at)
@@ -210,6 +217,8 @@ class FlowRunOperator(BaseOperator):
         return PollSchedule.adaptive(interval, floor, started_at=self._submitted_at, expected=expected)
 
     def execute(self, context: Any) -> Any:
+        from airflow_provider_flowruns.triggers.run import FlowRunTrigger, status_event
+
         hook = self.hook
         interval = self.effective_poll_interval()
         ref = self._attach_or_submit(hook, context)
@@ -344,6 +353,8 @@ class FlowRunOperator(BaseOperator):
         deadline: float | None,
         run_url: str | None,
     ) -> Any:
+        from airflow_provider_flowruns.triggers.run import status_event
+
         while True:
             if deadline is not None and time.time() >= deadline:
                 return self._finish(
@@ -374,6 +385,9 @@ class FlowRunOperator(BaseOperator):
                 return self._finish(context, status_event(status, run_url=run_url), ref)
 
     def _finish(self, context: Any, event: dict[str, Any], ref: RunRef) -> Any:
+        from airflow_provider_flowruns.core.history import record_task_duration
+        from airflow_provider_flowruns.core.outcome import raise_for_event
+
         self.log.info(
             "%s run %s settled: %s (%s) %s",
             self.hook_class.vendor,

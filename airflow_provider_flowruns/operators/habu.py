@@ -16,7 +16,7 @@ import re
 import time
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_provider_flowruns.core.errors import (
     FlowRunsApiError,
@@ -24,18 +24,13 @@ from airflow_provider_flowruns.core.errors import (
     RateLimitBudgetExhausted,
     RunFailed,
 )
-from airflow_provider_flowruns.core.history import vendor_durations
-from airflow_provider_flowruns.core.http import FlowRunsHook
 from airflow_provider_flowruns.core.runs import RunRef, RunState
-from airflow_provider_flowruns.hooks.habu import (
-    FLOW_RUN,
-    QUESTION_RUN,
-    HabuHook,
-    level_number,
-    nodes_payload,
-)
 from airflow_provider_flowruns.links import HabuRunLink
 from airflow_provider_flowruns.operators.base import FlowRunOperator, to_seconds
+from airflow_provider_flowruns.vendors.habu import FLOW_RUN, HABU, QUESTION_RUN, level_number, nodes_payload
+
+if TYPE_CHECKING:
+    from airflow_provider_flowruns.core.http import FlowRunsHook
 
 OnCreateLimit = Literal["wait", "fail"]
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.:+\-]+")
@@ -73,7 +68,7 @@ class HabuCreateRunOperator(FlowRunOperator):
     :param create_limit_timeout: how long (seconds or timedelta) to keep waiting for a window.
     """
 
-    hook_class = HabuHook
+    hook_class = HABU
     operator_extra_links = (HabuRunLink(),)
     check_before_defer = False  # a run created seconds ago is not done; save the poll budget
 
@@ -197,6 +192,8 @@ class HabuFlowRunOperator(HabuCreateRunOperator):
         )
 
     def submit(self, hook: FlowRunsHook, context: Any) -> RunRef:
+        from airflow_provider_flowruns.hooks.habu import HabuHook
+
         assert isinstance(hook, HabuHook)
         name = self.run_name(context)
         run = hook.create_flow_run(
@@ -213,6 +210,8 @@ class HabuFlowRunOperator(HabuCreateRunOperator):
         return self._ref(str(run["id"]))
 
     def find_existing(self, hook: FlowRunsHook, context: Any) -> RunRef | None:
+        from airflow_provider_flowruns.hooks.habu import HabuHook
+
         assert isinstance(hook, HabuHook)
         run = hook.find_flow_run(self.cleanroom_id, self.flow_id, self.run_name(context))
         return self._ref(str(run["id"])) if run else None
@@ -223,9 +222,13 @@ class HabuFlowRunOperator(HabuCreateRunOperator):
     def vendor_run_durations(self, hook: FlowRunsHook, context: Any) -> list[float]:
         """Submit-to-completion times of this flow's past completed runs (newest first). A run
         that stops at a pause level ends elsewhere than a full run, so it uses task history only."""
+        from airflow_provider_flowruns.hooks.habu import HabuHook
+
         assert isinstance(hook, HabuHook)
         if self.pause_level is not None:
             return []
+        from airflow_provider_flowruns.core.history import vendor_durations
+
         return vendor_durations(
             hook.list_flow_runs(self.cleanroom_id, self.flow_id),
             start="submittedAt",
@@ -285,6 +288,8 @@ class HabuReplayFlowRunOperator(HabuCreateRunOperator):
         return RunRef(run_id=run_id, kind=FLOW_RUN, scope=scope)
 
     def submit(self, hook: FlowRunsHook, context: Any) -> RunRef:
+        from airflow_provider_flowruns.hooks.habu import HabuHook
+
         assert isinstance(hook, HabuHook)
         name = self.run_name(context)
         new_id = hook.replay_flow_run(
@@ -302,6 +307,8 @@ class HabuReplayFlowRunOperator(HabuCreateRunOperator):
         return self._ref(new_id)
 
     def find_existing(self, hook: FlowRunsHook, context: Any) -> RunRef | None:
+        from airflow_provider_flowruns.hooks.habu import HabuHook
+
         assert isinstance(hook, HabuHook)
         if not self.flow_id:
             return None
@@ -317,7 +324,7 @@ class HabuResumeFlowRunOperator(FlowRunOperator):
     PAUSED again at ``pause_level``. A run that is already past its pause (resumed by an earlier
     try or in the UI) is followed, not resumed twice. Returns the run id."""
 
-    hook_class = HabuHook
+    hook_class = HABU
     operator_extra_links = (HabuRunLink(),)
     check_before_defer = False
     template_fields: Sequence[str] = ("conn_id", "cleanroom_id", "run_id", "pause_level")
@@ -338,6 +345,8 @@ class HabuResumeFlowRunOperator(FlowRunOperator):
         """Resume without reading the status first: every status read counts against the run's
         5-minute polling budget, and the run was polled by the task that waited for the pause.
         Only when Habu refuses (409: not paused) or the answer is lost is the status read."""
+        from airflow_provider_flowruns.hooks.habu import HabuHook
+
         assert isinstance(hook, HabuHook)
         ref = RunRef(run_id=str(self.run_id), kind=FLOW_RUN, scope={"cleanroom_id": str(self.cleanroom_id)})
         try:
@@ -414,6 +423,8 @@ class HabuQuestionRunOperator(HabuCreateRunOperator):
         return RunRef(run_id=run_id, kind=QUESTION_RUN, scope=scope)
 
     def submit(self, hook: FlowRunsHook, context: Any) -> RunRef:
+        from airflow_provider_flowruns.hooks.habu import HabuHook
+
         assert isinstance(hook, HabuHook)
         params = {**(self.parameters or {}), **(self.partition_parameters or {})}
         name = self.run_name(context)
@@ -422,13 +433,19 @@ class HabuQuestionRunOperator(HabuCreateRunOperator):
         return self._ref(str(run["id"]))
 
     def find_existing(self, hook: FlowRunsHook, context: Any) -> RunRef | None:
+        from airflow_provider_flowruns.hooks.habu import HabuHook
+
         assert isinstance(hook, HabuHook)
         run = hook.find_question_run(self.question_id, self.run_name(context))
         return self._ref(str(run["id"])) if run else None
 
     def vendor_run_durations(self, hook: FlowRunsHook, context: Any) -> list[float]:
         """Submit-to-completion times of this question's past completed runs (newest first)."""
+        from airflow_provider_flowruns.hooks.habu import HabuHook
+
         assert isinstance(hook, HabuHook)
+        from airflow_provider_flowruns.core.history import vendor_durations
+
         return vendor_durations(
             hook.list_question_runs(self.question_id, status="COMPLETED"),
             start="submittedAt",

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_provider_flowruns.core.errors import FlowRunsConfigError, RunFailed
-from airflow_provider_flowruns.core.http import FlowRunsHook
 from airflow_provider_flowruns.core.runs import RunRef, RunState
-from airflow_provider_flowruns.hooks.tableflow import TableflowHook
 from airflow_provider_flowruns.links import TableflowRunLink
 from airflow_provider_flowruns.operators.base import FlowRunOperator
+from airflow_provider_flowruns.vendors.tableflow import TABLEFLOW
+
+if TYPE_CHECKING:
+    from airflow_provider_flowruns.core.http import FlowRunsHook
 
 OnReview = Literal["wait", "fail", "succeed"]
 
@@ -32,7 +34,7 @@ class TableflowRunFlowOperator(FlowRunOperator):
     attempts, per-step results and metadata), which are also logged when the run settles.
     """
 
-    hook_class = TableflowHook
+    hook_class = TABLEFLOW
     template_fields: Sequence[str] = ("conn_id", "flow_id", "files", "name", "metadata", "file_metadata")
     operator_extra_links = (TableflowRunLink(),)
 
@@ -69,6 +71,8 @@ class TableflowRunFlowOperator(FlowRunOperator):
         return f"{ti.dag_id}/{ti.task_id}/{ti.run_id}/{getattr(ti, 'map_index', -1)}"
 
     def submit(self, hook: FlowRunsHook, context: Any) -> RunRef:
+        from airflow_provider_flowruns.hooks.tableflow import TableflowHook
+
         assert isinstance(hook, TableflowHook)
         if not isinstance(self.files, dict):
             raise FlowRunsConfigError(
@@ -86,6 +90,8 @@ class TableflowRunFlowOperator(FlowRunOperator):
         return RunRef(run_id=str(run["id"]))
 
     def find_existing(self, hook: FlowRunsHook, context: Any) -> RunRef | None:
+        from airflow_provider_flowruns.hooks.tableflow import TableflowHook
+
         assert isinstance(hook, TableflowHook)
         run = hook.find_run(self.flow_id, self._correlation_key(context))
         return RunRef(run_id=str(run["id"])) if run else None
@@ -94,6 +100,8 @@ class TableflowRunFlowOperator(FlowRunOperator):
         return frozenset() if self.on_review == "wait" else frozenset({RunState.PAUSED})
 
     def report(self, hook: FlowRunsHook, ref: RunRef, event: dict[str, Any], context: Any) -> None:
+        from airflow_provider_flowruns.hooks.tableflow import TableflowHook
+
         assert isinstance(hook, TableflowHook)
         run = hook.get_run(ref.run_id)
         details: dict[str, Any] = {

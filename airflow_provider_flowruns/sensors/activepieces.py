@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from airflow_provider_flowruns.hooks.activepieces import ActivepiecesHook
 from airflow_provider_flowruns.links import ActivepiecesRunLink
 from airflow_provider_flowruns.sensors.base import FlowRunSensor
+from airflow_provider_flowruns.vendors.activepieces import ACTIVEPIECES
 
 
 class ActivepiecesFlowRunSensor(FlowRunSensor):
@@ -14,6 +14,6 @@ class ActivepiecesFlowRunSensor(FlowRunSensor):
     fails with the failed step and its error when it fails, times out, is cancelled or runs out of
     quota or memory. Poke, reschedule or deferrable."""
 
-    hook_class = ActivepiecesHook
+    hook_class = ACTIVEPIECES
     template_fields: Sequence[str] = ("conn_id", "run_id")
     operator_extra_links = (ActivepiecesRunLink(),)

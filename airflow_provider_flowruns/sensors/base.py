@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseSensorOperator
 
 from airflow_provider_flowruns.core.errors import FlowRunsApiError, FlowRunsConfigError
-from airflow_provider_flowruns.core.http import FlowRunsHook
-from airflow_provider_flowruns.core.outcome import raise_for_event
 from airflow_provider_flowruns.core.runs import RunRef, RunState
-from airflow_provider_flowruns.core.schedule import PollSchedule
 from airflow_provider_flowruns.operators.base import default_poll_interval, hook_params_checked
-from airflow_provider_flowruns.triggers.run import FlowRunTrigger, status_event
+
+if TYPE_CHECKING:
+    from airflow_provider_flowruns.core.http import FlowRunsHook
+    from airflow_provider_flowruns.vendors import HookRef
+
+# As in operators/base.py: the run engine and the trigger are imported where they are used.
 
 
 class FlowRunSensor(BaseSensorOperator):
@@ -25,7 +27,7 @@ class FlowRunSensor(BaseSensorOperator):
     It never cancels the run it watches: it did not start it.
     """
 
-    hook_class: ClassVar[type[FlowRunsHook]]
+    hook_class: ClassVar[type[FlowRunsHook] | HookRef]
     template_fields: Sequence[str] = ("conn_id", "run_id")
 
     def __init__(
@@ -74,6 +76,9 @@ class FlowRunSensor(BaseSensorOperator):
         return frozenset({"paused"}) if self.succeed_on_pause else frozenset()
 
     def poke(self, context: Any) -> bool:
+        from airflow_provider_flowruns.core.outcome import raise_for_event
+        from airflow_provider_flowruns.triggers.run import status_event
+
         self.poke_interval = self._interval()
         ref = self.build_ref()
         try:
@@ -92,6 +97,9 @@ class FlowRunSensor(BaseSensorOperator):
     def execute(self, context: Any) -> Any:
         if not self.deferrable:
             return super().execute(context)
+        from airflow_provider_flowruns.core.schedule import PollSchedule
+        from airflow_provider_flowruns.triggers.run import FlowRunTrigger
+
         if self.poke(context):
             return None
         ref = self.build_ref()
@@ -117,5 +125,7 @@ class FlowRunSensor(BaseSensorOperator):
         return None
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> None:
+        from airflow_provider_flowruns.core.outcome import raise_for_event
+
         raise_for_event(event, vendor=self.hook_class.vendor, accept=self._accept())
         self.log.info("%s run %s: %s", self.hook_class.vendor, event.get("run_id"), event.get("message"))

@@ -7,16 +7,16 @@ from typing import Any
 
 from airflow_provider_flowruns.core.errors import FlowRunsConfigError
 from airflow_provider_flowruns.core.runs import RunRef
-from airflow_provider_flowruns.hooks.habu import FLOW_RUN, QUESTION_RUN, HabuHook
 from airflow_provider_flowruns.links import HabuRunLink
 from airflow_provider_flowruns.sensors.base import FlowRunSensor
+from airflow_provider_flowruns.vendors.habu import FLOW_RUN, HABU, QUESTION_RUN
 
 
 class HabuFlowRunSensor(FlowRunSensor):
     """Succeeds when flow run ``run_id`` is COMPLETED (or, with ``succeed_on_pause=True``, PAUSED at
     its pause level); fails when it fails. Polled no more often than every 5 minutes."""
 
-    hook_class = HabuHook
+    hook_class = HABU
     template_fields: Sequence[str] = ("conn_id", "run_id", "cleanroom_id")
     operator_extra_links = (HabuRunLink(),)
 
@@ -33,7 +33,7 @@ class HabuFlowRunSensor(FlowRunSensor):
 class HabuQuestionRunSensor(FlowRunSensor):
     """Succeeds when question run ``run_id`` is COMPLETED; fails on FAILED/ERROR/PARTNER_FAILED."""
 
-    hook_class = HabuHook
+    hook_class = HABU
     template_fields: Sequence[str] = ("conn_id", "run_id")
     operator_extra_links = (HabuRunLink(),)
 

@@ -26,7 +26,9 @@ Fixtures (clean room ``cr-acme``; every run is ``QUEUED`` for 60 emulated second
 - Questions: ``crq-reach`` (60 s queued, 1800 s running, 2500 rows), ``crq-partner`` (through the
   ``PARTNER_*`` stages, 600 s each), ``crq-fail`` (ends ``FAILED``), ``crq-missing`` (stage
   ``MISSING_DATASETS``: create-run answers 412), ``crq-files`` (quick; hostile output names),
-  ``crq-big`` (quick; ``big.bin`` of ``FLOWRUNS_HABU_BIG_FILE_MB`` MiB, default 64, streamed).
+  ``crq-big`` (quick; ``big.bin`` of ``FLOWRUNS_HABU_BIG_FILE_MB`` MiB, default 64, streamed),
+  ``crq-big-report`` (quick; ``FLOWRUNS_HABU_BIG_REPORT_ROWS`` result rows, default 2000, of about
+  512 bytes as CSV each, computed page by page: benchmark 3's paginated report).
   Questions provisioned through the API become ``READY`` once both dataset calls were made and
   then behave like ``crq-reach``.
 """
@@ -37,6 +39,7 @@ import base64
 import binascii
 import copy
 import csv
+import dataclasses
 import hashlib
 import io
 import json
@@ -67,6 +70,8 @@ CLIENT_SECRET = os.environ.get("FLOWRUNS_HABU_CLIENT_SECRET", "habu-secret")
 TOKEN_LIFETIME = float(os.environ.get("FLOWRUNS_HABU_TOKEN_LIFETIME", 86400))
 #: Read when a ``big.bin`` is served, so a test may patch it; the env var sets it for a process.
 BIG_FILE_MB = int(os.environ.get("FLOWRUNS_HABU_BIG_FILE_MB", "64"))
+#: Rows of ``crq-big-report``; read when a page is served, like :data:`BIG_FILE_MB`.
+BIG_REPORT_ROWS = int(os.environ.get("FLOWRUNS_HABU_BIG_REPORT_ROWS", "2000"))
 
 TOKENS_PER_DAY, TOKEN_WINDOW = 2, 86400.0
 CREATES_PER_HOUR, CREATE_WINDOW = 20, 3600.0
@@ -186,6 +191,32 @@ FILES_RESULT = ResultSet(
 )
 BIG_FILE = "big.bin"
 BIG_RESULT = ResultSet((("file", "STRING"),), 1, lambda i: {"file": BIG_FILE}, (BIG_FILE,))
+#: 400 characters of text per wide row (a description-like column), sliced at a row-dependent offset.
+_WIDE_TEXT = ("Exposed households matched across partner datasets; segment detail follows. " * 12)[:800]
+
+
+def _wide_row(i: int) -> dict[str, str]:
+    """A report row of about 512 bytes as CSV; every value a string, as Habu sends them."""
+    return {
+        "row_id": str(i),
+        "brand": BRANDS[i % len(BRANDS)],
+        "date": _day(i),
+        "segment": f"segment-{i % 97:02d}",
+        "reach": str(1000 + (i * 7919) % 50000),
+        "frequency": f"{1 + (i * 104729) % 9000 / 1000:.3f}",
+        "detail": _WIDE_TEXT[i % 400 : i % 400 + 400],
+    }
+
+
+_WIDE_COLUMNS = (
+    ("row_id", "LONG"),
+    ("brand", "STRING"),
+    ("date", "DATE"),
+    ("segment", "STRING"),
+    ("reach", "LONG"),
+    ("frequency", "DOUBLE"),
+    ("detail", "STRING"),
+)
 
 
 def file_bytes(name: str) -> bytes:
@@ -395,6 +426,13 @@ class QuestionKind:
     failure: str | None = None
 
 
+def _result(kind: QuestionKind) -> ResultSet:
+    """A question kind's result; ``crq-big-report``'s row count is read when it is served."""
+    if kind is BIG_REPORT_KIND:
+        return dataclasses.replace(kind.result, rows=BIG_REPORT_ROWS)
+    return kind.result
+
+
 REACH_KIND = QuestionKind(
     Progression((("QUEUED", QUEUED_SECONDS), ("RUNNING", LEVEL_SECONDS)), "COMPLETED"), QUESTION_REACH_RESULT
 )
@@ -418,6 +456,8 @@ FAIL_KIND = QuestionKind(
 QUICK = Progression((("QUEUED", QUEUED_SECONDS), ("RUNNING", 60.0)), "COMPLETED")
 FILES_KIND = QuestionKind(QUICK, FILES_RESULT)
 BIG_KIND = QuestionKind(QUICK, BIG_RESULT)
+#: Its row count is BIG_REPORT_ROWS at the time a page is served (see ``_result``).
+BIG_REPORT_KIND = QuestionKind(QUICK, ResultSet(_WIDE_COLUMNS, 0, _wide_row))
 
 #: PascalCase, as the question-parameters endpoint spells them.
 QUESTION_PARAMETERS: tuple[dict[str, Any], ...] = (
@@ -495,6 +535,7 @@ def _fixture_questions() -> dict[str, CleanRoomQuestion]:
         ("crq-missing", "Reach without datasets", REACH_KIND, "MISSING_DATASETS"),
         ("crq-files", "Exports with odd names", FILES_KIND, "READY"),
         ("crq-big", "Big export", BIG_KIND, "READY"),
+        ("crq-big-report", "Big report", BIG_REPORT_KIND, "READY"),
     )
     return {
         crq: CleanRoomQuestion(crq, f"q-{crq[4:]}", name, f"CRQ-{2001 + i}", kind, stage)
@@ -1423,12 +1464,12 @@ class HabuEmulator(VendorEmulator):
         async def question_data(run_id: str, request: Request) -> dict[str, Any]:
             self._authorize(request)
             run = self._completed_question_run(run_id)
-            return self._page(run.question.kind.result, request.query_params)
+            return self._page(_result(run.question.kind), request.query_params)
 
         @router.get("/cleanroom-question-runs/{run_id}/data/count")
         async def question_data_count(run_id: str, request: Request) -> int:
             self._authorize(request)
-            return self._completed_question_run(run_id).question.kind.result.rows
+            return _result(self._completed_question_run(run_id).question.kind).rows
 
         @router.get("/cleanroom-question-runs/{run_id}/download/{file_name:path}")
         async def question_file(run_id: str, file_name: str, request: Request) -> Response:

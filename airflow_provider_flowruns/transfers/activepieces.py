@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator, ObjectStoragePath
+from airflow.sdk import BaseOperator
 
 from airflow_provider_flowruns.core.errors import FlowRunsConfigError, FlowRunsError
-from airflow_provider_flowruns.core.storage import (
-    WrittenObject,
-    as_storage_path,
-    child_path,
-    sanitize_filename,
-    write_atomically,
-)
-from airflow_provider_flowruns.hooks.activepieces import RETENTION_HINT, ActivepiecesHook
+from airflow_provider_flowruns.vendors.activepieces import ACTIVEPIECES
+
+if TYPE_CHECKING:
+    from airflow.sdk import ObjectStoragePath
+
+    from airflow_provider_flowruns.core.storage import WrittenObject
+
+# The hook and the storage engine are imported where they are used (see ``vendors``).
 
 
 def step_files(folder: ObjectStoragePath, names: Sequence[str]) -> dict[str, ObjectStoragePath]:
@@ -24,6 +24,8 @@ def step_files(folder: ObjectStoragePath, names: Sequence[str]) -> dict[str, Obj
 
     Step names come from the flow's author, so they are treated like any vendor file name.
     """
+    from airflow_provider_flowruns.core.storage import child_path, sanitize_filename
+
     paths: dict[str, ObjectStoragePath] = {}
     used: set[str] = set()
     for name in names:
@@ -69,9 +71,12 @@ class ActivepiecesStepOutputsToStorageOperator(BaseOperator):
         self.destination = destination
         self.steps = steps
         self.overwrite = overwrite
-        self.conn_id = conn_id or ActivepiecesHook.default_conn_name
+        self.conn_id = conn_id or ACTIVEPIECES.default_conn_name
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
+        from airflow_provider_flowruns.core.storage import as_storage_path, child_path, write_atomically
+        from airflow_provider_flowruns.hooks.activepieces import RETENTION_HINT, ActivepiecesHook
+
         run = ActivepiecesHook(self.conn_id).get_run(str(self.run_id))
         steps = run.get("steps")
         if not isinstance(steps, Mapping) or not steps:

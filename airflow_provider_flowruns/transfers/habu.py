@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
 from airflow_provider_flowruns.core.errors import FlowRunsApiError, FlowRunsConfigError, RunFailed
-from airflow_provider_flowruns.core.rows import FORMATS, RowCounter, encode_rows
-from airflow_provider_flowruns.core.storage import (
-    IncompleteTransfer,
-    WrittenObject,
-    as_storage_path,
-    child_path,
-    sanitize_filename,
-    write_atomically,
-)
-from airflow_provider_flowruns.hooks.habu import REPORT_PAGE_SIZE, HabuHook
+from airflow_provider_flowruns.core.rows import FORMATS
+from airflow_provider_flowruns.vendors.habu import HABU, REPORT_PAGE_SIZE
+
+if TYPE_CHECKING:
+    from airflow_provider_flowruns.core.storage import WrittenObject
+
+# The hook and the storage engine are imported where they are used (see ``vendors``).
 
 
 def _columns(page: Mapping[str, Any]) -> list[str]:
@@ -41,6 +38,9 @@ def write_result_pages(
 
     The row total the vendor announced (``count``) is checked before the object is moved into
     place: a report that lost rows on the way never lands."""
+    from airflow_provider_flowruns.core.rows import RowCounter, encode_rows
+    from airflow_provider_flowruns.core.storage import IncompleteTransfer, write_atomically
+
     first = next(pages, None)
     if first is None:
         raise IncompleteTransfer("the API returned no result page")
@@ -103,11 +103,14 @@ class HabuFlowRunReportToStorageOperator(BaseOperator):
         self.format = format
         self.page_size = page_size
         self.overwrite = overwrite
-        self.conn_id = conn_id or HabuHook.default_conn_name
+        self.conn_id = conn_id or HABU.default_conn_name
 
     def execute(self, context: Any) -> dict[str, Any]:
         if self.format not in FORMATS:
             raise FlowRunsConfigError(f"format must be one of {', '.join(FORMATS)}, got {self.format!r}")
+        from airflow_provider_flowruns.core.storage import as_storage_path
+        from airflow_provider_flowruns.hooks.habu import HabuHook
+
         hook = HabuHook(self.conn_id)
         dest = as_storage_path(self.destination)
         pages = hook.iter_report(
@@ -156,9 +159,12 @@ class HabuQuestionRunFilesToStorageOperator(BaseOperator):
         self.files = files
         self.include_data = include_data
         self.overwrite = overwrite
-        self.conn_id = conn_id or HabuHook.default_conn_name
+        self.conn_id = conn_id or HABU.default_conn_name
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
+        from airflow_provider_flowruns.core.storage import as_storage_path, child_path
+        from airflow_provider_flowruns.hooks.habu import HabuHook
+
         hook = HabuHook(self.conn_id)
         run_id = str(self.run_id)
         # The result listing doubles as the readiness check: reading the run's status here, right
@@ -196,6 +202,8 @@ class HabuQuestionRunFilesToStorageOperator(BaseOperator):
 
 def unique_name(vendor_name: Any, taken: set[str]) -> str:
     """A sanitized name not used yet in this transfer (``out.csv``, ``out-2.csv``, ...)."""
+    from airflow_provider_flowruns.core.storage import sanitize_filename
+
     name = sanitize_filename(vendor_name)
     stem, dot, ext = name.rpartition(".")
     if not dot or not stem:

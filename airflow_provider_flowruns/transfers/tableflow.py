@@ -9,9 +9,9 @@ from typing import Any, Literal
 from airflow.sdk import BaseOperator
 
 from airflow_provider_flowruns.core.errors import FlowRunsConfigError, RunFailed
-from airflow_provider_flowruns.core.http import Call
-from airflow_provider_flowruns.core.storage import as_storage_path, child_path, download_to
-from airflow_provider_flowruns.hooks.tableflow import TableflowHook
+from airflow_provider_flowruns.vendors.tableflow import TABLEFLOW
+
+# The hook and the storage engine are imported where they are used (see ``vendors``).
 
 RowFilter = Literal["all", "valid", "invalid"]
 
@@ -50,9 +50,13 @@ class TableflowExtractionsToStorageOperator(BaseOperator):
         self.row_filter = row_filter
         self.include_originals = include_originals
         self.overwrite = overwrite
-        self.conn_id = conn_id or TableflowHook.default_conn_name
+        self.conn_id = conn_id or TABLEFLOW.default_conn_name
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
+        from airflow_provider_flowruns.core.http import Call
+        from airflow_provider_flowruns.core.storage import as_storage_path, child_path, download_to
+        from airflow_provider_flowruns.hooks.tableflow import TableflowHook
+
         hook = TableflowHook(self.conn_id)
         run = hook.get_run(str(self.run_id))
         if run.get("status") != "completed":

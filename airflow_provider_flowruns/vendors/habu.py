@@ -1,0 +1,70 @@
+"""LiveRamp Clean Room (Habu) at DAG parse: hook defaults and parameter checks (see ``vendors``)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from airflow_provider_flowruns.core.errors import FlowRunsConfigError
+from airflow_provider_flowruns.vendors import HookRef
+
+HABU = HookRef(
+    "airflow_provider_flowruns.hooks.habu.HabuHook",
+    conn_type="habu",
+    default_conn_name="habu_default",
+    default_poll_interval=900.0,
+)
+FLOW_RUN = "flow_run"
+QUESTION_RUN = "question_run"
+REPORT_PAGE_SIZE = 500
+
+_LEVEL = re.compile(r"^(?:level-?)?\s*(\d+)$", re.IGNORECASE)
+
+
+def level_number(value: Any, name: str = "level") -> int:
+    """``1``, ``"1"``, ``"Level-1"`` -> 1. The error names the parameter."""
+    if isinstance(value, bool):
+        raise FlowRunsConfigError(f"{name} must be a level number or 'Level-N', got {value!r}")
+    if isinstance(value, int):
+        number = value
+    else:
+        match = _LEVEL.match(str(value).strip())
+        if not match:
+            raise FlowRunsConfigError(f"{name} must be a level number or 'Level-N', got {value!r}")
+        number = int(match.group(1))
+    if number < 1:
+        raise FlowRunsConfigError(f"{name} must be 1 or more, got {value!r}")
+    return number
+
+
+def level_id(value: Any, name: str = "level") -> str:
+    """The spec's level id: ``"Level-N"``."""
+    return f"Level-{level_number(value, name)}"
+
+
+def nodes_payload(nodes: Any) -> list[dict[str, Any]]:
+    """Node parameters in the spec shape. Accepts the list the API takes, or the shorter
+    ``{nodeIdentifier: {PARAM: value}}`` mapping."""
+    if nodes is None:
+        return []
+    if isinstance(nodes, Mapping):
+        nodes = [{"nodeIdentifier": k, "parameters": v} for k, v in nodes.items()]
+    if not isinstance(nodes, list):
+        raise FlowRunsConfigError(
+            f"nodes must be a list or a dict of nodeIdentifier -> parameters, got {nodes!r}"
+        )
+    out = []
+    for i, node in enumerate(nodes):
+        if not isinstance(node, Mapping) or not node.get("nodeIdentifier"):
+            raise FlowRunsConfigError(f"nodes[{i}] needs a nodeIdentifier, got {node!r}")
+        params = node.get("parameters") or {}
+        if not isinstance(params, Mapping):
+            raise FlowRunsConfigError(f"nodes[{i}].parameters must be a dict, got {params!r}")
+        out.append({**node, "parameters": {str(k): _plain(v) for k, v in params.items()}})
+    return out
+
+
+def _plain(value: Any) -> Any:
+    """Parameter values are sent as strings (dates from ``{{ ds }}`` already are)."""
+    return value if isinstance(value, (str, dict)) else str(value)
