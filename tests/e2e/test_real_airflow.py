@@ -94,13 +94,15 @@ def test_chained_pipeline_ran_each_interval_through_all_four_vendors(stack_and_f
 
 
 def test_waiting_tasks_deferred_to_the_triggerer(stack_and_fleet):
+    """Tasks whose runs outlast the check before deferring. (Activepieces' resumed approval flow is
+    not listed: it may end before that check, and then rightly never defers; pf_activepieces in
+    test_process_faults.py waits in the triggerer every time.)"""
     stack, _, reports, _ = stack_and_fleet
     for dag, task in [
         ("example_flowruns_demo", "start_and_wait"),
         ("example_amperity_nightly", "full_run"),
         ("example_habu_weekly_flow", "match_audiences"),
         ("example_habu_weekly_flow", "reach_and_overlap"),
-        ("example_activepieces_approval", "record_decision"),
     ]:
         logs = stack.home / "logs" / f"dag_id={dag}" / f"run_id={reports[dag].run_id}"
         assert list(logs.glob(f"task_id={task}/*.trigger.*.log")), (dag, task)
