@@ -167,6 +167,29 @@ def test_a_run_being_stopped_is_not_re_attached(amperity):
     assert third not in (first, second) and vendor(amperity)["runs_created"] == 3
 
 
+@pytest.mark.parametrize("cancel_on_kill", [True, False])
+def test_a_try_after_a_clear_while_deferred_stops_the_earlier_run_first(amperity, cancel_on_kill):
+    """Cleared (or marked failed) while deferred: Airflow schedules the next try while the earlier
+    try's trigger is still being told to stop the run, so the next try may read it live. The stored
+    run says it was deferred and never resumed: the new try stops it itself and starts anew, unless
+    the task keeps runs alive on kill (``cancel_on_kill=False``), which re-attaches."""
+    hook = AmperityHook(**FAST)
+    op = AmperityRunWorkflowOperator(task_id="wf", config_id="og-slow", cancel_on_kill=cancel_on_kill)
+    context = {"task_state_store": TaskStateStore()}
+    first = op._attach_or_submit(hook, context)
+    op._remember(context, first, deferred=True)  # what execute() stores before it defers
+    second = op._attach_or_submit(hook, context)
+    if cancel_on_kill:
+        assert second != first and vendor(amperity)["stops"] == 1
+        assert hook.get_status(first).state in {
+            RunState.RUNNING,
+            RunState.CANCELLED,
+        }  # stopping, then canceled
+        assert vendor(amperity)["runs_created"] == 2
+    else:
+        assert second == first and vendor(amperity)["stops"] == 0 and vendor(amperity)["runs_created"] == 1
+
+
 def test_wrong_api_version_is_a_clear_error(amperity, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_AMPERITY_DEFAULT", _conn(amperity, extra={"api_version": "1999-01-01"}))
     with pytest.raises(FlowRunsApiError) as info:

@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 STATE_KEY = "flowruns_run_ref"
 #: Set on the stored run once the task succeeded with it, so a later clear starts a new run.
 DONE_FLAG = "done"
+#: Set while the run is watched by a trigger, removed when the task resumes: a new try that still
+#: finds it was cleared or marked failed while deferred (see ``_attach_or_submit``).
+DEFERRED_FLAG = "deferred"
 
 
 def to_seconds(value: Any, name: str) -> float | None:
@@ -239,6 +242,7 @@ class FlowRunOperator(BaseOperator):
         deadline = time.time() + self.run_timeout if self.run_timeout else None
         schedule = self.build_poll_schedule(hook, context, interval)
         if self.deferrable:
+            self._remember(context, ref, **{DEFERRED_FLAG: True})
             self.defer(
                 trigger=FlowRunTrigger(
                     hook_class_path=hook.class_path(),
@@ -268,6 +272,7 @@ class FlowRunOperator(BaseOperator):
     ) -> Any:
         ref = RunRef.from_dict(run_ref) if run_ref else RunRef(run_id=str(event["run_id"]))
         self._run_ref = ref
+        self._remember(context, ref)  # resumed: no longer deferred
         # dag.test() drops next_kwargs: the trigger echoes the start time in its event as well.
         self._submitted_at = submitted_at if submitted_at is not None else event.get("submitted_at")
         return self._finish(context, event, ref)
@@ -299,7 +304,10 @@ class FlowRunOperator(BaseOperator):
                     raise  # cannot tell whether the run lives: never risk a duplicate
                 self.log.warning("Stored run %s cannot be read (%s); starting a new run.", ref.run_id, exc)
             else:
-                if status.stopping:
+                deferred = saved.get(DEFERRED_FLAG) and status.state.is_active and not status.stopping
+                if deferred and self._stop_earlier_run(ref):
+                    pass  # stopped: a new run below
+                elif status.stopping:
                     # Stopped when the task was cleared or marked failed: it will end cancelled.
                     self.log.info(
                         "The earlier try's run %s is being stopped (%s); starting a new run.",
@@ -413,9 +421,37 @@ class FlowRunOperator(BaseOperator):
         """Flag the stored run as this task's finished work. Until then a retry re-attaches to it
         (even once it succeeded, so a failed result step is redone on the same run); after, only a
         clear can run the task again, and that asks for a new run."""
+        self._remember(context, ref, **{DONE_FLAG: True})
+
+    def _remember(self, context: Any, ref: RunRef, **flags: bool) -> None:
+        """Store ``ref`` (and ``flags``) as this task's run, where Airflow keeps task state (3.3+)."""
         store = context.get("task_state_store") if self.durable else None
         if store is not None:
-            store.set(STATE_KEY, {**ref.to_dict(), DONE_FLAG: True})
+            store.set(STATE_KEY, {**ref.to_dict(), **flags})
+
+    def _stop_earlier_run(self, ref: RunRef) -> bool:
+        """The earlier try was waiting in the triggerer and never resumed: the task was cleared or
+        marked failed while deferred. Airflow tells that try's trigger to stop the run (``on_kill``)
+        but schedules this try at the same time, so adopting the run races its cancellation. Stop it
+        here first (cancelling is idempotent) and let this try start anew; a run the vendor cannot
+        stop, or ``cancel_on_kill=False``, is adopted instead. True when the run was stopped."""
+        if not self.cancel_on_kill:
+            return False
+        try:
+            self.hook.cancel(ref)
+        except NotSupported as exc:
+            self.log.info("The earlier try's run %s cannot be stopped (%s); re-attaching.", ref.run_id, exc)
+            return False
+        except Exception as exc:
+            self.log.warning("Could not stop the earlier try's run %s (%s); re-attaching.", ref.run_id, exc)
+            return False
+        self.log.info(
+            "The task was cleared or marked failed while its %s run %s was watched in the triggerer: "
+            "stopped that run; starting a new one.",
+            self.hook_class.vendor,
+            ref.run_id,
+        )
+        return True
 
     def _cancel_quietly(self, ref: RunRef, *, reason: str) -> None:
         try:
