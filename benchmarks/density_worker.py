@@ -3,6 +3,13 @@
 Run in a fresh interpreter by ``benchmarks.density`` so each side's memory starts from the same
 imports. Like Airflow's TriggerRunner: each trigger's ``run()`` is iterated to its first event in a
 task on one loop, then ``cleanup()`` is awaited.
+
+Protocol: ``python -m benchmarks.density_worker ours|dbt`` imports, prints ``ready``, then reads one
+JSON line ``{"run_ids": [...], "poll": s}`` from stdin (the runs are created only once the worker is
+ready) and prints its measurements as one JSON line.
+
+``FLOWRUNS_BENCH_PROFILE=/path/file.prof`` runs the event loop under cProfile and writes the stats
+there (for looking at the per-poll path; the numbers of a profiled run are not comparable).
 """
 
 from __future__ import annotations
@@ -99,10 +106,21 @@ async def main(kind: str, run_ids: list[Any], poll: float) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    spec = json.loads(sys.argv[1])
-    if spec["kind"] == "ours":  # import before the baseline RSS, as dbt's side imports in make_triggers
+    kind = sys.argv[1]
+    if kind == "ours":  # import before the baseline RSS, as dbt's side imports in make_triggers
         import airflow_provider_flowruns.testing.demo
         import airflow_provider_flowruns.triggers.run  # noqa: F401
     else:
         import airflow.providers.dbt.cloud.triggers.dbt  # noqa: F401
-    print(json.dumps(asyncio.run(main(spec["kind"], spec["run_ids"], spec["poll"]))))
+    print("ready", flush=True)
+    spec = json.loads(sys.stdin.readline())
+    profile_to = os.environ.get("FLOWRUNS_BENCH_PROFILE")
+    if profile_to:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        result = profiler.runcall(asyncio.run, main(kind, spec["run_ids"], spec["poll"]))
+        profiler.dump_stats(profile_to)
+    else:
+        result = asyncio.run(main(kind, spec["run_ids"], spec["poll"]))
+    print(json.dumps(result))

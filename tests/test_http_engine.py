@@ -13,6 +13,7 @@ from airflow_provider_flowruns.core.clients import REGISTRY
 from airflow_provider_flowruns.core.errors import FlowRunsApiError, FlowRunsConfigError
 from airflow_provider_flowruns.core.http import USER_AGENT, Call
 from airflow_provider_flowruns.core.runs import RunRef, RunState
+from airflow_provider_flowruns.hooks.tableflow import TableflowHook
 from airflow_provider_flowruns.testing.demo import DemoHook
 
 FAST = {"retry_base_delay": 0.01, "retry_max_delay": 0.05}
@@ -176,3 +177,29 @@ def test_user_agent_tls_and_timeouts(monkeypatch):
     client = hook.get_client()
     assert client.timeout.connect == 3 and client.timeout.read == 12
     assert client._transport._pool._ssl_context.verify_mode.name == "CERT_REQUIRED"
+
+
+@respx.mock
+async def test_async_client_keeps_cookies_a_response_sets(monkeypatch):
+    """The cookie jar skips responses without Set-Cookie (CPU per poll) but still stores real ones."""
+    monkeypatch.setenv("AIRFLOW_CONN_TABLEFLOW_DEFAULT", '{"conn_type": "tableflow", "password": "k"}')
+    route = respx.get("https://api.tableflow.com/v2/flows/runs/fr1").mock(
+        side_effect=[
+            httpx.Response(200, json={"id": "fr1", "status": "processing"}),
+            httpx.Response(200, json={"id": "fr1", "status": "processing"}, headers={"Set-Cookie": "lb=a1"}),
+            httpx.Response(200, json={"id": "fr1", "status": "completed"}),
+        ]
+    )
+    hook = TableflowHook()
+    try:
+        for _ in range(3):
+            await hook.aget_status(RunRef("fr1"))
+        client = await hook.aget_client()
+        assert client.cookies.get("lb") == "a1"
+        assert [str(c.request.url) for c in route.calls] == [
+            "https://api.tableflow.com/v2/flows/runs/fr1"
+        ] * 3
+        assert route.calls[2].request.headers.get("cookie") == "lb=a1"
+        assert route.calls[0].request.headers["authorization"] == "Bearer k"
+    finally:
+        await hook.aclose()

@@ -176,3 +176,27 @@ async def test_initial_delay_skips_the_redundant_first_poll(demo):
     assert demo_stats(demo).get("status_polls", 0) == before
     (event,) = await events_of(make_trigger(ref, initial_delay=0.1, deadline=time.time() + 0.4))
     assert demo_stats(demo)["status_polls"] > before
+
+
+@respx.mock
+async def test_logs_the_first_status_and_every_change_not_every_poll(capfd, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_TABLEFLOW_DEFAULT", '{"conn_type": "tableflow", "password": "k"}')
+    statuses = ["processing"] * 3 + ["review"] * 2 + ["processing", "completed"]
+    route = respx.get("https://api.tableflow.com/v2/flows/runs/fr1").mock(
+        side_effect=[httpx.Response(200, json={"id": "fr1", "status": s}) for s in statuses]
+    )
+    hook = TableflowHook()
+    trigger = FlowRunTrigger(
+        hook_class_path=hook.class_path(),
+        hook_kwargs=hook.hook_kwargs(),
+        run_ref={"run_id": "fr1"},
+        poll_interval=0.01,
+    )
+    (event,) = await events_of(trigger)
+    assert event["status"] == "success" and route.call_count == len(statuses)
+    out = capfd.readouterr().out
+    assert out.count("Run fr1 is RUNNING (processing); watching it until it finishes") == 1
+    assert out.count("Run fr1 is PAUSED (review)") == 1
+    assert out.count("Run fr1 is RUNNING (processing)") == 2  # the first answer, and back from review
+    assert "is still" not in out  # the periodic line comes only after minutes unchanged
+    assert '"k"' not in out and "Bearer k" not in out

@@ -22,6 +22,11 @@ from airflow_provider_flowruns.core.http import FlowRunsHook
 from airflow_provider_flowruns.core.runs import RunRef, RunState, RunStatus
 from airflow_provider_flowruns.core.schedule import PollSchedule
 
+#: While a run's status does not change, the trigger log gets one "still ..." line per this many
+#: seconds (real time), not one per poll: 1,000 triggers polling every few seconds would otherwise
+#: write hundreds of identical lines a second, a large share of the triggerer's CPU (bench 2).
+UNCHANGED_LOG_EVERY = 300.0
+
 _EVENT_STATUS = {
     RunState.SUCCEEDED: "success",
     RunState.FAILED: "failed",
@@ -128,7 +133,9 @@ class FlowRunTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         ref = RunRef.from_dict(self.run_ref)
         stop = {RunState(s) for s in self.stop_states}
-        failures = 0
+        failures = polls = 0
+        last_seen: tuple[RunState, str | None] | None = None
+        last_logged = 0.0
         schedule = (
             PollSchedule.from_dict(self.schedule)
             if self.schedule
@@ -168,7 +175,28 @@ class FlowRunTrigger(BaseTrigger):
                         payload["submitted_at"] = schedule.started_at
                     yield TriggerEvent(payload)
                     return
-                self.log.info("Run %s is %s (%s)", ref.run_id, status.state.value, status.vendor_status)
+                polls += 1
+                seen = (status.state, status.vendor_status)
+                now = time.monotonic()
+                if seen != last_seen:
+                    # The first answer and every change of state are logged as they come.
+                    self.log.info(
+                        "Run %s is %s (%s)%s",
+                        ref.run_id,
+                        status.state.value,
+                        status.vendor_status,
+                        "" if last_seen else "; watching it until it finishes",
+                    )
+                    last_seen, last_logged = seen, now
+                elif now - last_logged >= UNCHANGED_LOG_EVERY:
+                    self.log.info(
+                        "Run %s is still %s (%s) after %d polls",
+                        ref.run_id,
+                        status.state.value,
+                        status.vendor_status,
+                        polls,
+                    )
+                    last_logged = now
             delay = schedule.next_gap(time.time(), jitter=random.uniform(0.9, 1.1), failures=failures)
             if self.deadline is not None and delay >= self.deadline - time.time():
                 # The next poll would fall after the deadline: wait for it, then time out without
