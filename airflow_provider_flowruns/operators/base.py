@@ -443,8 +443,16 @@ class FlowRunOperator(BaseOperator):
             self.log.info("The earlier try's run %s cannot be stopped (%s); re-attaching.", ref.run_id, exc)
             return False
         except Exception as exc:
-            self.log.warning("Could not stop the earlier try's run %s (%s); re-attaching.", ref.run_id, exc)
-            return False
+            # The old trigger's on_kill may have stopped it a moment ago: then it is stopped all the same.
+            try:
+                status = self.hook.get_status(ref)
+            except Exception:
+                status = None
+            if status is None or not (status.stopping or status.state is RunState.CANCELLED):
+                self.log.warning(
+                    "Could not stop the earlier try's run %s (%s); re-attaching.", ref.run_id, exc
+                )
+                return False
         self.log.info(
             "The task was cleared or marked failed while its %s run %s was watched in the triggerer: "
             "stopped that run; starting a new one.",

@@ -238,7 +238,9 @@ def test_clearing_a_deferred_task_stops_its_run_and_a_finished_one_runs_again(st
         report = stack.wait_for_run(dag_id, run_id, timeout=300)
         assert report.tasks == {"wait": "success"}, (dag_id, report)
     second = {d: xcom_run_id(stack, d, r) for d, r in runs.items()}
-    assert fleet.stats("amperity")["stops"] - stops == 1
+    # Stopped by the old trigger's on_kill, by the new try (which does not wait for it), or both:
+    # stopping is idempotent, and the run stopped is the first one (the new runs succeeded).
+    assert fleet.stats("amperity")["stops"] - stops in (1, 2)
     assert fleet.stats("activepieces")["cancelled"] - cancels == 1
     logs = stack.log_text()
     for vendor in ("habu", "tableflow"):
