@@ -341,15 +341,13 @@ class FlowRunOperator(BaseOperator):
                 self.log.info(
                     "Found this task's existing %s run %s; re-attaching.", hook.vendor, found.run_id
                 )
-                if store is not None:
-                    store.set(STATE_KEY, found.to_dict())
+                self._remember(context, found)
                 return found
         submitted_at = time.time()
         ref = self.submit(hook, context)
         self._submitted_at = submitted_at
         self.log.info("Started %s run %s.", hook.vendor, ref.run_id)
-        if store is not None:
-            store.set(STATE_KEY, ref.to_dict())
+        self._remember(context, ref)
         return ref
 
     def _wait_sync(
