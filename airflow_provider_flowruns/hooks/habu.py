@@ -48,10 +48,10 @@ from airflow_provider_flowruns.vendors.habu import (  # defined there for DAG pa
     HABU,
     QUESTION_RUN,
     REPORT_PAGE_SIZE,
-    _plain,
     level_id,
     level_number,
     nodes_payload,
+    parameter_value,
 )
 
 #: The vendor's create window; a 429 on create means "not before the next one".
@@ -377,7 +377,7 @@ class HabuHook(FlowRunsHook):
             raise FlowRunsConfigError("a question run needs a name")
         body = {
             "name": name,
-            "parameters": {str(k): _plain(v) for k, v in (parameters or {}).items()},
+            "parameters": {str(k): parameter_value(v) for k, v in (parameters or {}).items()},
             **extra,
         }
         created = self._create(

@@ -53,9 +53,9 @@ class ActivepiecesRunOperator(FlowRunOperator):
 
     def report(self, hook: FlowRunsHook, ref: RunRef, event: dict[str, Any], context: Any) -> None:
         """Push ``run_details`` (and log the failed step or the pause) on success and failure alike."""
-        from airflow_provider_flowruns.hooks.activepieces import ActivepiecesHook, failed_step_name
+        from airflow_provider_flowruns.hooks.activepieces import failed_step_name
 
-        assert isinstance(hook, ActivepiecesHook)
+        assert isinstance(hook, ACTIVEPIECES.load())
         run = hook.get_run(ref.run_id)
         pause = run.get("pauseMetadata") if run.get("status") == "PAUSED" else None
         details = {
@@ -148,9 +148,9 @@ class ActivepiecesTriggerFlowOperator(ActivepiecesRunOperator):
         return f"{ti.dag_id}/{ti.task_id}/{ti.run_id}/{getattr(ti, 'map_index', -1)}/"
 
     def submit(self, hook: FlowRunsHook, context: Any) -> RunRef:
-        from airflow_provider_flowruns.hooks.activepieces import ActivepiecesHook, CorrelationTimeout, utcnow
+        from airflow_provider_flowruns.hooks.activepieces import CorrelationTimeout, utcnow
 
-        assert isinstance(hook, ActivepiecesHook)
+        assert isinstance(hook, ACTIVEPIECES.load())
         # The try number makes each try's run distinguishable from an earlier try's, which may
         # have been created moments before (inside the search window).
         marker = f"{self.marker_prefix(context)}{_try_number(context)}"
@@ -200,9 +200,9 @@ class ActivepiecesTriggerFlowOperator(ActivepiecesRunOperator):
 
         A first try has nothing to find, so it spends no requests here.
         """
-        from airflow_provider_flowruns.hooks.activepieces import ActivepiecesHook, CorrelationTimeout, utcnow
+        from airflow_provider_flowruns.hooks.activepieces import CorrelationTimeout, utcnow
 
-        assert isinstance(hook, ActivepiecesHook)
+        assert isinstance(hook, ACTIVEPIECES.load())
         if _try_number(context) <= 1:
             return None
         prefix = self.marker_prefix(context)
@@ -242,9 +242,7 @@ class ActivepiecesRetryFlowRunOperator(ActivepiecesRunOperator):
         self.strategy = strategy
 
     def submit(self, hook: FlowRunsHook, context: Any) -> RunRef:
-        from airflow_provider_flowruns.hooks.activepieces import ActivepiecesHook
-
-        assert isinstance(hook, ActivepiecesHook)
+        assert isinstance(hook, ACTIVEPIECES.load())
         run = hook.retry_run(str(self.run_id), self.strategy)
         new_id = str(run["id"])
         if new_id != self.run_id:
@@ -296,9 +294,7 @@ class ActivepiecesResumeFlowRunOperator(ActivepiecesRunOperator):
         self.sync = bool(sync)
 
     def submit(self, hook: FlowRunsHook, context: Any) -> RunRef:
-        from airflow_provider_flowruns.hooks.activepieces import ActivepiecesHook
-
-        assert isinstance(hook, ActivepiecesHook)
+        assert isinstance(hook, ACTIVEPIECES.load())
         answer = hook.resume_run(
             str(self.run_id), self.payload, waitpoint_id=self.waitpoint_id or None, sync=self.sync
         )

@@ -133,9 +133,7 @@ class ActivepiecesBulkOperator(BaseOperator):
         return built
 
     def hook(self) -> ActivepiecesHook:
-        from airflow_provider_flowruns.hooks.activepieces import ActivepiecesHook
-
-        return ActivepiecesHook(self.conn_id, **self.hook_params)
+        return ACTIVEPIECES(self.conn_id, **self.hook_params)
 
 
 class ActivepiecesCancelFlowRunsOperator(ActivepiecesBulkOperator):

@@ -53,9 +53,7 @@ class AmperityRunWorkflowOperator(FlowRunOperator):
         self.range_to = range_to
 
     def submit(self, hook: FlowRunsHook, context: Any) -> RunRef:
-        from airflow_provider_flowruns.hooks.amperity import AmperityHook
-
-        assert isinstance(hook, AmperityHook)
+        assert isinstance(hook, AMPERITY.load())
         workflow = hook.start_workflow(
             self.config_id, run_mode=self.run_mode, range_from=self.range_from, range_to=self.range_to
         )

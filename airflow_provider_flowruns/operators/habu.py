@@ -192,9 +192,7 @@ class HabuFlowRunOperator(HabuCreateRunOperator):
         )
 
     def submit(self, hook: FlowRunsHook, context: Any) -> RunRef:
-        from airflow_provider_flowruns.hooks.habu import HabuHook
-
-        assert isinstance(hook, HabuHook)
+        assert isinstance(hook, HABU.load())
         name = self.run_name(context)
         run = hook.create_flow_run(
             self.cleanroom_id,
@@ -210,9 +208,7 @@ class HabuFlowRunOperator(HabuCreateRunOperator):
         return self._ref(str(run["id"]))
 
     def find_existing(self, hook: FlowRunsHook, context: Any) -> RunRef | None:
-        from airflow_provider_flowruns.hooks.habu import HabuHook
-
-        assert isinstance(hook, HabuHook)
+        assert isinstance(hook, HABU.load())
         run = hook.find_flow_run(self.cleanroom_id, self.flow_id, self.run_name(context))
         return self._ref(str(run["id"])) if run else None
 
@@ -222,9 +218,7 @@ class HabuFlowRunOperator(HabuCreateRunOperator):
     def vendor_run_durations(self, hook: FlowRunsHook, context: Any) -> list[float]:
         """Submit-to-completion times of this flow's past completed runs (newest first). A run
         that stops at a pause level ends elsewhere than a full run, so it uses task history only."""
-        from airflow_provider_flowruns.hooks.habu import HabuHook
-
-        assert isinstance(hook, HabuHook)
+        assert isinstance(hook, HABU.load())
         if self.pause_level is not None:
             return []
         from airflow_provider_flowruns.core.history import vendor_durations
@@ -288,9 +282,7 @@ class HabuReplayFlowRunOperator(HabuCreateRunOperator):
         return RunRef(run_id=run_id, kind=FLOW_RUN, scope=scope)
 
     def submit(self, hook: FlowRunsHook, context: Any) -> RunRef:
-        from airflow_provider_flowruns.hooks.habu import HabuHook
-
-        assert isinstance(hook, HabuHook)
+        assert isinstance(hook, HABU.load())
         name = self.run_name(context)
         new_id = hook.replay_flow_run(
             self.cleanroom_id,
@@ -307,9 +299,7 @@ class HabuReplayFlowRunOperator(HabuCreateRunOperator):
         return self._ref(new_id)
 
     def find_existing(self, hook: FlowRunsHook, context: Any) -> RunRef | None:
-        from airflow_provider_flowruns.hooks.habu import HabuHook
-
-        assert isinstance(hook, HabuHook)
+        assert isinstance(hook, HABU.load())
         if not self.flow_id:
             return None
         run = hook.find_flow_run(self.cleanroom_id, self.flow_id, self.run_name(context))
@@ -345,9 +335,7 @@ class HabuResumeFlowRunOperator(FlowRunOperator):
         """Resume without reading the status first: every status read counts against the run's
         5-minute polling budget, and the run was polled by the task that waited for the pause.
         Only when Habu refuses (409: not paused) or the answer is lost is the status read."""
-        from airflow_provider_flowruns.hooks.habu import HabuHook
-
-        assert isinstance(hook, HabuHook)
+        assert isinstance(hook, HABU.load())
         ref = RunRef(run_id=str(self.run_id), kind=FLOW_RUN, scope={"cleanroom_id": str(self.cleanroom_id)})
         try:
             hook.resume_flow_run(self.cleanroom_id, ref.run_id, pause_level=self.pause_level)
@@ -423,9 +411,7 @@ class HabuQuestionRunOperator(HabuCreateRunOperator):
         return RunRef(run_id=run_id, kind=QUESTION_RUN, scope=scope)
 
     def submit(self, hook: FlowRunsHook, context: Any) -> RunRef:
-        from airflow_provider_flowruns.hooks.habu import HabuHook
-
-        assert isinstance(hook, HabuHook)
+        assert isinstance(hook, HABU.load())
         params = {**(self.parameters or {}), **(self.partition_parameters or {})}
         name = self.run_name(context)
         run = hook.create_question_run(self.question_id, name=name, parameters=params)
@@ -433,17 +419,13 @@ class HabuQuestionRunOperator(HabuCreateRunOperator):
         return self._ref(str(run["id"]))
 
     def find_existing(self, hook: FlowRunsHook, context: Any) -> RunRef | None:
-        from airflow_provider_flowruns.hooks.habu import HabuHook
-
-        assert isinstance(hook, HabuHook)
+        assert isinstance(hook, HABU.load())
         run = hook.find_question_run(self.question_id, self.run_name(context))
         return self._ref(str(run["id"])) if run else None
 
     def vendor_run_durations(self, hook: FlowRunsHook, context: Any) -> list[float]:
         """Submit-to-completion times of this question's past completed runs (newest first)."""
-        from airflow_provider_flowruns.hooks.habu import HabuHook
-
-        assert isinstance(hook, HabuHook)
+        assert isinstance(hook, HABU.load())
         from airflow_provider_flowruns.core.history import vendor_durations
 
         return vendor_durations(

@@ -71,9 +71,7 @@ class TableflowRunFlowOperator(FlowRunOperator):
         return f"{ti.dag_id}/{ti.task_id}/{ti.run_id}/{getattr(ti, 'map_index', -1)}"
 
     def submit(self, hook: FlowRunsHook, context: Any) -> RunRef:
-        from airflow_provider_flowruns.hooks.tableflow import TableflowHook
-
-        assert isinstance(hook, TableflowHook)
+        assert isinstance(hook, TABLEFLOW.load())
         if not isinstance(self.files, dict):
             raise FlowRunsConfigError(
                 f"files must render to a dict of file field key -> path(s), got {self.files!r}"
@@ -90,9 +88,7 @@ class TableflowRunFlowOperator(FlowRunOperator):
         return RunRef(run_id=str(run["id"]))
 
     def find_existing(self, hook: FlowRunsHook, context: Any) -> RunRef | None:
-        from airflow_provider_flowruns.hooks.tableflow import TableflowHook
-
-        assert isinstance(hook, TableflowHook)
+        assert isinstance(hook, TABLEFLOW.load())
         run = hook.find_run(self.flow_id, self._correlation_key(context))
         return RunRef(run_id=str(run["id"])) if run else None
 
@@ -100,9 +96,7 @@ class TableflowRunFlowOperator(FlowRunOperator):
         return frozenset() if self.on_review == "wait" else frozenset({RunState.PAUSED})
 
     def report(self, hook: FlowRunsHook, ref: RunRef, event: dict[str, Any], context: Any) -> None:
-        from airflow_provider_flowruns.hooks.tableflow import TableflowHook
-
-        assert isinstance(hook, TableflowHook)
+        assert isinstance(hook, TABLEFLOW.load())
         run = hook.get_run(ref.run_id)
         details: dict[str, Any] = {
             "run_id": ref.run_id,

@@ -11,13 +11,15 @@ Nothing here imports more than ``core.errors``/``core.timestamps`` and the stand
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
     from airflow_provider_flowruns.core.http import FlowRunsHook
 
+H = TypeVar("H", bound="FlowRunsHook")
 
-class HookRef:
+
+class HookRef(Generic[H]):
     """A vendor hook as an operator sees it at DAG parse: the connection defaults, and the hook
     class imported on first real use. ``ref(conn_id, ...)`` builds a hook; any other attribute
     (``vendor``, ``poll_floor``, ...) is read from the imported class. The hook class takes its
@@ -30,15 +32,17 @@ class HookRef:
         self.conn_type = conn_type
         self.default_conn_name = default_conn_name
         self.default_poll_interval = default_poll_interval
-        self._cls: type[FlowRunsHook] | None = None
+        self._cls: type[H] | None = None
 
-    def load(self) -> type[FlowRunsHook]:
+    def load(self) -> type[H]:
+        """The hook class (imported now if it was not yet). ``isinstance(hook, REF.load())`` is how
+        operators narrow the engine's hook to their vendor's without importing it at parse."""
         if self._cls is None:
             module, _, name = self.path.rpartition(".")
             self._cls = getattr(importlib.import_module(module), name)
         return self._cls
 
-    def __call__(self, *args: Any, **kwargs: Any) -> FlowRunsHook:
+    def __call__(self, *args: Any, **kwargs: Any) -> H:
         return self.load()(*args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_flowruns.core.errors import FlowRunsConfigError
 from airflow_provider_flowruns.core.timestamps import iso_utc
 from airflow_provider_flowruns.vendors import HookRef
 
-ACTIVEPIECES = HookRef(
+if TYPE_CHECKING:
+    from airflow_provider_flowruns.hooks.activepieces import ActivepiecesHook
+
+ACTIVEPIECES: HookRef[ActivepiecesHook] = HookRef(
     "airflow_provider_flowruns.hooks.activepieces.ActivepiecesHook",
     conn_type="activepieces",
     default_conn_name="activepieces_default",

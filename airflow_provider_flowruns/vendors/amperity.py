@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from datetime import timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_flowruns.core.errors import FlowRunsConfigError
 from airflow_provider_flowruns.core.timestamps import parse_iso8601
 from airflow_provider_flowruns.vendors import HookRef
 
-AMPERITY = HookRef(
+if TYPE_CHECKING:
+    from airflow_provider_flowruns.hooks.amperity import AmperityHook
+
+AMPERITY: HookRef[AmperityHook] = HookRef(
     "airflow_provider_flowruns.hooks.amperity.AmperityHook",
     conn_type="amperity",
     default_conn_name="amperity_default",

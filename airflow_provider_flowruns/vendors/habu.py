@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_flowruns.core.errors import FlowRunsConfigError
 from airflow_provider_flowruns.vendors import HookRef
 
-HABU = HookRef(
+if TYPE_CHECKING:
+    from airflow_provider_flowruns.hooks.habu import HabuHook
+
+HABU: HookRef[HabuHook] = HookRef(
     "airflow_provider_flowruns.hooks.habu.HabuHook",
     conn_type="habu",
     default_conn_name="habu_default",
@@ -61,10 +64,10 @@ def nodes_payload(nodes: Any) -> list[dict[str, Any]]:
         params = node.get("parameters") or {}
         if not isinstance(params, Mapping):
             raise FlowRunsConfigError(f"nodes[{i}].parameters must be a dict, got {params!r}")
-        out.append({**node, "parameters": {str(k): _plain(v) for k, v in params.items()}})
+        out.append({**node, "parameters": {str(k): parameter_value(v) for k, v in params.items()}})
     return out
 
 
-def _plain(value: Any) -> Any:
+def parameter_value(value: Any) -> Any:
     """Parameter values are sent as strings (dates from ``{{ ds }}`` already are)."""
     return value if isinstance(value, (str, dict)) else str(value)

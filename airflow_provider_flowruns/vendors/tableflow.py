@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from airflow_provider_flowruns.vendors import HookRef
 
-TABLEFLOW = HookRef(
+if TYPE_CHECKING:
+    from airflow_provider_flowruns.hooks.tableflow import TableflowHook
+
+TABLEFLOW: HookRef[TableflowHook] = HookRef(
     "airflow_provider_flowruns.hooks.tableflow.TableflowHook",
     conn_type="tableflow",
     default_conn_name="tableflow_default",
