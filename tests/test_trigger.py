@@ -31,6 +31,17 @@ def make_trigger(ref: RunRef, **overrides) -> FlowRunTrigger:
     return FlowRunTrigger(**kwargs)
 
 
+def tableflow_trigger(run_id: str, **kwargs) -> FlowRunTrigger:
+    """A trigger on Tableflow run ``run_id`` (connection ``tableflow_default``, set by the test)."""
+    hook = TableflowHook()
+    return FlowRunTrigger(
+        hook_class_path=hook.class_path(),
+        hook_kwargs=hook.hook_kwargs(),
+        run_ref={"run_id": run_id},
+        **kwargs,
+    )
+
+
 async def events_of(trigger: FlowRunTrigger) -> list[dict]:
     try:
         return [event.payload async for event in trigger.run()]
@@ -106,14 +117,7 @@ async def test_stop_states_end_the_wait_at_pause(monkeypatch):
             ),
         ]
     )
-    hook = TableflowHook()
-    trigger = FlowRunTrigger(
-        hook_class_path=hook.class_path(),
-        hook_kwargs=hook.hook_kwargs(),
-        run_ref={"run_id": "fr1"},
-        poll_interval=0.05,
-        stop_states=["PAUSED"],
-    )
+    trigger = tableflow_trigger("fr1", poll_interval=0.05, stop_states=["PAUSED"])
     (event,) = await events_of(trigger)
     assert (event["status"], event["vendor_status"], event["message"]) == ("paused", "review", "needs eyes")
     assert route.call_count == 2
@@ -146,13 +150,7 @@ async def test_on_kill_respects_cancel_on_kill_false(demo):
 
 async def test_on_kill_without_cancel_endpoint_logs_and_returns(capfd, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_TABLEFLOW_DEFAULT", '{"conn_type": "tableflow", "password": "k"}')
-    hook = TableflowHook()
-    trigger = FlowRunTrigger(
-        hook_class_path=hook.class_path(),
-        hook_kwargs=hook.hook_kwargs(),
-        run_ref={"run_id": "r"},
-        poll_interval=10,
-    )
+    trigger = tableflow_trigger("r", poll_interval=10)
     await trigger.on_kill()  # no network call: Tableflow has no cancel API
     assert "Tableflow has no API to cancel a run; run r keeps going" in capfd.readouterr().out
 
@@ -185,13 +183,7 @@ async def test_logs_the_first_status_and_every_change_not_every_poll(capfd, monk
     route = respx.get("https://api.tableflow.com/v2/flows/runs/fr1").mock(
         side_effect=[httpx.Response(200, json={"id": "fr1", "status": s}) for s in statuses]
     )
-    hook = TableflowHook()
-    trigger = FlowRunTrigger(
-        hook_class_path=hook.class_path(),
-        hook_kwargs=hook.hook_kwargs(),
-        run_ref={"run_id": "fr1"},
-        poll_interval=0.01,
-    )
+    trigger = tableflow_trigger("fr1", poll_interval=0.01)
     (event,) = await events_of(trigger)
     assert event["status"] == "success" and route.call_count == len(statuses)
     out = capfd.readouterr().out
