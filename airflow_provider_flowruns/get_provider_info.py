@@ -156,6 +156,15 @@ def get_provider_info() -> dict[str, Any]:
                         "example": "/var/lib/airflow/flowruns-locks",
                         "default": None,
                     },
+                    "async_transport": {
+                        "description": "What carries the triggerer's (async) requests: auto (aiohttp when "
+                        "it is installed, e.g. with the provider's aiohttp extra; about a third of httpx's "
+                        "own CPU per status poll), aiohttp, or httpx (httpx's own transport, httpcore).",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "httpx",
+                        "default": "auto",
+                    },
                     **{
                         f"{vendor}_poll_interval": {
                             "description": f"Default seconds between {vendor} status checks when a task sets none; "

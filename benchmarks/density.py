@@ -23,9 +23,9 @@ from typing import Any
 import httpx
 
 from airflow_provider_flowruns.testing.process import EmulatorProcess
+from airflow_provider_flowruns.testing.tls import self_signed
 from benchmarks.parse_cost import dbt_available
 from benchmarks.report import Report, Row
-from benchmarks.tls import self_signed
 
 DEMO_TOKEN = "demo-token"
 DBT_TOKEN = "dbt-token"

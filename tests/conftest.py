@@ -116,3 +116,13 @@ def xcom(ti: Any, key: str = "return_value") -> Any:
         except ValueError:
             return value
     return value
+
+
+@pytest.fixture
+def httpcore_transport(monkeypatch):
+    """Async clients on httpx's own transport: respx intercepts httpcore, not aiohttp.
+
+    For tests about the engine above the transport that serve vendor answers with respx; the
+    aiohttp transport itself is tested against real servers (tests/test_aiohttp_transport.py).
+    """
+    monkeypatch.setenv("AIRFLOW__FLOWRUNS__ASYNC_TRANSPORT", "httpx")

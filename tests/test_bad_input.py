@@ -182,6 +182,7 @@ def trigger_events(vendor: Vendor) -> list[dict[str, Any]]:
 
 # -- vendor answers --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", sorted(VENDORS))
+@pytest.mark.usefixtures("httpcore_transport")
 def test_any_status_answer_ends_the_trigger_with_one_event(name, connections):
     vendor = VENDORS[name]
 
@@ -189,8 +190,10 @@ def test_any_status_answer_ends_the_trigger_with_one_event(name, connections):
     @given(body=status_bodies(vendor))
     def check(body: Any) -> None:
         with respx.mock(assert_all_called=False) as router:
-            serve(mock_vendor(router, vendor), body)
+            route = mock_vendor(router, vendor)
+            serve(route, body)
             events = trigger_events(vendor)
+        assert route.called, "the trigger never read the served answer"
         assert len(events) == 1, events
         event = events[0]
         assert event["status"] in EVENTS and event["run_id"] == vendor.ref.run_id
@@ -209,13 +212,15 @@ def test_any_status_answer_is_a_status_or_a_clear_error_in_the_worker(name, conn
     @given(body=status_bodies(vendor))
     def check(body: Any) -> None:
         with respx.mock(assert_all_called=False) as router:
-            serve(mock_vendor(router, vendor), body)
+            route = mock_vendor(router, vendor)
+            serve(route, body)
             try:
                 status = vendor.hook(**FAST).get_status(vendor.ref)
             except FlowRunsError as exc:
                 assert vendor.ref.run_id in str(exc) and "status" in str(exc)
             else:
                 assert isinstance(status, RunStatus) and isinstance(status.vendor_status, str)
+            assert route.called, "the hook never read the served answer"
 
     check()
 

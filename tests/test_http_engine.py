@@ -180,6 +180,7 @@ def test_user_agent_tls_and_timeouts(monkeypatch):
 
 
 @respx.mock
+@pytest.mark.usefixtures("httpcore_transport")
 async def test_async_client_keeps_cookies_a_response_sets(monkeypatch):
     """The cookie jar skips responses without Set-Cookie (CPU per poll) but still stores real ones."""
     monkeypatch.setenv("AIRFLOW_CONN_TABLEFLOW_DEFAULT", '{"conn_type": "tableflow", "password": "k"}')

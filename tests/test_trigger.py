@@ -106,6 +106,7 @@ async def test_permanent_error_ends_the_wait(demo):
 
 
 @respx.mock
+@pytest.mark.usefixtures("httpcore_transport")
 async def test_stop_states_end_the_wait_at_pause(monkeypatch):
     """Tableflow's human "review" step is PAUSED: with stop_states it ends the wait, else it polls on."""
     monkeypatch.setenv("AIRFLOW_CONN_TABLEFLOW_DEFAULT", '{"conn_type": "tableflow", "password": "k"}')
@@ -177,6 +178,7 @@ async def test_initial_delay_skips_the_redundant_first_poll(demo):
 
 
 @respx.mock
+@pytest.mark.usefixtures("httpcore_transport")
 async def test_logs_the_first_status_and_every_change_not_every_poll(capfd, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_TABLEFLOW_DEFAULT", '{"conn_type": "tableflow", "password": "k"}')
     statuses = ["processing"] * 3 + ["review"] * 2 + ["processing", "completed"]

@@ -10,17 +10,55 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import importlib.util
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
 
+from airflow_provider_flowruns.core.errors import FlowRunsConfigError
+
 #: Requests in flight at once on one shared async client (and its connection pool size). Waiting
 #: triggers queue on an asyncio.Semaphore - FIFO and O(1) - rather than in httpcore's pool, whose
 #: queue is rescanned on every request (quadratic CPU with 1,000 triggers polling at once) and whose
 #: pool timeout turned a burst into failed polls and back-off (benchmarks/, bench 2).
 ASYNC_IN_FLIGHT = 8
+
+
+#: ``[flowruns] async_transport``: what carries the shared async clients' requests.
+ASYNC_TRANSPORTS = ("auto", "aiohttp", "httpx")
+
+
+def async_transport(*, keepalive_expiry: float) -> httpx.AsyncBaseTransport | None:
+    """The transport for a new shared async client, or None for httpx's own (httpcore).
+
+    ``auto`` (the default) takes aiohttp when it is installed: a third of httpcore's CPU per
+    request (see ``aiohttp_transport``). ``httpx`` keeps httpcore, e.g. to rule the transport out
+    when chasing a network problem.
+    """
+    from airflow.configuration import conf
+
+    choice = (conf.get("flowruns", "async_transport", fallback="auto") or "auto").strip().lower()
+    if choice not in ASYNC_TRANSPORTS:
+        raise FlowRunsConfigError(
+            f"[flowruns] async_transport must be one of {', '.join(ASYNC_TRANSPORTS)}, got {choice!r}"
+        )
+    installed = importlib.util.find_spec("aiohttp") is not None
+    if choice == "aiohttp" and not installed:
+        raise FlowRunsConfigError(
+            "[flowruns] async_transport = aiohttp, but aiohttp is not installed: "
+            "pip install 'airflow-provider-flowruns[aiohttp]'"
+        )
+    if choice == "httpx" or not installed:
+        return None
+    from airflow_provider_flowruns.core.aiohttp_transport import AiohttpTransport
+
+    return AiohttpTransport(
+        max_connections=ASYNC_IN_FLIGHT,
+        keepalive_expiry=keepalive_expiry,
+        verify=httpx.create_ssl_context(verify=True, trust_env=True),
+    )
 
 
 @dataclass

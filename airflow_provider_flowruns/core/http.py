@@ -21,7 +21,7 @@ from airflow.sdk import BaseHook
 
 from airflow_provider_flowruns import __version__
 from airflow_provider_flowruns.core.auth import BearerToken
-from airflow_provider_flowruns.core.clients import ASYNC_IN_FLIGHT, REGISTRY
+from airflow_provider_flowruns.core.clients import ASYNC_IN_FLIGHT, REGISTRY, async_transport
 from airflow_provider_flowruns.core.errors import (
     FlowRunsApiError,
     FlowRunsConfigError,
@@ -115,8 +115,11 @@ class _SetCookieJar(CookieJar):
 _URL_CACHE_SIZE = 64
 
 #: The shared AsyncClient's pool matches the in-flight limit, so httpcore never queues (see clients.py).
+ASYNC_KEEPALIVE_EXPIRY = 60.0
 ASYNC_POOL_LIMITS = httpx.Limits(
-    max_connections=ASYNC_IN_FLIGHT, max_keepalive_connections=ASYNC_IN_FLIGHT, keepalive_expiry=60
+    max_connections=ASYNC_IN_FLIGHT,
+    max_keepalive_connections=ASYNC_IN_FLIGHT,
+    keepalive_expiry=ASYNC_KEEPALIVE_EXPIRY,
 )
 
 
@@ -375,7 +378,11 @@ class FlowRunsHook(BaseHook):
             key = self._registry_key(settings)
             self._aclient = REGISTRY.acquire_async(
                 key,
-                lambda: httpx.AsyncClient(**self._client_kwargs(settings), limits=ASYNC_POOL_LIMITS),
+                lambda: httpx.AsyncClient(
+                    **self._client_kwargs(settings),
+                    limits=ASYNC_POOL_LIMITS,
+                    transport=async_transport(keepalive_expiry=ASYNC_KEEPALIVE_EXPIRY),
+                ),
             )
             self._aclient_key = key
             self._urls.clear()

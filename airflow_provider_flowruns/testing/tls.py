@@ -1,5 +1,5 @@
-"""A throwaway self-signed certificate for 127.0.0.1: dbt Cloud's hook only speaks https://, so the
-density benchmark serves both sides over TLS (same handshake costs for ours and the baseline)."""
+"""A throwaway self-signed certificate for 127.0.0.1, for serving an emulator over TLS (the density
+benchmark: dbt Cloud's hook only speaks https://) and for TLS tests of the transports."""
 
 from __future__ import annotations
 
