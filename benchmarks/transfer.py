@@ -212,6 +212,19 @@ def _rows(
                 baseline_name=f"ours at {label(small)}",
             )
         )
+        added = [(results[(dest, s)]["peak_rss_b"] - results[(dest, s)]["rss_before_b"]) / 1e6 for s in sizes]
+        report.add(
+            Row(
+                f"{name} peak RSS added by the transfer",
+                f"at {label(big)} vs at {label(small)}, over the process before it",
+                added[1],
+                added[0],
+                "MB",
+                "-",
+                None,
+                baseline_name=f"ours at {label(small)}",
+            )
+        )
 
 
 def run(report: Report, *, smoke: bool) -> None:

@@ -5,7 +5,8 @@ shared streamed ``download_to``). ``report <question run id> <destination prefix
 question run's paginated result data as ``data.csv`` (``HabuQuestionRunFilesToStorageOperator``
 with ``include_data="csv"``: every page fetched, its rows encoded as CSV, the row count checked,
 the object moved into place). A fresh interpreter per transfer so the peak RSS (VmHWM) is this
-transfer's alone.
+transfer's alone; ``rss_before_b`` is the peak once Airflow's object storage is loaded, just before
+the transfer starts.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import json
 import sys
 import time
 from typing import Any
+
+from airflow.sdk import ObjectStoragePath
 
 
 def peak_rss() -> int:
@@ -41,6 +44,10 @@ if __name__ == "__main__":
     kind = args.pop(0) if args[0] in ("result", "report") else "result"
     run_id, destination = args
     op = _operator(kind, run_id, destination)
+    # What any object-storage use loads before a byte moves: Airflow registers every installed
+    # provider's filesystem (the Amazon provider's imports botocore) and builds the destination's.
+    # The peak over this is the transfer's own memory; the absolute peak is reported too.
+    ObjectStoragePath(destination if "://" in destination else f"file://{destination}").fs  # noqa: B018
     before = peak_rss()
     started = time.perf_counter()
     written = op.execute({})

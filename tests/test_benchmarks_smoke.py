@@ -42,13 +42,14 @@ def test_smoke_run_produces_every_row(tmp_path):
         by_bench.setdefault(cells[0][0], []).append(cells)
     assert sorted(by_bench) == ["1", "2", "3", "4"]
     assert len(by_bench["1"]) == 2  # time and memory
-    assert len(by_bench["2"]) == 5  # RSS, CPU, lag, connections, polls
+    # RSS, CPU, lag, connections, polls; and CPU on httpx's own transport when aiohttp is installed
+    assert len(by_bench["2"]) == (6 if find_spec("aiohttp") else 5)
     assert len(by_bench["4"]) == 9  # calls, p95 latency and the oracle's calls for three spreads
     has_s3 = find_spec("s3fs") is not None and find_spec("airflow.providers.amazon") is not None
-    # result file and paginated report, each: two sizes + peak RSS, per destination
-    assert len(by_bench["3"]) == (12 if has_s3 else 6)
+    # per destination and kind: two throughputs, the peak and the peak the transfer added
+    assert len(by_bench["3"]) == (16 if has_s3 else 8)
     for cells in rows:
-        if cells[1].startswith(("event-loop lag", "TCP")) or "oracle" in cells[1]:
+        if cells[1].startswith(("event-loop lag", "TCP")) or "oracle" in cells[1] or "added" in cells[0]:
             continue  # the oracle is n/a when a smoke-sized sample cannot reach the target at all
         assert cells[2] != "n/a" and float(cells[2].replace(",", "")) > 0, cells  # ours is always measured
     density = {c[1]: c for c in by_bench["2"]}

@@ -3,6 +3,7 @@ cleanup and on_kill - driven exactly as the triggerer drives it, against the liv
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import httpx
@@ -133,6 +134,21 @@ async def test_cleanup_releases_the_shared_client(demo):
     assert REGISTRY.open_async_clients() == before + 1
     await trigger.cleanup()
     assert REGISTRY.open_async_clients() == before
+
+
+def test_the_shared_client_is_closed_when_the_driver_never_calls_cleanup(demo):
+    """dag.test() takes a trigger's first event and never calls cleanup() (Airflow's own code)."""
+    ref = DemoHook().start_run("inline", duration=0.2)
+    trigger = make_trigger(ref, poll_interval=0.05)
+    before = REGISTRY.open_async_clients()
+
+    async def _run_trigger():  # as InProcessTestSupervisor.run_trigger_in_process does it
+        return await anext(trigger.run(), None)
+
+    event = asyncio.run(_run_trigger())
+    assert event.payload["status"] == "success"
+    assert REGISTRY.open_async_clients() == before
+    assert trigger._hook is not None and trigger._hook._aclient is None  # released, hence closed
 
 
 async def test_on_kill_cancels_the_vendor_run(demo):

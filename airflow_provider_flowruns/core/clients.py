@@ -65,6 +65,8 @@ def async_transport(*, keepalive_expiry: float) -> httpx.AsyncBaseTransport | No
 class _Shared:
     client: httpx.AsyncClient
     slots: asyncio.Semaphore
+    #: Held so its id cannot be reused by a new loop while this entry exists (the key is the id).
+    loop: asyncio.AbstractEventLoop
     users: int = 0
 
 
@@ -82,11 +84,16 @@ class ClientRegistry:
             return client
 
     def acquire_async(self, key: str, factory: Callable[[], httpx.AsyncClient]) -> httpx.AsyncClient:
-        loop_key = (id(asyncio.get_running_loop()), key)
+        loop = asyncio.get_running_loop()
+        loop_key = (id(loop), key)
         with self._lock:
+            # A loop closed while its clients were still held (an abandoned asyncio.run) cannot
+            # close them any more; its entries are dropped so they do not pile up.
+            for stale in [k for k, v in self._async.items() if v.loop.is_closed()]:
+                del self._async[stale]
             shared = self._async.get(loop_key)
             if shared is None or shared.client.is_closed:
-                shared = self._async[loop_key] = _Shared(factory(), asyncio.Semaphore(ASYNC_IN_FLIGHT))
+                shared = self._async[loop_key] = _Shared(factory(), asyncio.Semaphore(ASYNC_IN_FLIGHT), loop)
             shared.users += 1
             return shared.client
 

@@ -131,6 +131,16 @@ class FlowRunTrigger(BaseTrigger):
         return TriggerEvent(payload)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        # The shared client is released here too, not only in cleanup(): whoever drives the
+        # trigger without calling cleanup() (dag.test() takes the first event and lets asyncio.run
+        # close the generator) would otherwise leave it open on a loop that is gone.
+        try:
+            async for event in self._watch():
+                yield event
+        finally:
+            await self.cleanup()
+
+    async def _watch(self) -> AsyncIterator[TriggerEvent]:
         ref = RunRef.from_dict(self.run_ref)
         stop = {RunState(s) for s in self.stop_states}
         failures = polls = 0
