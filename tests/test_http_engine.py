@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 
 import httpx
 import pytest
@@ -204,3 +206,32 @@ async def test_async_client_keeps_cookies_a_response_sets(monkeypatch):
         assert route.calls[0].request.headers["authorization"] == "Bearer k"
     finally:
         await hook.aclose()
+
+
+@pytest.fixture
+def no_cyclic_gc():
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+@pytest.mark.usefixtures("no_cyclic_gc")
+async def test_a_read_response_is_freed_without_the_cyclic_gc(demo):
+    """A report's pages must not pile up until a full collection (their peak grew with length)."""
+    hook = DemoHook()
+    ref = await asyncio.to_thread(hook.start_run, "gc", duration=60)
+    seen: list[weakref.ref[httpx.Response]] = []
+
+    def keep_ref(response: httpx.Response) -> dict:
+        seen.append(weakref.ref(response))
+        return response.json()
+
+    call = Call("GET", f"runs/{ref.run_id}")
+    try:
+        assert (await asyncio.to_thread(hook.call, call, parse=keep_ref))["id"] == ref.run_id
+        assert (await hook.acall(call, parse=keep_ref))["id"] == ref.run_id
+    finally:
+        await hook.aclose()
+    assert len(seen) == 2 and [r() for r in seen] == [None, None]
