@@ -126,3 +126,17 @@ def httpcore_transport(monkeypatch):
     aiohttp transport itself is tested against real servers (tests/test_aiohttp_transport.py).
     """
     monkeypatch.setenv("AIRFLOW__FLOWRUNS__ASYNC_TRANSPORT", "httpx")
+
+
+class TaskStateStore:
+    """The calls the operator makes on Airflow's ``context["task_state_store"]`` (3.3+), kept in a
+    dict (JSON round-tripped, as Airflow stores it) so one test can play a task's successive tries."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, object] = {}
+
+    def get(self, key: str, default: object = None) -> object:
+        return self.values.get(key, default)
+
+    def set(self, key: str, value: object, *, retention: object = None) -> None:
+        self.values[key] = json.loads(json.dumps(value))

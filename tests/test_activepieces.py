@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 from airflow.sdk import ObjectStoragePath
-from conftest import xcom
+from conftest import TaskStateStore, xcom
 
 from airflow_provider_flowruns.core.errors import FlowRunsApiError, FlowRunsConfigError, NotSupported
 from airflow_provider_flowruns.core.runs import RunRef, RunState
@@ -30,6 +30,7 @@ from airflow_provider_flowruns.operators.activepieces import (
 )
 from airflow_provider_flowruns.operators.activepieces_bulk import (
     ActivepiecesArchiveFlowRunsOperator,
+    ActivepiecesBulkRetryFlowRunsOperator,
     ActivepiecesCancelFlowRunsOperator,
 )
 from airflow_provider_flowruns.testing import activepieces_app as ap
@@ -461,6 +462,28 @@ def test_bulk_cancel_says_what_it_skipped_then_retry_and_archive(activepieces):
     assert hook.get_status(RunRef(failed[0])).vendor_status == "FAILED"
     assert xcom(tis["archive"]) == [done]
     assert hook.get_run(done)["archivedAt"]
+
+
+def test_bulk_retry_answers_a_retry_from_the_store_and_a_clear_anew(activepieces):
+    """Bulk retry is not idempotent. A try that dies after the call went through must not retry the
+    runs again (its next try returns the stored answer), but clearing the task after it succeeded
+    asks for a new bulk retry, which the stored answer must not swallow."""
+    hook = ActivepiecesHook(**FAST)
+    failed = [trigger(hook, ap.FLOW_BROKEN) for _ in range(2)]  # fails on every attempt
+    for run_id in failed:
+        wait_status(hook, run_id, {"FAILED"})
+    op = ActivepiecesBulkRetryFlowRunsOperator(task_id="retry", flow_run_ids=failed)
+    context = {"task_state_store": TaskStateStore()}
+    first = op.execute(context)
+    assert sorted(r["id"] for r in first) == sorted(failed) and vendor(activepieces)["retries"] == 2
+    # The try died before it succeeded (no post_execute): the next try answers from the store.
+    assert op.execute(context) == first and vendor(activepieces)["retries"] == 2
+    op.post_execute(context, first)  # this try succeeded
+    for run_id in failed:
+        wait_status(hook, run_id, {"FAILED"})
+    again = op.execute(context)  # the user cleared the task
+    assert sorted(r["id"] for r in again) == sorted(failed) and vendor(activepieces)["retries"] == 4
+    assert op.execute(context) == again  # and that clear's answer is stored in turn
 
 
 @pytest.mark.usefixtures("airflow_db")

@@ -8,6 +8,7 @@ import json
 import time
 
 import pytest
+from conftest import TaskStateStore
 
 from airflow_provider_flowruns.core.errors import FlowRunsApiError, FlowRunsConfigError
 from airflow_provider_flowruns.core.runs import RunRef, RunState
@@ -129,20 +130,6 @@ def test_stop_goes_through_stopping_to_cancelled(amperity):
     assert stopped["state"] in {"stopping", "canceled"}
     assert wait_state(hook, run["id"], {RunState.CANCELLED}) is RunState.CANCELLED
     assert vendor(amperity)["stops"] == 1
-
-
-class TaskStateStore:
-    """The calls the operator makes on Airflow's ``context["task_state_store"]`` (3.3+), kept in a
-    dict (JSON round-tripped, as Airflow stores it) so one test can play a task's successive tries."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, object] = {}
-
-    def get(self, key: str, default: object = None) -> object:
-        return self.values.get(key, default)
-
-    def set(self, key: str, value: object, *, retention: object = None) -> None:
-        self.values[key] = json.loads(json.dumps(value))
 
 
 def test_a_run_being_stopped_is_not_re_attached(amperity):

@@ -200,7 +200,8 @@ class ActivepiecesBulkRetryFlowRunsOperator(ActivepiecesBulkOperator):
 
     Returns ``[{"id", "status", "flow_id"}]`` of the runs Activepieces re-queued or started. The
     call is not idempotent, so once it went through, a retried task returns the stored answer
-    (task state store, Airflow 3.3+) instead of retrying the runs again.
+    (task state store, Airflow 3.3+) instead of retrying the runs again. Once the task has
+    succeeded, clearing it retries anew.
     """
 
     default_statuses = FAILED_STATUSES
@@ -217,14 +218,18 @@ class ActivepiecesBulkRetryFlowRunsOperator(ActivepiecesBulkOperator):
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
         store = context.get("task_state_store")
-        done = store.get(BULK_RETRY_KEY) if store is not None else None
-        if done is not None:
-            self.log.info("An earlier try already retried %d run(s); not retrying them again.", len(done))
-            return list(done)
+        saved = store.get(BULK_RETRY_KEY) if store is not None else None
+        if isinstance(saved, dict) and saved.get("done"):
+            # Only a clear runs a task again after it succeeded: the user asks to retry anew.
+            self.log.info("This task already retried runs and finished; it was cleared, so it retries again.")
+        elif saved is not None:
+            runs = list(saved["runs"] if isinstance(saved, dict) else saved)
+            self.log.info("An earlier try already retried %d run(s); not retrying them again.", len(runs))
+            return runs
         runs = self.hook().bulk_retry(self.run_filter(), self.strategy)
         result = [{"id": r.get("id"), "status": r.get("status"), "flow_id": r.get("flowId")} for r in runs]
         if store is not None:
-            store.set(BULK_RETRY_KEY, result)
+            store.set(BULK_RETRY_KEY, {"runs": result})
         self.log.info(
             "Retried %d Activepieces run(s) (%s): %s",
             len(result),
@@ -232,6 +237,15 @@ class ActivepiecesBulkRetryFlowRunsOperator(ActivepiecesBulkOperator):
             ", ".join(str(r["id"]) for r in result) or "-",
         )
         return result
+
+    def post_execute(self, context: Any, result: Any = None) -> None:
+        """The task has its answer: flag the stored one, so a later run of this task (only a clear
+        runs a succeeded task again) retries anew instead of returning it."""
+        super().post_execute(context, result)
+        store = context.get("task_state_store")
+        saved = store.get(BULK_RETRY_KEY) if store is not None else None
+        if isinstance(saved, dict) and not saved.get("done"):
+            store.set(BULK_RETRY_KEY, {**saved, "done": True})
 
 
 class ActivepiecesArchiveFlowRunsOperator(ActivepiecesBulkOperator):
