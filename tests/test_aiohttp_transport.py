@@ -33,6 +33,13 @@ AiohttpTransport = aiohttp_transport.AiohttpTransport
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
+@pytest.fixture(autouse=True)
+def aiohttp_chosen(monkeypatch):
+    """These tests are about the aiohttp transport, whichever one the suite runs on (the floor
+    runs on httpx's own: ``make test-floor``)."""
+    monkeypatch.setenv("AIRFLOW__FLOWRUNS__ASYNC_TRANSPORT", "aiohttp")
+
+
 class RawServer:
     """A TCP server on 127.0.0.1 whose handler writes whatever bytes a test wants."""
 
