@@ -25,9 +25,12 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_flowruns.testing.activepieces_app import FLOW_APPROVAL
+from airflow_provider_flowruns.core.runs import RunRef
+from airflow_provider_flowruns.hooks.activepieces import ActivepiecesHook
+from airflow_provider_flowruns.testing.activepieces_app import FLOW_APPROVAL, FLOW_BROKEN
 from airflow_provider_flowruns.testing.airflow_stack import AirflowStack
 from airflow_provider_flowruns.testing.fleet import EmulatorFleet
+from airflow_provider_flowruns.vendors.activepieces import RunFilter
 from airflow_provider_flowruns.version_compat import AIRFLOW_V_3_3_PLUS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -259,6 +262,43 @@ def test_clearing_a_deferred_task_stops_its_run_and_a_finished_one_runs_again(st
         assert xcom_run_id(stack, dag_id, run_id) not in (first[dag_id], second[dag_id]), dag_id
     final = runs_created(fleet)
     assert {v: final[v] - after[v] for v in VENDORS} == dict.fromkeys(VENDORS, 1)
+
+
+@pytest.mark.skipif(not AIRFLOW_V_3_3_PLUS, reason="the task state store arrived in Airflow 3.3")
+def test_clearing_a_bulk_retry_that_succeeded_retries_the_runs_again(stack_and_fleet, api):
+    """Bulk retry keeps its answer in the task state store so a retried try does not retry the runs
+    twice; a clear after success must retry them again (the answer is flagged done once the task
+    has it, by Airflow's own call of ``post_execute``)."""
+    stack, fleet = stack_and_fleet
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in fleet.env.items():
+            env.setenv(name, value)
+        hook = ActivepiecesHook()
+        hook.trigger_webhook(FLOW_BROKEN, {})  # fails at every attempt of its version
+
+        def failed_run() -> str | None:
+            found = hook.list_runs(RunFilter.build(flow_ids=[FLOW_BROKEN], statuses=["FAILED"]))
+            return next((str(r["id"]) for r in found), None)
+
+        wait_until(lambda: failed_run() is not None, "a failed Activepieces run", 60)
+        run = str(failed_run())
+
+        def failed_again() -> bool:
+            return hook.get_status(RunRef(run)).vendor_status == "FAILED"
+
+        retries = fleet.stats("activepieces")["retries"]
+        dag_run = api.trigger("pf_bulk_retry", conf={"runs": [run]})
+        report = stack.wait_for_run("pf_bulk_retry", dag_run, timeout=120)
+        assert report.tasks == {"wait": "success"}, report
+        assert fleet.stats("activepieces")["retries"] - retries == 1
+        wait_until(failed_again, "the retried run to fail again", 60)
+
+        api.clear("pf_bulk_retry", dag_run)
+        wait_until(lambda: ti(stack, "pf_bulk_retry", dag_run)[0] != "success", "the clear to land")
+        report = stack.wait_for_run("pf_bulk_retry", dag_run, timeout=120)
+        assert report.tasks == {"wait": "success"}, report
+        assert fleet.stats("activepieces")["retries"] - retries == 2  # retried anew, not the old answer
+        assert [r["id"] for r in report.xcoms["wait.return_value"]] == [run]
 
 
 def test_the_scheduler_catches_up_the_pipeline_through_all_four_vendors(stack_and_fleet, api):

@@ -2,7 +2,8 @@
 
 ``pf_<vendor>`` start a run that takes tens of seconds at the module's emulator speeds and wait for
 it in the triggerer; ``pf_worker_<vendor>`` wait in the worker (``deferrable=False``) so its process
-can be killed right after it submitted.
+can be killed right after it submitted; ``pf_bulk_retry`` retries the Activepieces runs in
+``dag_run.conf['runs']`` (not idempotent: its answer is kept in the task state store).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from airflow.sdk import DAG
 
 from airflow_provider_flowruns.operators.activepieces import ActivepiecesTriggerFlowOperator
+from airflow_provider_flowruns.operators.activepieces_bulk import ActivepiecesBulkRetryFlowRunsOperator
 from airflow_provider_flowruns.operators.amperity import AmperityRunWorkflowOperator
 from airflow_provider_flowruns.operators.habu import HabuFlowRunOperator
 from airflow_provider_flowruns.operators.tableflow import TableflowRunFlowOperator
@@ -65,3 +67,6 @@ for _vendor, _make in _operators(
         _make()
 
 __all__ = ["FLOW_APPROVAL"]
+
+with _dag("pf_bulk_retry"):
+    ActivepiecesBulkRetryFlowRunsOperator(task_id="wait", flow_run_ids="{{ dag_run.conf['runs'] }}")
