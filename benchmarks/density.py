@@ -212,17 +212,13 @@ def run(report: Report, *, smoke: bool) -> None:
             # Ours as shipped (aiohttp under the shared httpx client, when installed - it is here,
             # dbt Cloud's hook needs it), then ours on httpx's own transport as a reference.
             transport = "aiohttp" if find_spec("aiohttp") else "httpx"
-            ours = run_side(
-                emu, "ours", durations, poll, {**env, TRANSPORT_ENV: transport}, verify, sample_every=every
-            )
-            ours_httpx = (
-                run_side(
-                    emu, "ours", durations, poll, {**env, TRANSPORT_ENV: "httpx"}, verify, sample_every=every
-                )
-                if transport != "httpx"
-                else None
-            )
-            dbt = run_side(emu, "dbt", durations, poll, env, verify, sample_every=every) if has_dbt else None
+
+            def measure(kind: str, extra: dict[str, str]) -> dict[str, Any]:
+                return run_side(emu, kind, durations, poll, {**env, **extra}, verify, sample_every=every)
+
+            ours = measure("ours", {TRANSPORT_ENV: transport})
+            ours_httpx = measure("ours", {TRANSPORT_ENV: "httpx"}) if transport != "httpx" else None
+            dbt = measure("dbt", {}) if has_dbt else None
     for side in filter(None, (ours, ours_httpx, dbt)):
         bad = [e for e in side["events"] if e != "success"]
         if bad or len(side["events"]) != n:

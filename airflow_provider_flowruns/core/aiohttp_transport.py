@@ -10,7 +10,7 @@ redirects, base URL, headers and the exceptions the engine retries on - only the
 aiohttp is not one of Airflow's own dependencies, so this is optional: installed with the
 ``aiohttp`` extra (most deployments have it already through the HTTP or Amazon providers), used
 automatically then, and ``[flowruns] async_transport = httpx`` turns it off (see
-``choose_async_transport``).
+``clients.async_transport``).
 
 What the engine relies on, kept here:
 - exceptions are httpx's: ``ConnectError``/``ConnectTimeout`` only when the request cannot have

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_flowruns.core.errors import FlowRunsConfigError
-from airflow_provider_flowruns.operators.base import hook_params_checked
+from airflow_provider_flowruns.operators.base import DONE_FLAG, hook_params_checked
 from airflow_provider_flowruns.vendors.activepieces import (
     ACTIVEPIECES,
     CANCELLABLE,
@@ -219,7 +219,7 @@ class ActivepiecesBulkRetryFlowRunsOperator(ActivepiecesBulkOperator):
     def execute(self, context: Any) -> list[dict[str, Any]]:
         store = context.get("task_state_store")
         saved = store.get(BULK_RETRY_KEY) if store is not None else None
-        if isinstance(saved, dict) and saved.get("done"):
+        if isinstance(saved, dict) and saved.get(DONE_FLAG):
             # Only a clear runs a task again after it succeeded: the user asks to retry anew.
             self.log.info("This task already retried runs and finished; it was cleared, so it retries again.")
         elif saved is not None:
@@ -244,8 +244,8 @@ class ActivepiecesBulkRetryFlowRunsOperator(ActivepiecesBulkOperator):
         super().post_execute(context, result)
         store = context.get("task_state_store")
         saved = store.get(BULK_RETRY_KEY) if store is not None else None
-        if isinstance(saved, dict) and not saved.get("done"):
-            store.set(BULK_RETRY_KEY, {**saved, "done": True})
+        if isinstance(saved, dict) and not saved.get(DONE_FLAG):
+            store.set(BULK_RETRY_KEY, {**saved, DONE_FLAG: True})
 
 
 class ActivepiecesArchiveFlowRunsOperator(ActivepiecesBulkOperator):
