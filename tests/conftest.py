@@ -128,6 +128,27 @@ def httpcore_transport(monkeypatch):
     monkeypatch.setenv("AIRFLOW__FLOWRUNS__ASYNC_TRANSPORT", "httpx")
 
 
+@pytest.fixture
+def tableflow_fr1(monkeypatch, httpcore_transport):
+    """Tableflow run ``fr1`` served by respx (connection ``tableflow_default``, key ``k``):
+    ``route = tableflow_fr1(*answers)`` answers its status reads in turn, each answer a JSON body or
+    an ``httpx.Response``."""
+    import httpx
+    import respx
+
+    monkeypatch.setenv("AIRFLOW_CONN_TABLEFLOW_DEFAULT", '{"conn_type": "tableflow", "password": "k"}')
+    with respx.mock:
+
+        def serve(*answers: Any) -> respx.Route:
+            return respx.get("https://api.tableflow.com/v2/flows/runs/fr1").mock(
+                side_effect=[
+                    a if isinstance(a, httpx.Response) else httpx.Response(200, json=a) for a in answers
+                ]
+            )
+
+        yield serve
+
+
 class TaskStateStore:
     """The calls the operator makes on Airflow's ``context["task_state_store"]`` (3.3+), kept in a
     dict (JSON round-tripped, as Airflow stores it) so one test can play a task's successive tries."""

@@ -43,14 +43,15 @@ def aiohttp_chosen(monkeypatch):
 class RawServer:
     """A TCP server on 127.0.0.1 whose handler writes whatever bytes a test wants."""
 
-    def __init__(self, handler: Handler) -> None:
-        self.handler = handler
+    def __init__(self) -> None:
+        self.handler: Handler | None = None
         self.connections = 0
         self.requests: list[bytes] = []
         self.port = 0
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        assert self.handler is not None
         try:
             await self.handler(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError):
@@ -73,7 +74,7 @@ class RawServer:
 async def raw_server(
     handler: Callable[[RawServer], Handler], *, tls: ssl.SSLContext | None = None
 ) -> AsyncIterator[RawServer]:
-    server = RawServer(lambda r, w: asyncio.sleep(0))
+    server = RawServer()
     server.handler = handler(server)
     listener = await asyncio.start_server(server._serve, "127.0.0.1", 0, ssl=tls)
     server.port = listener.sockets[0].getsockname()[1]
@@ -238,17 +239,9 @@ async def test_tls_is_verified_against_the_trust_store_httpx_uses(certificate, m
             assert (await http.get(url)).status_code == 200
 
 
-def proxying(server: RawServer) -> Handler:
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await server.read_request(reader)
-        writer.write(answer("200 OK", b'{"via": "proxy"}'))
-        await writer.drain()
-
-    return handle
-
-
 async def test_proxies_come_from_the_environment(monkeypatch):
-    async with raw_server(proxying) as proxy, raw_server(replying(answer("200 OK", b"{}"))) as direct:
+    via_proxy = replying(answer("200 OK", b'{"via": "proxy"}'), keep_alive=False)
+    async with raw_server(via_proxy) as proxy, raw_server(replying(answer("200 OK", b"{}"))) as direct:
         monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
         monkeypatch.setenv("NO_PROXY", "localhost")
         async with client() as http:

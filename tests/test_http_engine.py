@@ -181,17 +181,12 @@ def test_user_agent_tls_and_timeouts(monkeypatch):
     assert client._transport._pool._ssl_context.verify_mode.name == "CERT_REQUIRED"
 
 
-@respx.mock
-@pytest.mark.usefixtures("httpcore_transport")
-async def test_async_client_keeps_cookies_a_response_sets(monkeypatch):
+async def test_async_client_keeps_cookies_a_response_sets(tableflow_fr1):
     """The cookie jar skips responses without Set-Cookie (CPU per poll) but still stores real ones."""
-    monkeypatch.setenv("AIRFLOW_CONN_TABLEFLOW_DEFAULT", '{"conn_type": "tableflow", "password": "k"}')
-    route = respx.get("https://api.tableflow.com/v2/flows/runs/fr1").mock(
-        side_effect=[
-            httpx.Response(200, json={"id": "fr1", "status": "processing"}),
-            httpx.Response(200, json={"id": "fr1", "status": "processing"}, headers={"Set-Cookie": "lb=a1"}),
-            httpx.Response(200, json={"id": "fr1", "status": "completed"}),
-        ]
+    route = tableflow_fr1(
+        {"id": "fr1", "status": "processing"},
+        httpx.Response(200, json={"id": "fr1", "status": "processing"}, headers={"Set-Cookie": "lb=a1"}),
+        {"id": "fr1", "status": "completed"},
     )
     hook = TableflowHook()
     try:

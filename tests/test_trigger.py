@@ -6,9 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-import httpx
 import pytest
-import respx
 from conftest import demo_stats
 
 from airflow_provider_flowruns.core.clients import REGISTRY
@@ -106,18 +104,11 @@ async def test_permanent_error_ends_the_wait(demo):
     assert event["status"] == "error" and "404" in event["message"]
 
 
-@respx.mock
-@pytest.mark.usefixtures("httpcore_transport")
-async def test_stop_states_end_the_wait_at_pause(monkeypatch):
+async def test_stop_states_end_the_wait_at_pause(tableflow_fr1):
     """Tableflow's human "review" step is PAUSED: with stop_states it ends the wait, else it polls on."""
-    monkeypatch.setenv("AIRFLOW_CONN_TABLEFLOW_DEFAULT", '{"conn_type": "tableflow", "password": "k"}')
-    route = respx.get("https://api.tableflow.com/v2/flows/runs/fr1").mock(
-        side_effect=[
-            httpx.Response(200, json={"id": "fr1", "status": "processing"}),
-            httpx.Response(
-                200, json={"id": "fr1", "status": "review", "status_history": [{"message": "needs eyes"}]}
-            ),
-        ]
+    route = tableflow_fr1(
+        {"id": "fr1", "status": "processing"},
+        {"id": "fr1", "status": "review", "status_history": [{"message": "needs eyes"}]},
     )
     trigger = tableflow_trigger("fr1", poll_interval=0.05, stop_states=["PAUSED"])
     (event,) = await events_of(trigger)
@@ -193,14 +184,9 @@ async def test_initial_delay_skips_the_redundant_first_poll(demo):
     assert demo_stats(demo)["status_polls"] > before
 
 
-@respx.mock
-@pytest.mark.usefixtures("httpcore_transport")
-async def test_logs_the_first_status_and_every_change_not_every_poll(capfd, monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_TABLEFLOW_DEFAULT", '{"conn_type": "tableflow", "password": "k"}')
+async def test_logs_the_first_status_and_every_change_not_every_poll(capfd, tableflow_fr1):
     statuses = ["processing"] * 3 + ["review"] * 2 + ["processing", "completed"]
-    route = respx.get("https://api.tableflow.com/v2/flows/runs/fr1").mock(
-        side_effect=[httpx.Response(200, json={"id": "fr1", "status": s}) for s in statuses]
-    )
+    route = tableflow_fr1(*({"id": "fr1", "status": s} for s in statuses))
     trigger = tableflow_trigger("fr1", poll_interval=0.01)
     (event,) = await events_of(trigger)
     assert event["status"] == "success" and route.call_count == len(statuses)
