@@ -161,3 +161,10 @@ class TaskStateStore:
 
     def set(self, key: str, value: object, *, retention: object = None) -> None:
         self.values[key] = json.loads(json.dumps(value))
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[str, str]:
+    from airflow_provider_flowruns.testing.tls import self_signed
+
+    return self_signed(tmp_path)

@@ -11,16 +11,12 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
-import socket
 import ssl
-import struct
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from functools import partial
-from pathlib import Path
 
 import httpx
 import pytest
+from raw_http import answer, hanging_up, raw_server, replying, stalling
 
 from airflow_provider_flowruns.core.clients import async_transport
 from airflow_provider_flowruns.core.errors import FlowRunsApiError, FlowRunsConfigError
@@ -30,80 +26,12 @@ from airflow_provider_flowruns.testing.demo import DemoHook
 aiohttp_transport = pytest.importorskip("airflow_provider_flowruns.core.aiohttp_transport")
 AiohttpTransport = aiohttp_transport.AiohttpTransport
 
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
 
 @pytest.fixture(autouse=True)
 def aiohttp_chosen(monkeypatch):
     """These tests are about the aiohttp transport, whichever one the suite runs on (the floor
     runs on httpx's own: ``make test-floor``)."""
     monkeypatch.setenv("AIRFLOW__FLOWRUNS__ASYNC_TRANSPORT", "aiohttp")
-
-
-class RawServer:
-    """A TCP server on 127.0.0.1 whose handler writes whatever bytes a test wants."""
-
-    def __init__(self) -> None:
-        self.handler: Handler | None = None
-        self.connections = 0
-        self.requests: list[bytes] = []
-        self.port = 0
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        assert self.handler is not None
-        try:
-            await self.handler(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
-
-    async def read_request(self, reader: asyncio.StreamReader) -> bytes:
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = 0
-        for line in head.split(b"\r\n"):
-            if line.lower().startswith(b"content-length:"):
-                length = int(line.split(b":", 1)[1])
-        request = head + (await reader.readexactly(length) if length else b"")
-        self.requests.append(request)
-        return request
-
-
-@asynccontextmanager
-async def raw_server(
-    handler: Callable[[RawServer], Handler], *, tls: ssl.SSLContext | None = None
-) -> AsyncIterator[RawServer]:
-    server = RawServer()
-    server.handler = handler(server)
-    listener = await asyncio.start_server(server._serve, "127.0.0.1", 0, ssl=tls)
-    server.port = listener.sockets[0].getsockname()[1]
-    try:
-        yield server
-    finally:
-        listener.close()
-
-
-def answer(status: str, body: bytes, *headers: str) -> bytes:
-    lines = [f"HTTP/1.1 {status}", f"Content-Length: {len(body)}", *headers]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
-
-
-def replying(*answers: bytes, keep_alive: bool = True) -> Callable[[RawServer], Handler]:
-    """Answer the requests on each connection with ``answers`` in turn (the last one repeats)."""
-
-    def make(server: RawServer) -> Handler:
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            while True:
-                await server.read_request(reader)
-                writer.write(answers[min(len(server.requests), len(answers)) - 1])
-                await writer.drain()
-                if not keep_alive:
-                    return
-
-        return handle
-
-    return make
 
 
 def client(**kwargs) -> httpx.AsyncClient:
@@ -166,17 +94,6 @@ async def test_refused_connection_is_a_connect_error():
             await http.post(f"http://127.0.0.1:{port}/runs", json={})
 
 
-def hanging_up(server: RawServer, *, reset: bool) -> Handler:
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await server.read_request(reader)
-        if reset:  # RST instead of FIN
-            writer.get_extra_info("socket").setsockopt(
-                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
-            )
-
-    return handle
-
-
 @pytest.mark.parametrize("reset", [False, True], ids=["closed", "reset"])
 async def test_a_request_that_reached_the_server_is_never_called_a_connect_error(reset):
     async with raw_server(partial(hanging_up, reset=reset)) as server, client() as http:
@@ -184,14 +101,6 @@ async def test_a_request_that_reached_the_server_is_never_called_a_connect_error
             await http.post(f"http://127.0.0.1:{server.port}/runs", json={"name": "n"})
     assert not isinstance(caught.value, (httpx.ConnectError, httpx.ConnectTimeout)), caught.value
     assert len(server.requests) == 1  # sent once: aiohttp did not resend the POST on its own
-
-
-def stalling(server: RawServer) -> Handler:
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await server.read_request(reader)
-        await asyncio.sleep(5)
-
-    return handle
 
 
 async def test_a_stalled_answer_is_a_read_timeout():
@@ -217,13 +126,6 @@ async def test_garbage_instead_of_http_is_a_protocol_error():
 
 
 # -- TLS and proxies ---------------------------------------------------------------------------------------
-@pytest.fixture
-def certificate(tmp_path: Path) -> tuple[str, str]:
-    from airflow_provider_flowruns.testing.tls import self_signed
-
-    return self_signed(tmp_path)
-
-
 async def test_tls_is_verified_against_the_trust_store_httpx_uses(certificate, monkeypatch):
     cert, key = certificate
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

@@ -61,6 +61,25 @@ def async_transport(*, keepalive_expiry: float) -> httpx.AsyncBaseTransport | No
     )
 
 
+def sync_mounts() -> dict[str, httpx.BaseTransport]:
+    """The transports of a new shared sync client: httpx's own, with downloads over http.client.
+
+    A mount, not ``transport=``: httpx reads proxies from the environment only when no transport is
+    given, and then mounts them on their URL patterns, which outrank this catch-all one. A proxied
+    URL thus takes httpx's proxy transport and a ``NO_PROXY`` one httpx's default, downloads too;
+    everything else comes here. Both halves verify TLS with the context httpx would build
+    (``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` honoured). See ``download_transport`` for the why.
+    """
+    from airflow_provider_flowruns.core.download_transport import DownloadRouter, DownloadTransport
+
+    ssl_context = httpx.create_ssl_context(verify=True, trust_env=True)
+    router = DownloadRouter(
+        default=httpx.HTTPTransport(verify=ssl_context, trust_env=True),
+        download=DownloadTransport(ssl_context=ssl_context),
+    )
+    return {"all://": router}
+
+
 @dataclass
 class _Shared:
     client: httpx.AsyncClient

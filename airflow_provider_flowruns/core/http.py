@@ -21,7 +21,8 @@ from airflow.sdk import BaseHook
 
 from airflow_provider_flowruns import __version__
 from airflow_provider_flowruns.core.auth import BearerToken
-from airflow_provider_flowruns.core.clients import ASYNC_IN_FLIGHT, REGISTRY, async_transport
+from airflow_provider_flowruns.core.clients import ASYNC_IN_FLIGHT, REGISTRY, async_transport, sync_mounts
+from airflow_provider_flowruns.core.download_transport import DOWNLOAD
 from airflow_provider_flowruns.core.errors import (
     FlowRunsApiError,
     FlowRunsConfigError,
@@ -366,7 +367,8 @@ class FlowRunsHook(BaseHook):
         if self._client is None:
             settings = self._settings = self._settings_from(self.get_connection(self.conn_id))
             self._client = REGISTRY.sync_client(
-                self._registry_key(settings), lambda: httpx.Client(**self._client_kwargs(settings))
+                self._registry_key(settings),
+                lambda: httpx.Client(**self._client_kwargs(settings), mounts=sync_mounts()),
             )
         return self._client
 
@@ -446,7 +448,8 @@ class FlowRunsHook(BaseHook):
         """Open a streamed response: retried until a success status arrives, then handed over.
 
         Faults while reading the body are the caller's to handle (see ``core.storage``), because only
-        the caller knows whether it can restart the transfer.
+        the caller knows whether it can restart the transfer. The GET goes over the download
+        transport (``core.download_transport``), whose response can be read into a reused buffer.
         """
         client = self.get_client()
         attempt = 0
@@ -456,7 +459,8 @@ class FlowRunsHook(BaseHook):
             kwargs = self._request_kwargs(call)
             auth = kwargs.pop("auth", httpx.USE_CLIENT_DEFAULT)
             try:
-                response = client.send(client.build_request(**kwargs), stream=True, auth=auth)
+                request = client.build_request(**kwargs, extensions={DOWNLOAD: True})
+                response = client.send(request, stream=True, auth=auth)
             except httpx.TransportError as exc:
                 error = self._transport_error(call, exc)
             else:

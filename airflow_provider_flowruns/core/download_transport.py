@@ -1,0 +1,185 @@
+"""The sync transport that carries file downloads: http.client, read straight into our buffer.
+
+A downloaded file is CPU-bound on a busy worker, not network-bound: httpx's own transport (h11 over
+httpcore) hands the body over in 64 KiB ``bytes``, copying every byte about three times on the way,
+which held a 1 GiB result file to ~0.6x of ``curl -o`` on the same loopback (benchmarks/, bench 3).
+``http.client`` can ``readinto`` a buffer the caller owns, so each byte is copied once, from the
+socket into a reused 1 MiB buffer that is hashed and written from there.
+
+Only requests that ask for it come here (``DOWNLOAD`` in the request's extensions; ``FlowRunsHook
+.stream`` sets it on its GETs). Everything else - API calls, creates, the token requests an auth
+flow makes - stays on httpx's transport, so this module never decides whether a create is retried.
+httpx still does everything above the wire: base URL, auth, redirects (a presigned object-store URL
+keeps the extension), cookies, proxies (a proxied URL takes httpx's proxy transport instead), and
+the response's decoding when the body is compressed.
+
+The response exposes ``READINTO`` in its extensions (as httpcore exposes its network stream there):
+``readinto(buffer) -> bytes read``, 0 at the end of the body. Iterating the response (``read()``,
+``iter_raw()``) gives fresh ``bytes`` as usual; only a caller that asked for ``READINTO`` gets the
+reused buffer, so nothing can hold a view of it by accident.
+"""
+
+from __future__ import annotations
+
+import http.client
+import ssl
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import httpx
+
+#: Request extension: carry this request over the download transport.
+DOWNLOAD = "flowruns.download"
+#: Response extension: ``readinto(buffer) -> int``, the body read into the caller's buffer.
+READINTO = "flowruns.readinto"
+
+#: What one ``bytes`` chunk holds when the body is iterated rather than read into a buffer.
+_ITER_CHUNK = 64 * 1024
+
+
+class DownloadRouter(httpx.BaseTransport):
+    """A client's transport: GETs marked ``DOWNLOAD`` go to the download transport, the rest to httpx's."""
+
+    def __init__(self, *, default: httpx.BaseTransport, download: httpx.BaseTransport) -> None:
+        self._default = default
+        self._download = download
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "GET" and request.extensions.get(DOWNLOAD):
+            return self._download.handle_request(request)
+        return self._default.handle_request(request)
+
+    def close(self) -> None:
+        self._default.close()
+        self._download.close()
+
+
+class DownloadTransport(httpx.BaseTransport):
+    """One HTTP/1.1 connection per download, closed with its response.
+
+    No pool: a download moves megabytes to gigabytes, next to which a connection set-up on the
+    same keep-alive-less path is noise, and nothing idle is left open on a worker between tasks.
+    """
+
+    def __init__(self, *, ssl_context: ssl.SSLContext) -> None:
+        self._ssl_context = ssl_context
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        timeout = request.extensions.get("timeout", {})
+        conn = self._connection(request.url, timeout.get("connect"))
+        try:
+            with _mapped(httpx.ConnectTimeout, httpx.ConnectError, request):
+                conn.connect()
+            assert conn.sock is not None
+            conn.sock.settimeout(timeout.get("write"))
+            with _mapped(httpx.WriteTimeout, httpx.WriteError, request):
+                conn.putrequest(
+                    request.method, _target(request.url), skip_host=True, skip_accept_encoding=True
+                )
+                for name, value in request.headers.raw:
+                    if name.lower() != b"connection":
+                        conn.putheader(name, value)
+                conn.putheader(b"Connection", b"close")
+                conn.endheaders(request.read() or None)
+            conn.sock.settimeout(timeout.get("read"))
+            with _mapped(httpx.ReadTimeout, httpx.ReadError, request):
+                answer = conn.getresponse()
+        except BaseException:
+            conn.close()
+            raise
+        stream = _BodyStream(conn, answer, request)
+        return httpx.Response(
+            status_code=answer.status,
+            headers=[(k.encode("latin-1"), v.encode("latin-1")) for k, v in answer.getheaders()],
+            stream=stream,
+            extensions={
+                "http_version": b"HTTP/1.1" if answer.version == 11 else b"HTTP/1.0",
+                "reason_phrase": answer.reason.encode("latin-1", "replace"),
+                READINTO: stream.readinto,
+            },
+        )
+
+    def _connection(self, url: httpx.URL, connect_timeout: float | None) -> http.client.HTTPConnection:
+        if url.scheme == "https":
+            return http.client.HTTPSConnection(
+                url.host, url.port or 443, timeout=connect_timeout, context=self._ssl_context
+            )
+        if url.scheme == "http":
+            return http.client.HTTPConnection(url.host, url.port or 80, timeout=connect_timeout)
+        raise httpx.UnsupportedProtocol(f"Request URL has an unsupported protocol '{url.scheme}://'.")
+
+
+class _BodyStream(httpx.SyncByteStream):
+    """The response body: iterated as ``bytes``, or read into a caller's buffer; closes the socket."""
+
+    def __init__(
+        self, conn: http.client.HTTPConnection, answer: http.client.HTTPResponse, request: httpx.Request
+    ) -> None:
+        self._conn = conn
+        self._answer = answer
+        self._request = request
+
+    def readinto(self, buffer: memoryview | bytearray) -> int:
+        with _mapped(httpx.ReadTimeout, httpx.ReadError, self._request):
+            n = self._answer.readinto(buffer)
+        if not n and len(buffer):
+            self._check_complete()
+        return n
+
+    def __iter__(self) -> Iterator[bytes]:
+        while True:
+            with _mapped(httpx.ReadTimeout, httpx.ReadError, self._request):
+                chunk = self._answer.read(_ITER_CHUNK)
+            if not chunk:
+                self._check_complete()
+                return
+            yield chunk
+
+    def _check_complete(self) -> None:
+        """At the end of the stream: was all of Content-Length received? (``http.client`` reads
+        of a size end quietly on a connection closed early; only chunked bodies raise there.)"""
+        missing = self._answer.length
+        if missing:
+            raise httpx.RemoteProtocolError(
+                f"peer closed connection without sending complete message body ({missing} bytes missing)",
+                request=self._request,
+            )
+
+    def close(self) -> None:
+        self._answer.close()
+        self._conn.close()
+
+
+def _target(url: httpx.URL) -> str:
+    """The request target: the path and query exactly as httpx encoded them."""
+    return url.raw_path.decode("ascii")
+
+
+@contextmanager
+def _mapped(
+    on_timeout: Callable[..., httpx.TransportError],
+    on_error: Callable[..., httpx.TransportError],
+    request: httpx.Request,
+) -> Iterator[None]:
+    """Translate socket and http.client failures into the httpx exceptions the engine handles.
+
+    Where the failure happened decides its class: only ``conn.connect()`` raises connect errors
+    (nothing was sent), so a request that fails later can never read as "safe to resend".
+    """
+    try:
+        yield
+    except httpx.TransportError:
+        raise
+    except TimeoutError as exc:
+        raise on_timeout(str(exc) or "timed out", request=request) from exc
+    except http.client.HTTPException as exc:
+        # A body cut short, a garbled status line or headers: the peer broke HTTP, as h11 says.
+        raise httpx.RemoteProtocolError(_describe(exc), request=request) from exc
+    except OSError as exc:
+        raise on_error(_describe(exc), request=request) from exc
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, http.client.IncompleteRead):
+        return f"peer closed connection without sending complete message body ({len(exc.partial)} bytes read)"
+    return f"{type(exc).__name__}: {exc}"

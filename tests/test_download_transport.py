@@ -1,0 +1,254 @@
+"""The download transport under the shared sync client, against real sockets on 127.0.0.1.
+
+The raw server runs on the test's event loop; the sync client runs in a thread, as on a worker.
+What matters: only GETs marked as downloads leave httpx's transport, what goes on the wire is what
+httpx would send, the body read into a reused buffer arrives whole and unmixed, and every failure
+surfaces as the httpx exception the engine and ``download_to`` handle - never a connect error once
+the request may have reached the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import hashlib
+import os
+import ssl
+from functools import partial
+
+import httpx
+import pytest
+from airflow.sdk import ObjectStoragePath
+from raw_http import RawServer, answer, hanging_up, raw_server, replying, stalling
+
+from airflow_provider_flowruns.core.clients import sync_mounts
+from airflow_provider_flowruns.core.download_transport import DOWNLOAD, READINTO
+from airflow_provider_flowruns.core.http import Call
+from airflow_provider_flowruns.core.storage import IncompleteTransfer, download_to
+from airflow_provider_flowruns.testing.demo import DemoHook
+
+
+def client(**kwargs) -> httpx.Client:
+    return httpx.Client(mounts=sync_mounts(), **kwargs)
+
+
+def download(http: httpx.Client, url: str, *, method: str = "GET", marked: bool = True) -> httpx.Response:
+    """Send like ``FlowRunsHook.stream`` does and read the whole body into a small reused buffer."""
+    request = http.build_request(method, url, extensions={DOWNLOAD: True} if marked else {})
+    response = http.send(request, stream=True)
+    try:
+        readinto = response.extensions.get(READINTO)
+        if readinto is None:
+            response.read()
+            return response
+        view, parts = memoryview(bytearray(1000)), []
+        while n := readinto(view):
+            parts.append(bytes(view[:n]))
+        response._content = b"".join(parts)
+        return response
+    finally:
+        response.close()
+
+
+def in_thread(fn, *args, **kwargs):
+    return asyncio.to_thread(partial(fn, *args, **kwargs))
+
+
+def sent_lines(server: RawServer, index: int = 0) -> list[bytes]:
+    head = server.requests[index].partition(b"\r\n\r\n")[0]
+    return [line.lower() for line in head.split(b"\r\n")]
+
+
+# -- what goes on the wire, and what comes back ---------------------------------------------------------
+async def test_a_marked_get_sends_httpx_headers_once_and_reads_into_the_buffer():
+    body = os.urandom(5 * 1000 + 17)  # several buffer fills and a short last one
+    async with raw_server(replying(answer("200 OK", body), keep_alive=False)) as server:
+        with client(headers={"Authorization": "Bearer t0k"}) as http:
+            response = await in_thread(
+                download, http, f"http://127.0.0.1:{server.port}/f/a%20b.csv?x=1&y=%2F"
+            )
+    assert READINTO in response.extensions and response.content == body
+    assert response.http_version == "HTTP/1.1" and response.reason_phrase == "OK"
+    lines = sent_lines(server)
+    assert lines[0] == b"get /f/a%20b.csv?x=1&y=%2f http/1.1"
+    names = [line.split(b":", 1)[0] for line in lines[1:]]
+    assert len(names) == len(set(names)), f"a header sent twice: {names}"
+    assert f"host: 127.0.0.1:{server.port}".encode() in lines
+    assert b"authorization: bearer t0k" in lines and b"connection: close" in lines
+    assert b"user-agent: python-httpx/" + httpx.__version__.encode() in lines
+
+
+async def test_only_marked_gets_leave_httpx_s_transport():
+    async with raw_server(replying(answer("200 OK", b"{}"))) as server:
+        url = f"http://127.0.0.1:{server.port}/s"
+        with client() as http:
+            for response in [
+                await in_thread(download, http, url, marked=False),
+                await in_thread(download, http, url, method="POST"),
+                await in_thread(download, http, url, method="DELETE"),
+            ]:
+                assert READINTO not in response.extensions and response.status_code == 200
+    assert server.connections == 1  # httpx's pool kept the connection alive for all three
+
+
+async def test_iterating_the_body_gives_fresh_bytes_chunked_and_gzip_too():
+    """``read()`` collects the chunks it iterates: a reused buffer there would repeat the last one."""
+    data = os.urandom(200_000)
+    chunked = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in (data[:70_000], data[70_000:]))
+        + b"0\r\n\r\n"
+    )
+    zipped = answer("200 OK", gzip.compress(data), "Content-Encoding: gzip")
+    async with raw_server(replying(chunked, zipped, keep_alive=False)) as server:
+        url = f"http://127.0.0.1:{server.port}/f"
+        with client() as http:
+
+            def read_all() -> list[bytes]:
+                bodies = []
+                for _ in range(2):
+                    request = http.build_request("GET", url, extensions={DOWNLOAD: True})
+                    response = http.send(request, stream=True)
+                    assert READINTO in response.extensions
+                    bodies.append(response.read())
+                    response.close()
+                return bodies
+
+            plain, decoded = await in_thread(read_all)
+    assert plain == data and decoded == data
+
+
+async def test_a_redirect_keeps_the_download_path_and_drops_credentials_across_origins():
+    async with raw_server(replying(answer("200 OK", b"payload"), keep_alive=False)) as store:
+        moved = answer("302 Found", b"", f"Location: http://localhost:{store.port}/signed?sig=abc")
+        async with raw_server(replying(moved, keep_alive=False)) as api:
+            with client(headers={"Authorization": "Bearer t0k"}, follow_redirects=True) as http:
+                response = await in_thread(download, http, f"http://127.0.0.1:{api.port}/file")
+    assert response.content == b"payload" and READINTO in response.extensions
+    assert b"authorization: bearer t0k" in sent_lines(api)
+    assert not any(line.startswith(b"authorization") for line in sent_lines(store))
+    assert sent_lines(store)[0] == b"get /signed?sig=abc http/1.1"
+
+
+# -- failures, as the engine and download_to need to see them -------------------------------------------------
+async def test_refused_connection_is_a_connect_error():
+    async with raw_server(replying(b"")) as server:
+        port = server.port
+    with client() as http, pytest.raises(httpx.ConnectError):
+        await in_thread(download, http, f"http://127.0.0.1:{port}/f")
+
+
+@pytest.mark.parametrize("reset", [False, True], ids=["closed", "reset"])
+async def test_a_request_that_reached_the_server_is_never_called_a_connect_error(reset):
+    async with raw_server(partial(hanging_up, reset=reset)) as server:
+        with client() as http, pytest.raises(httpx.TransportError) as caught:
+            await in_thread(download, http, f"http://127.0.0.1:{server.port}/f")
+    assert not isinstance(caught.value, (httpx.ConnectError, httpx.ConnectTimeout)), caught.value
+    assert len(server.requests) == 1
+
+
+async def test_a_stalled_answer_is_a_read_timeout():
+    async with raw_server(stalling) as server:
+        with client(timeout=httpx.Timeout(0.3)) as http, pytest.raises(httpx.ReadTimeout):
+            await in_thread(download, http, f"http://127.0.0.1:{server.port}/f")
+
+
+@pytest.mark.parametrize("marked", [True, False], ids=["read-into", "iterated"])
+async def test_a_body_cut_short_is_a_protocol_error_while_reading(marked):
+    cut = answer("200 OK", b"x" * 5000)[:-1000]
+    async with raw_server(replying(cut, keep_alive=False)) as server:
+        with client() as http, pytest.raises(httpx.RemoteProtocolError, match="complete message body"):
+            await in_thread(download, http, f"http://127.0.0.1:{server.port}/f", marked=marked)
+
+
+async def test_garbage_instead_of_http_is_a_protocol_error():
+    async with raw_server(replying(b"SSH-2.0-OpenSSH_9.6\r\n\r\n", keep_alive=False)) as server:
+        with client() as http, pytest.raises(httpx.RemoteProtocolError):
+            await in_thread(download, http, f"http://127.0.0.1:{server.port}/f")
+
+
+# -- TLS and proxies --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("marked", [True, False], ids=["download", "api-call"])
+async def test_tls_is_verified_on_both_paths_against_the_trust_store_httpx_uses(
+    certificate, monkeypatch, marked
+):
+    cert, key = certificate
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    async with raw_server(replying(answer("200 OK", b"ok"), keep_alive=False), tls=tls) as server:
+        url = f"https://127.0.0.1:{server.port}/f"
+        with client() as http, pytest.raises(httpx.ConnectError, match=r"(?i)certificate"):
+            await in_thread(download, http, url, marked=marked)
+        assert not server.requests
+        monkeypatch.setenv("SSL_CERT_FILE", cert)  # a private CA, as httpx's trust_env reads it
+        with client() as http:
+            response = await in_thread(download, http, url, marked=marked)
+    assert response.content == b"ok" and (READINTO in response.extensions) is marked
+
+
+async def test_proxies_from_the_environment_still_apply_to_downloads_and_api_calls(monkeypatch):
+    via_proxy = replying(answer("200 OK", b"via proxy"), keep_alive=False)
+    direct_answer = replying(answer("200 OK", b"direct"), keep_alive=False)
+    async with raw_server(via_proxy) as proxy, raw_server(direct_answer) as direct:
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
+        monkeypatch.setenv("NO_PROXY", "localhost")
+        with client() as http:
+            download_via = await in_thread(download, http, f"http://127.0.0.1:{direct.port}/f")
+            call_via = await in_thread(download, http, f"http://127.0.0.1:{direct.port}/c", method="POST")
+            bypass = await in_thread(download, http, f"http://localhost:{direct.port}/f")
+    assert download_via.content == call_via.content == b"via proxy"
+    assert proxy.requests[0].startswith(f"GET http://127.0.0.1:{direct.port}/f HTTP/1.1".encode())
+    assert proxy.requests[1].startswith(f"POST http://127.0.0.1:{direct.port}/c HTTP/1.1".encode())
+    assert bypass.content == b"direct" and len(direct.requests) == 1
+
+
+# -- through the product -------------------------------------------------------------------------------------------
+def _hook_for(server: RawServer, monkeypatch) -> DemoHook:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_FLOWRUNS_DEMO_DEFAULT",
+        f'{{"conn_type": "flowruns_demo", "host": "http://127.0.0.1:{server.port}/v1", "password": "t0k"}}',
+    )
+    return DemoHook()
+
+
+async def test_download_to_writes_a_body_read_into_its_reused_buffer_whole_and_in_order(
+    tmp_path, monkeypatch
+):
+    # Distinct content in every MiB: a buffer handed on before it was written would show here.
+    body = b"".join(hashlib.sha256(i.to_bytes(4, "big")).digest() * 32768 for i in range(5)) + b"tail"
+    async with raw_server(replying(answer("200 OK", body), keep_alive=False)) as server:
+        hook = _hook_for(server, monkeypatch)
+        dest = ObjectStoragePath(f"file://{tmp_path}/out.bin")
+        written = await in_thread(download_to, partial(hook.stream, Call("GET", "runs/r1/result")), dest)
+    assert (tmp_path / "out.bin").read_bytes() == body
+    assert written.size == len(body) and written.sha256 == hashlib.sha256(body).hexdigest()
+    assert sent_lines(server)[0] == b"get /v1/runs/r1/result http/1.1"
+    assert b"connection: close" in sent_lines(server)  # the hook's stream took the download path
+
+
+async def test_download_to_retries_a_body_cut_short_and_leaves_nothing_partial(tmp_path, monkeypatch):
+    full = answer("200 OK", b"x" * 3_000_000)
+    async with raw_server(replying(full[:-10_000], full, keep_alive=False)) as server:
+        hook = _hook_for(server, monkeypatch)
+        dest = ObjectStoragePath(f"file://{tmp_path}/out.bin")
+        written = await in_thread(
+            download_to, partial(hook.stream, Call("GET", "runs/r1/result")), dest, retry_delay=0
+        )
+    assert written.size == 3_000_000 and len(server.requests) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]
+
+
+async def test_download_to_gives_up_with_incomplete_transfer_after_its_attempts(tmp_path, monkeypatch):
+    cut = answer("200 OK", b"x" * 100_000)[:-10]
+    async with raw_server(replying(cut, keep_alive=False)) as server:
+        hook = _hook_for(server, monkeypatch)
+        dest = ObjectStoragePath(f"file://{tmp_path}/out.bin")
+        with pytest.raises(IncompleteTransfer, match="after 2 attempts"):
+            await in_thread(
+                download_to,
+                partial(hook.stream, Call("GET", "runs/r1/result")),
+                dest,
+                attempts=2,
+                retry_delay=0,
+            )
+    assert not list(tmp_path.iterdir())
