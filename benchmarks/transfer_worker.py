@@ -6,7 +6,8 @@ question run's paginated result data as ``data.csv`` (``HabuQuestionRunFilesToSt
 with ``include_data="csv"``: every page fetched, its rows encoded as CSV, the row count checked,
 the object moved into place). A fresh interpreter per transfer so the peak RSS (VmHWM) is this
 transfer's alone; ``rss_before_b`` is the peak once Airflow's object storage is loaded, just before
-the transfer starts.
+the transfer starts. It prints ``ready`` there and waits for a line on stdin, so the parent can start the
+timed part at a moment of its choosing (see ``transfer.FILE_PAIRS``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ import time
 from typing import Any
 
 from airflow.sdk import ObjectStoragePath
+
+#: Printed once the worker is loaded; it then waits for a line on stdin before its timed transfer.
+READY = "ready"
 
 
 def peak_rss() -> int:
@@ -49,6 +53,8 @@ if __name__ == "__main__":
     # The peak over this is the transfer's own memory; the absolute peak is reported too.
     ObjectStoragePath(destination if "://" in destination else f"file://{destination}").fs  # noqa: B018
     before = peak_rss()
+    print(READY, flush=True)
+    sys.stdin.readline()
     started = time.perf_counter()
     written = op.execute({})
     seconds = time.perf_counter() - started
