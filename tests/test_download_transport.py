@@ -21,7 +21,7 @@ import pytest
 from airflow.sdk import ObjectStoragePath
 from raw_http import RawServer, answer, hanging_up, raw_server, replying, stalling
 
-from airflow_provider_flowruns.core.clients import sync_mounts
+from airflow_provider_flowruns.core.clients import sync_mounts, tls_context
 from airflow_provider_flowruns.core.download_transport import DOWNLOAD, READINTO
 from airflow_provider_flowruns.core.http import Call
 from airflow_provider_flowruns.core.storage import IncompleteTransfer, download_to
@@ -29,7 +29,7 @@ from airflow_provider_flowruns.testing.demo import DemoHook
 
 
 def client(**kwargs) -> httpx.Client:
-    return httpx.Client(mounts=sync_mounts(), **kwargs)
+    return httpx.Client(mounts=sync_mounts(tls_context()), **kwargs)
 
 
 def download(http: httpx.Client, url: str, *, method: str = "GET", marked: bool = True) -> httpx.Response:

@@ -65,6 +65,20 @@ def test_write_atomically_verifies_size_and_leaves_nothing_partial(tmp_path):
     assert dest.read_bytes() == b"abcd"
 
 
+def test_write_atomically_reports_the_destination_as_the_only_lineage_asset(tmp_path, monkeypatch):
+    """Not the temporary sibling it wrote first: lineage readers would show a dataset nobody wrote."""
+    from airflow.sdk import lineage
+
+    # What Airflow hands out once a hook lineage reader plugin (OpenLineage, say) is installed.
+    collector = lineage.HookLineageCollector()
+    monkeypatch.setattr(lineage, "get_hook_lineage_collector", lambda: collector)
+    dest = as_storage_path(str(tmp_path / "lineage" / "f.bin"))
+    write_atomically(dest, [b"abc"], expected_size=3)
+    collected = collector.collected_assets
+    assert [a.asset.uri for a in collected.inputs] == []
+    assert [(a.asset.uri, a.count) for a in collected.outputs] == [(str(dest), 1)]
+
+
 def test_cut_download_is_retried_and_never_partial(demo, tmp_path):
     hook = DemoHook(retry_base_delay=0.01)
     ref = hook.start_run("dl", duration=0.1, result_rows=20000)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import importlib.util
+import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -61,18 +62,22 @@ def async_transport(*, keepalive_expiry: float) -> httpx.AsyncBaseTransport | No
     )
 
 
-def sync_mounts() -> dict[str, httpx.BaseTransport]:
+def tls_context() -> ssl.SSLContext:
+    """What httpx builds for ``verify=True``: verification on, ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``
+    honoured. Built once per client and shared by its transports (loading the CA bundle is ~30 ms)."""
+    return httpx.create_ssl_context(verify=True, trust_env=True)
+
+
+def sync_mounts(ssl_context: ssl.SSLContext) -> dict[str, httpx.BaseTransport]:
     """The transports of a new shared sync client: httpx's own, with downloads over http.client.
 
     A mount, not ``transport=``: httpx reads proxies from the environment only when no transport is
     given, and then mounts them on their URL patterns, which outrank this catch-all one. A proxied
     URL thus takes httpx's proxy transport and a ``NO_PROXY`` one httpx's default, downloads too;
-    everything else comes here. Both halves verify TLS with the context httpx would build
-    (``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` honoured). See ``download_transport`` for the why.
+    everything else comes here. See ``download_transport`` for why downloads take their own path.
     """
     from airflow_provider_flowruns.core.download_transport import DownloadRouter, DownloadTransport
 
-    ssl_context = httpx.create_ssl_context(verify=True, trust_env=True)
     router = DownloadRouter(
         default=httpx.HTTPTransport(verify=ssl_context, trust_env=True),
         download=DownloadTransport(ssl_context=ssl_context),

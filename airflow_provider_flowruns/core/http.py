@@ -21,7 +21,13 @@ from airflow.sdk import BaseHook
 
 from airflow_provider_flowruns import __version__
 from airflow_provider_flowruns.core.auth import BearerToken
-from airflow_provider_flowruns.core.clients import ASYNC_IN_FLIGHT, REGISTRY, async_transport, sync_mounts
+from airflow_provider_flowruns.core.clients import (
+    ASYNC_IN_FLIGHT,
+    REGISTRY,
+    async_transport,
+    sync_mounts,
+    tls_context,
+)
 from airflow_provider_flowruns.core.download_transport import DOWNLOAD
 from airflow_provider_flowruns.core.errors import (
     FlowRunsApiError,
@@ -367,10 +373,14 @@ class FlowRunsHook(BaseHook):
         if self._client is None:
             settings = self._settings = self._settings_from(self.get_connection(self.conn_id))
             self._client = REGISTRY.sync_client(
-                self._registry_key(settings),
-                lambda: httpx.Client(**self._client_kwargs(settings), mounts=sync_mounts()),
+                self._registry_key(settings), lambda: self._new_client(settings)
             )
         return self._client
+
+    def _new_client(self, settings: ClientSettings) -> httpx.Client:
+        ssl_context = tls_context()  # one for the client and every transport it mounts
+        kwargs = {**self._client_kwargs(settings), "verify": ssl_context}
+        return httpx.Client(**kwargs, mounts=sync_mounts(ssl_context))
 
     async def aget_client(self) -> httpx.AsyncClient:
         if self._aclient is None:

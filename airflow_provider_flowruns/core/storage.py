@@ -137,7 +137,9 @@ def write_atomically(
         written = tmp.stat().st_size if hasattr(tmp.stat(), "st_size") else size
         if written != size:
             raise IncompleteTransfer(f"{dest.name}: storage holds {written} bytes, wrote {size}")
-        tmp.move(dest)
+        # On the filesystem, not ObjectStoragePath.move: that reports the temporary name as a
+        # lineage input (a dataset nobody should see); the destination is reported below.
+        tmp.fs.mv(tmp.path, dest.path)
     except BaseException:
         _remove_quietly(tmp)
         raise
