@@ -5,8 +5,8 @@ shared streamed ``download_to``). ``report <question run id> <destination prefix
 question run's paginated result data as ``data.csv`` (``HabuQuestionRunFilesToStorageOperator``
 with ``include_data="csv"``: every page fetched, its rows encoded as CSV, the row count checked,
 the object moved into place). A fresh interpreter per transfer so the peak RSS (VmHWM) is this
-transfer's alone; ``rss_before_b`` is the peak once Airflow's object storage is loaded, just before
-the transfer starts. It prints ``ready`` there and waits for a line on stdin, so the parent can start the
+transfer's alone; ``rss_before_b`` is the peak once Airflow's object storage (its filesystems and
+its lineage collector) is loaded, just before the transfer starts. It prints ``ready`` there and waits for a line on stdin, so the parent can start the
 timed part at a moment of its choosing (see ``transfer.FILE_PAIRS``).
 """
 
@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from airflow.sdk import ObjectStoragePath
+from airflow.sdk.lineage import get_hook_lineage_collector
 
 #: Printed once the worker is loaded; it then waits for a line on stdin before its timed transfer.
 READY = "ready"
@@ -52,6 +53,9 @@ if __name__ == "__main__":
     # provider's filesystem (the Amazon provider's imports botocore) and builds the destination's.
     # The peak over this is the transfer's own memory; the absolute peak is reported too.
     ObjectStoragePath(destination if "://" in destination else f"file://{destination}").fs  # noqa: B018
+    # ... and what its first write, move or copy loads: Airflow's hook lineage collector, whose
+    # first use imports every installed provider's asset module (~0.1 s with the Amazon provider).
+    get_hook_lineage_collector()
     before = peak_rss()
     print(READY, flush=True)
     sys.stdin.readline()
