@@ -12,6 +12,7 @@ from airflow_provider_flowruns.core.storage import (
     as_storage_path,
     child_path,
     download_to,
+    part_size,
     sanitize_filename,
     write_atomically,
 )
@@ -77,6 +78,23 @@ def test_write_atomically_reports_the_destination_as_the_only_lineage_asset(tmp_
     collected = collector.collected_assets
     assert [a.asset.uri for a in collected.inputs] == []
     assert [(a.asset.uri, a.count) for a in collected.outputs] == [(str(dest), 1)]
+
+
+@pytest.mark.parametrize(
+    ("size", "part"),
+    [
+        (None, 8 << 20),
+        (0, 8 << 20),
+        (1, 8 << 20),
+        (70 << 30, 8 << 20),
+        (100 << 30, 12 << 20),
+        (5 << 40, 583 << 20),
+    ],
+)
+def test_part_size_stays_under_s3s_part_limit(size, part):
+    assert part_size(size) == part
+    if size:
+        assert -(-size // part) <= 9_000 and part % (1 << 20) == 0
 
 
 def test_cut_download_is_retried_and_never_partial(demo, tmp_path):

@@ -92,6 +92,8 @@ class WrittenObject:
 
 #: Upload part size for object stores (S3's minimum part is 5 MiB).
 WRITE_BLOCK_SIZE = 8 * 1024 * 1024
+#: S3 takes at most 10,000 parts per object; a little headroom under it.
+MAX_PARTS = 9_000
 #: The most one ``write()`` to the destination hands over. A big write lets the kernel back the file
 #: with large page-cache folios; on a VM that returns free memory to its host (virtio-balloon free
 #: page reporting), those come from blocks the host has taken back and fault in again: 1 MiB writes
@@ -124,7 +126,7 @@ def write_atomically(
         # (temporary) object as a lineage output; the destination is reported once, below.
         digest = hashlib.sha256()
         size = 0
-        with tmp.fs.open(tmp.path, "wb", block_size=WRITE_BLOCK_SIZE) as fh:
+        with tmp.fs.open(tmp.path, "wb", block_size=part_size(expected_size)) as fh:
             for chunk in chunks:
                 if chunk:
                     view = memoryview(chunk)
@@ -145,6 +147,19 @@ def write_atomically(
         raise
     _record_output(dest)
     return WrittenObject(uri=str(dest), size=size, sha256=digest.hexdigest())
+
+
+def part_size(expected_size: int | None) -> int:
+    """The upload part (fsspec block) size for an object of ``expected_size`` bytes.
+
+    8 MiB keeps the peak small, but S3 refuses part 10,001: fixed 8 MiB parts cap an object at
+    ~80 GB. Bigger objects get bigger parts, in whole MiB. An unknown size (a compressed body)
+    keeps 8 MiB.
+    """
+    if not expected_size:
+        return WRITE_BLOCK_SIZE
+    mib = 1024 * 1024
+    return max(WRITE_BLOCK_SIZE, -(-expected_size // MAX_PARTS // mib) * mib)
 
 
 def _record_output(dest: ObjectStoragePath) -> None:
