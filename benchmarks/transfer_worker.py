@@ -13,6 +13,7 @@ timed part at a moment of its choosing (see ``transfer.FILE_PAIRS``).
 from __future__ import annotations
 
 import json
+import resource
 import sys
 import time
 from typing import Any
@@ -22,6 +23,11 @@ from airflow.sdk.lineage import get_hook_lineage_collector
 
 #: Printed once the worker is loaded; it then waits for a line on stdin before its timed transfer.
 READY = "ready"
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def peak_rss() -> int:
@@ -59,14 +65,17 @@ if __name__ == "__main__":
     before = peak_rss()
     print(READY, flush=True)
     sys.stdin.readline()
+    cpu_before = cpu_seconds()
     started = time.perf_counter()
     written = op.execute({})
     seconds = time.perf_counter() - started
+    cpu = cpu_seconds() - cpu_before
     objects = written if isinstance(written, list) else [written]
     print(
         json.dumps(
             {
                 "seconds": seconds,
+                "cpu_s": cpu,
                 "size": sum(int(o["size"]) for o in objects),
                 "rows": sum(int(o.get("rows", 0)) for o in objects),
                 "peak_rss_b": peak_rss(),

@@ -46,8 +46,9 @@ def test_smoke_run_produces_every_row(tmp_path):
     assert len(by_bench["2"]) == (6 if find_spec("aiohttp") else 5)
     assert len(by_bench["4"]) == 9  # calls, p95 latency and the oracle's calls for three spreads
     has_s3 = find_spec("s3fs") is not None and find_spec("airflow.providers.amazon") is not None
-    # per destination and kind: two throughputs, the peak and the peak the transfer added
-    assert len(by_bench["3"]) == (16 if has_s3 else 8)
+    # per destination and kind: two throughputs, the peak and the peak the transfer added; and the
+    # result file's CPU per GiB against curl's, at both sizes
+    assert len(by_bench["3"]) == (18 if has_s3 else 10)
     for cells in rows:
         if cells[1].startswith(("event-loop lag", "TCP")) or "oracle" in cells[1] or "added" in cells[0]:
             continue  # the oracle is n/a when a smoke-sized sample cannot reach the target at all

@@ -100,12 +100,13 @@ class DownloadTransport(httpx.BaseTransport):
         )
 
     def _connection(self, url: httpx.URL, connect_timeout: float | None) -> http.client.HTTPConnection:
+        host = url.raw_host.decode("ascii")  # IDNA-encoded, as it goes in DNS, SNI and Host
         if url.scheme == "https":
             return http.client.HTTPSConnection(
-                url.host, url.port or 443, timeout=connect_timeout, context=self._ssl_context
+                host, url.port or 443, timeout=connect_timeout, context=self._ssl_context
             )
         if url.scheme == "http":
-            return http.client.HTTPConnection(url.host, url.port or 80, timeout=connect_timeout)
+            return http.client.HTTPConnection(host, url.port or 80, timeout=connect_timeout)
         raise httpx.UnsupportedProtocol(f"Request URL has an unsupported protocol '{url.scheme}://'.")
 
 
