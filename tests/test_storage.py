@@ -68,7 +68,10 @@ def test_write_atomically_verifies_size_and_leaves_nothing_partial(tmp_path):
 
 def test_write_atomically_reports_the_destination_as_the_only_lineage_asset(tmp_path, monkeypatch):
     """Not the temporary sibling it wrote first: lineage readers would show a dataset nobody wrote."""
-    from airflow.sdk import lineage
+    try:
+        from airflow.sdk import lineage
+    except ImportError:  # Airflow 3.1
+        from airflow.lineage import hook as lineage  # type: ignore[no-redef]
 
     # What Airflow hands out once a hook lineage reader plugin (OpenLineage, say) is installed.
     collector = lineage.HookLineageCollector()

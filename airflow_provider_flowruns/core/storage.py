@@ -165,7 +165,10 @@ def part_size(expected_size: int | None) -> int:
 def _record_output(dest: ObjectStoragePath) -> None:
     """Report the written object as a lineage output, as ``ObjectStoragePath.open`` would have."""
     try:
-        from airflow.sdk.lineage import get_hook_lineage_collector
+        try:
+            from airflow.sdk.lineage import get_hook_lineage_collector
+        except ImportError:  # Airflow 3.1
+            from airflow.lineage.hook import get_hook_lineage_collector  # type: ignore[no-redef]
 
         get_hook_lineage_collector().add_output_asset(context=dest, uri=str(dest))
     except Exception:  # lineage is metadata: never fail a written, verified object over it
