@@ -136,8 +136,8 @@ def write_atomically(
                     size += len(view)
         if expected_size is not None and size != expected_size:
             raise IncompleteTransfer(f"{dest.name}: received {size} bytes, expected {expected_size}")
-        written = tmp.stat().st_size if hasattr(tmp.stat(), "st_size") else size
-        if written != size:
+        written = tmp.fs.size(tmp.path)  # one HEAD on an object store, not one per attribute
+        if written is not None and written != size:
             raise IncompleteTransfer(f"{dest.name}: storage holds {written} bytes, wrote {size}")
         # On the filesystem, not ObjectStoragePath.move: that reports the temporary name as a
         # lineage input (a dataset nobody should see); the destination is reported below.
