@@ -19,6 +19,8 @@ class RawServer:
     def __init__(self) -> None:
         self.handler: Handler | None = None
         self.connections = 0
+        #: Connections whose handler has returned (the client closed, or the handler was done).
+        self.finished = 0
         self.requests: list[bytes] = []
         self.port = 0
 
@@ -31,6 +33,7 @@ class RawServer:
             pass
         finally:
             writer.close()
+            self.finished += 1
 
     async def read_request(self, reader: asyncio.StreamReader) -> bytes:
         head = await reader.readuntil(b"\r\n\r\n")

@@ -74,7 +74,7 @@ async def test_a_marked_get_sends_httpx_headers_once_and_reads_into_the_buffer()
     names = [line.split(b":", 1)[0] for line in lines[1:]]
     assert len(names) == len(set(names)), f"a header sent twice: {names}"
     assert f"host: 127.0.0.1:{server.port}".encode() in lines
-    assert b"authorization: bearer t0k" in lines and b"connection: close" in lines
+    assert b"authorization: bearer t0k" in lines and b"connection: keep-alive" in lines
     assert b"user-agent: python-httpx/" + httpx.__version__.encode() in lines
 
 
@@ -128,6 +128,80 @@ async def test_a_redirect_keeps_the_download_path_and_drops_credentials_across_o
     assert b"authorization: bearer t0k" in sent_lines(api)
     assert not any(line.startswith(b"authorization") for line in sent_lines(store))
     assert sent_lines(store)[0] == b"get /signed?sig=abc http/1.1"
+
+
+# -- connections kept between downloads ------------------------------------------------------------------------
+async def test_downloads_from_one_origin_share_one_kept_alive_connection_closed_with_the_client():
+    """A document's tables are many small files from one host: one handshake, not one per file."""
+    bodies = [os.urandom(3000), b"", os.urandom(10)]
+    async with raw_server(replying(*(answer("200 OK", b) for b in bodies))) as server:
+        with client() as http:
+            got = [await in_thread(download, http, f"http://127.0.0.1:{server.port}/{i}") for i in range(3)]
+            assert server.finished == 0  # idle, kept open
+        for _ in range(100):  # closing the client closed it: the server's read sees the end
+            if server.finished:
+                break
+            await asyncio.sleep(0.02)
+    assert [r.content for r in got] == bodies and all(READINTO in r.extensions for r in got)
+    assert server.connections == 1 and server.finished == 1 and len(server.requests) == 3
+
+
+async def test_a_body_left_unread_is_never_taken_for_the_next_answer():
+    async with raw_server(replying(answer("200 OK", b"x" * 50_000), answer("200 OK", b"second"))) as server:
+        url = f"http://127.0.0.1:{server.port}/f"
+        with client() as http:
+
+            def partly_then_another() -> httpx.Response:
+                response = http.send(http.build_request("GET", url, extensions={DOWNLOAD: True}), stream=True)
+                response.extensions[READINTO](memoryview(bytearray(100)))
+                response.close()
+                return download(http, url)
+
+            second = await in_thread(partly_then_another)
+    assert second.content == b"second" and server.connections == 2
+
+
+@pytest.mark.parametrize("why", ["connection-close", "expired"])
+async def test_a_connection_is_not_reused_when_the_server_said_close_or_it_sat_idle_too_long(
+    why, monkeypatch
+):
+    from airflow_provider_flowruns.core import download_transport
+
+    first = answer("200 OK", b"one", *(["Connection: close"] if why == "connection-close" else []))
+    if why == "expired":
+        monkeypatch.setattr(download_transport, "KEEPALIVE_EXPIRY", 0.0)
+    async with raw_server(replying(first, answer("200 OK", b"two"))) as server:
+        with client() as http:
+            got = [await in_thread(download, http, f"http://127.0.0.1:{server.port}/{i}") for i in range(2)]
+    assert [r.content for r in got] == [b"one", b"two"] and server.connections == 2
+
+
+def _closing_after_first_answer(*, read_second: bool):
+    """The first connection answers once, then closes: at once, or on reading the next request
+    (the race a reused connection can lose: the server's idle timeout fires as the GET goes out)."""
+
+    def make(server: RawServer):
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            first_connection = server.connections == 1
+            await server.read_request(reader)
+            writer.write(answer("200 OK", b"one" if first_connection else b"two"))
+            await writer.drain()
+            if first_connection and read_second:
+                await server.read_request(reader)
+
+        return handle
+
+    return make
+
+
+@pytest.mark.parametrize("read_second", [False, True], ids=["closed-while-idle", "closed-on-the-request"])
+async def test_a_kept_connection_the_server_closed_is_replaced_and_the_get_goes_again_once(read_second):
+    async with raw_server(_closing_after_first_answer(read_second=read_second)) as server:
+        with client() as http:
+            got = [await in_thread(download, http, f"http://127.0.0.1:{server.port}/{i}") for i in range(2)]
+    assert [r.content for r in got] == [b"one", b"two"] and server.connections == 2
+    if read_second:  # it reached the server on the dropped connection, and went again
+        assert len(server.requests) == 3
 
 
 # -- failures, as the engine and download_to need to see them -------------------------------------------------
@@ -223,7 +297,15 @@ async def test_download_to_writes_a_body_read_into_its_reused_buffer_whole_and_i
     assert (tmp_path / "out.bin").read_bytes() == body
     assert written.size == len(body) and written.sha256 == hashlib.sha256(body).hexdigest()
     assert sent_lines(server)[0] == b"get /v1/runs/r1/result http/1.1"
-    assert b"connection: close" in sent_lines(server)  # the hook's stream took the download path
+
+    def stream_once() -> bool:
+        with hook.stream(Call("GET", "runs/r1/result")) as response:
+            response.read()
+            return READINTO in response.extensions
+
+    async with raw_server(replying(answer("200 OK", b"ok"))) as server:
+        hook = _hook_for(server, monkeypatch)
+        assert await in_thread(stream_once)  # the hook's stream takes the download path
 
 
 async def test_download_to_retries_a_body_cut_short_and_leaves_nothing_partial(tmp_path, monkeypatch):
