@@ -8,7 +8,9 @@ AIRFLOW_VERSION ?= 3.3.2
 AIRFLOW_FLOOR ?= 3.1.8
 VENV := .venv
 FLOOR := .venv-af31
-# Benchmarks only: our dev extras plus the dbt Cloud provider (the baseline) and s3fs.
+# Benchmarks only: our dev extras plus the dbt Cloud provider (the baseline) and s3fs. Byte-compiled
+# as pip and Airflow's images install (uv does not by default): a worker would otherwise compile
+# Airflow's modules it imports inside a timed transfer.
 BENCH := .venv-bench
 # Three workers on two cores: most test time is spent waiting on emulated vendors, not computing.
 # --dist loadfile keeps a file's module-scoped emulator in one worker.
@@ -31,7 +33,7 @@ $(FLOOR)/.installed: pyproject.toml Makefile
 $(BENCH)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(BENCH)
 	$(BENCH)/bin/python -m pip install -q --disable-pip-version-check uv
-	$(BENCH)/bin/uv pip install -q --python $(BENCH)/bin/python "apache-airflow==$(AIRFLOW_VERSION)" -e ".[dev,bench]"
+	$(BENCH)/bin/uv pip install -q --compile-bytecode --python $(BENCH)/bin/python "apache-airflow==$(AIRFLOW_VERSION)" -e ".[dev,bench]"
 	touch $@
 
 # PostgreSQL (metadata DB) and Redis (Celery broker), started if installed but stopped.

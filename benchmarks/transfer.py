@@ -245,7 +245,9 @@ def _rows(
         for size in sizes:
             mbps = results[(dest, size)]["size"] / MIB / results[(dest, size)]["seconds"]
             curl_mbps = results[("curl", size)]["size"] / MIB / curl_s[size]
-            judged = throughput_goal and dest == "file"
+            # The issue sets the goal for the 1 GiB file; smaller sizes are reported (there a
+            # task's fixed start-up, which curl has no counterpart of, is a visible share).
+            judged = throughput_goal and dest == "file" and size == big
             # throughput: higher is better, so the row holds curl's time / ours (ratio of speeds)
             report.add(
                 Row(

@@ -62,6 +62,10 @@ if __name__ == "__main__":
     # ... and what its first write, move or copy loads: Airflow's hook lineage collector, whose
     # first use imports every installed provider's asset module (~0.1 s with the Amazon provider).
     get_hook_lineage_collector()
+    # A task process is forked from Airflow's supervisor, so it has the supervisor module loaded;
+    # a fresh interpreter would import it inside the timed part, on the first connection lookup.
+    import airflow.sdk.execution_time.supervisor  # noqa: F401
+
     before = peak_rss()
     print(READY, flush=True)
     sys.stdin.readline()
