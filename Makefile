@@ -8,7 +8,7 @@ AIRFLOW_VERSION ?= 3.3.2
 AIRFLOW_FLOOR ?= 3.1.8
 VENV := .venv
 FLOOR := .venv-af31
-# Benchmarks only: our dev extras plus the dbt Cloud provider (the baseline) and s3fs. Byte-compiled
+# Benchmarks only: our dev extras plus the dbt Cloud provider (the baseline). Byte-compiled
 # as pip and Airflow's images install (uv does not by default): a worker would otherwise compile
 # Airflow's modules it imports inside a timed transfer.
 BENCH := .venv-bench

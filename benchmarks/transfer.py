@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 
-from airflow_provider_flowruns.testing.process import EmulatorProcess, free_port
+from airflow_provider_flowruns.testing.process import EmulatorProcess, MotoServer
 from benchmarks.report import Report, Row
 from benchmarks.transfer_worker import READY
 
@@ -156,35 +156,6 @@ def ours(
     return dict(json.loads(stdout.strip().splitlines()[-1]))
 
 
-class MotoServer:
-    """moto's S3 server on 127.0.0.1 (a real HTTP S3 endpoint, in another process)."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> MotoServer:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for _ in range(100):
-            try:
-                httpx.get(self.url, timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        httpx.put(f"{self.url}/bench").raise_for_status()  # create the bucket
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(10)
-
-
 def compile_provider() -> None:
     """Byte-compile the provider, as ``pip install`` does. The operator imports its engine inside
     ``execute()``, i.e. inside the timed transfer, and where the bytecode was never written
@@ -238,7 +209,7 @@ def _rows(
         if (dest, big) not in results or (dest, small) not in results:
             report.notes.append(
                 f"bench 3 ({what}): no {dest}:// rows - s3fs / the Amazon provider are not installed here "
-                "(they are in .venv-bench), or a transfer failed (see the notes)."
+                "(the dev extras install them), or a transfer failed (see the notes)."
             )
             continue
         name = f"3 transfer {what} -> {dest}://"
@@ -306,7 +277,7 @@ def run(report: Report, *, smoke: bool) -> None:
         curl_files: dict[int, float] = {}
         cpu_per_gib: dict[tuple[str, int], float] = {}
         curl_reports: dict[int, float] = {}
-        moto = MotoServer() if has_s3 else None
+        moto = MotoServer("bench") if has_s3 else None
         if moto is not None:
             moto.__enter__()
             base_env["AWS_ENDPOINT_URL"] = moto.url  # ObjectStoragePath without conn_id: botocore's env

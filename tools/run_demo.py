@@ -32,7 +32,8 @@ def main() -> int:
                 f"emulator {vendor:<13} {emu.base}/{vendor} (flowruns-emulator serve, speed {emu.speed:g}x)"
             )
         print("starting Airflow (api-server, scheduler, dag-processor, triggerer)...", flush=True)
-        with AirflowStack("demo", dags_folder=ROOT / "example_dags", root=ROOT, env=fleet.env) as stack:
+        stack = AirflowStack("demo", dags_folder=ROOT / "example_dags", root=ROOT, env=fleet.env)
+        with stack:
             db = "PostgreSQL" if stack.use_postgres else "SQLite (PostgreSQL not reachable)"
             print(f"Airflow up on http://127.0.0.1:{stack.port} (metadata DB: {db}); triggering", flush=True)
             runs = start_example_runs(stack)
@@ -47,7 +48,7 @@ def main() -> int:
     print("\nresults:")
     for path in sorted(p for p in output.rglob("*") if p.is_file() and not p.name.startswith(".")):
         print(f"  {path.relative_to(ROOT)} ({path.stat().st_size} bytes)")
-    print(f"Airflow logs: {ROOT / '.run' / 'demo' / 'logs'}")
+    print(f"Airflow logs: {(stack.home / 'logs').relative_to(ROOT)}")
     return 0 if all(r.state == "success" for r in reports) else 1
 
 

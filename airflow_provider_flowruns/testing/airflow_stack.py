@@ -10,6 +10,7 @@ users run at scale); the distributed stack needs both services and says so when 
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import os
 import secrets
 import shutil
@@ -82,15 +83,18 @@ class AirflowStack:
         self.executor = executor
         self.workers = workers if executor == "CeleryExecutor" else 0
         self.triggerers = triggerers
-        self.home = root / ".run" / name
+        # Per Airflow version too: the suites on 3.3 and on the 3.1 floor may run at the same time.
+        version = importlib.metadata.version("apache-airflow").replace(".", "_")
+        self.home = root / ".run" / f"{name}-{version}"
         self.dags_folder = dags_folder
         self.port = free_port()
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self._api_headers: dict[str, str] | None = None
         self.use_postgres = database == "postgres" or (database == "auto" and postgres_available())
-        # One database per checkout and stack name, so two clones (or CI jobs) on one server never share one.
+        # One database per checkout, stack name and Airflow version: two clones, CI jobs or suites on one
+        # server never share one.
         checkout = hashlib.sha1(str(root.resolve()).encode(), usedforsecurity=False).hexdigest()[:8]
-        db_name = f"flowruns_{name.replace('-', '_')}_{checkout}"
+        db_name = f"flowruns_{name.replace('-', '_')}_{version}_{checkout}"
         if self.use_postgres:
             self.db_url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{db_name}"
         else:

@@ -1,4 +1,5 @@
-"""Run the emulator server as a real uvicorn process from tests, demos and benchmarks."""
+"""Servers as real processes on 127.0.0.1 for tests, demos and benchmarks: our emulators (uvicorn)
+and, where a test needs S3, moto's S3 server."""
 
 from __future__ import annotations
 
@@ -116,3 +117,45 @@ class EmulatorProcess:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+class MotoServer:
+    """moto's S3 server on 127.0.0.1 (a real HTTP S3 endpoint, in another process), with ``buckets``
+    created. Needs ``moto[server]`` (a dev dependency); clients reach it at ``url`` with any keys."""
+
+    def __init__(self, *buckets: str) -> None:
+        self.buckets = buckets
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> MotoServer:
+        self._proc = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while True:
+            try:
+                httpx.get(self.url, timeout=1)
+                break
+            except httpx.TransportError:
+                if self._proc.poll() is not None or time.monotonic() > deadline:
+                    self.__exit__(None, None, None)
+                    raise RuntimeError("moto's S3 server did not start") from None
+                time.sleep(0.1)
+        for bucket in self.buckets:
+            httpx.put(f"{self.url}/{bucket}").raise_for_status()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._proc is not None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+            self._proc = None

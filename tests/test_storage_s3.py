@@ -1,0 +1,119 @@
+"""Transfers to S3 as users write them: ``ObjectStoragePath`` with an AWS connection, s3fs, and moto's
+S3 server on 127.0.0.1 (a real HTTP endpoint in another process). An object of several upload parts
+arrives whole; an object appears only once it is complete; a failed or cut transfer leaves no object
+behind, temporary ones included; lineage sees the destination only."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+
+import pytest
+from airflow.sdk import ObjectStoragePath
+
+from airflow_provider_flowruns.core.errors import FlowRunsConfigError
+from airflow_provider_flowruns.core.http import Call
+from airflow_provider_flowruns.core.storage import (
+    WRITE_BLOCK_SIZE,
+    IncompleteTransfer,
+    download_to,
+    write_atomically,
+)
+from airflow_provider_flowruns.testing.demo import DemoHook
+from airflow_provider_flowruns.testing.process import MotoServer
+
+BUCKET = "flowruns-results"
+CONN_ID = "flowruns_s3_test"
+
+
+@pytest.fixture(scope="module")
+def moto_server():
+    with MotoServer(BUCKET) as server:
+        yield server
+
+
+@pytest.fixture
+def prefix(moto_server, monkeypatch) -> ObjectStoragePath:
+    """A fresh key prefix in the bucket, reached through an Airflow AWS connection."""
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{CONN_ID.upper()}",
+        json.dumps(
+            {
+                "conn_type": "aws",
+                "login": "testing",
+                "password": "testing",
+                "extra": {"endpoint_url": moto_server.url, "region_name": "us-east-1"},
+            }
+        ),
+    )
+    return ObjectStoragePath(f"s3://{BUCKET}/{uuid.uuid4().hex}", conn_id=CONN_ID)
+
+
+def keys_under(prefix: ObjectStoragePath) -> list[str]:
+    fs = prefix.fs
+    fs.invalidate_cache()
+    return sorted(p.rsplit("/", 1)[-1] for p in fs.find(prefix.path))
+
+
+def distinct_mebibytes(count: int) -> list[bytes]:
+    """A MiB of different bytes each: a part uploaded twice, skipped or out of order shows up."""
+    return [hashlib.sha256(i.to_bytes(4, "big")).digest() * 32768 for i in range(count)]
+
+
+def test_an_object_of_several_parts_arrives_whole_under_its_name_only(prefix):
+    chunks = [*distinct_mebibytes(WRITE_BLOCK_SIZE // (1 << 20) * 2), b"tail"]
+    body = b"".join(chunks)
+    dest = prefix / "out" / "result.csv"
+    written = write_atomically(dest, chunks, expected_size=len(body))
+    assert dest.read_bytes() == body
+    assert written.size == len(body) and written.sha256 == hashlib.sha256(body).hexdigest()
+    # The URI carries the connection as ObjectStoragePath writes it, so a downstream task that
+    # pulls it from XCom opens the same object through the same connection.
+    assert written.uri == f"s3://{CONN_ID}@{dest.path}"
+    assert ObjectStoragePath(written.uri).read_bytes()[-4:] == b"tail"
+    assert keys_under(prefix) == ["result.csv"]  # the temporary object was moved, not copied and left
+
+
+def test_a_short_write_leaves_no_object_and_overwrite_false_keeps_the_first(prefix):
+    dest = prefix / "f.bin"
+    with pytest.raises(IncompleteTransfer, match="expected 10"):
+        write_atomically(dest, [b"ab"], expected_size=10)
+    assert keys_under(prefix) == []
+    write_atomically(dest, [b"abcd"], expected_size=4)
+    with pytest.raises(FlowRunsConfigError, match="overwrite"):
+        write_atomically(dest, [b"x"], overwrite=False)
+    assert dest.read_bytes() == b"abcd" and keys_under(prefix) == ["f.bin"]
+
+
+def test_lineage_sees_the_s3_destination_only(prefix, monkeypatch):
+    try:
+        from airflow.sdk import lineage
+    except ImportError:  # Airflow 3.1
+        from airflow.lineage import hook as lineage  # type: ignore[no-redef]
+
+    collector = lineage.HookLineageCollector()
+    monkeypatch.setattr(lineage, "get_hook_lineage_collector", lambda: collector)
+    dest = prefix / "lineage.bin"
+    write_atomically(dest, [b"abc"], expected_size=3)
+    collected = collector.collected_assets
+    assert [a.asset.uri for a in collected.inputs] == []
+    # What Airflow's own ObjectStoragePath writes record (str() of the path, connection included).
+    assert [a.asset.uri for a in collected.outputs] == [str(dest)] == [f"s3://{CONN_ID}@{dest.path}"]
+
+
+def test_a_download_cut_twice_is_retried_into_one_whole_object(demo, prefix):
+    hook = DemoHook(retry_base_delay=0.01)
+    ref = hook.start_run("to-s3", duration=0.1, result_rows=20000)
+    while hook.get_status(ref).vendor_status != "SUCCEEDED":
+        time.sleep(0.1)
+    demo.add_faults({"kind": "truncate", "path": "/result$", "times": 2})
+    dest = prefix / "result.csv"
+    written = download_to(
+        lambda: hook.stream(Call("GET", f"runs/{ref.run_id}/result")), dest, retry_delay=0.01
+    )
+    body = dest.read_text()
+    assert body.startswith("row,value\n") and body.endswith("19999,399960001\n")
+    assert written.size == len(body.encode()) and keys_under(prefix) == ["result.csv"]
+    assert demo.stats()["faults_injected"] == {"truncate": 2}
