@@ -39,19 +39,26 @@ class RowCounter:
 def csv_chunks(
     columns: Sequence[str], rows: Iterable[Mapping[str, Any]], *, rows_per_chunk: int = 1000
 ) -> Iterator[bytes]:
-    """UTF-8 CSV with a header row; quoting per RFC 4180 so commas, quotes and newlines survive."""
+    """UTF-8 CSV with a header row, per RFC 4180: CRLF line ends and minimal quoting.
+
+    CRLF is not taste: the csv module quotes a field only for the characters of its line
+    terminator, so with a bare LF a value holding a lone CR went out unquoted, and every CSV reader
+    split the row there. Missing columns and None are empty cells, as ``csv`` writes None.
+    """
+    names = list(columns)
+    known = frozenset(names)
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n", extrasaction="raise")
-    writer.writeheader()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(names)
     pending = 0
     for row in rows:
-        extra = set(row) - set(columns)
-        if extra:
+        if not known.issuperset(row):
             raise UnexpectedColumn(
-                f"row has column(s) {sorted(extra)} missing from the report's header {list(columns)}; "
+                f"row has column(s) {sorted(set(row) - known)} missing from the report's header {names}; "
                 "use format='jsonl' to keep them"
             )
-        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+        get = row.get
+        writer.writerow([get(name) for name in names])
         pending += 1
         if pending >= rows_per_chunk:
             yield buffer.getvalue().encode()
