@@ -16,7 +16,10 @@ BENCH := .venv-bench
 # --dist loadfile keeps a file's module-scoped emulator in one worker.
 PYTEST_FLAGS ?= -q -rs -p no:cacheprovider -n 3 --dist loadfile --durations=25
 
-.PHONY: demo test lint typecheck test-main test-floor test-floor-extra soak services clean emulator bench bench-smoke
+.PHONY: demo test lint typecheck test-main test-floor test-floor-extra soak services clean emulator bench bench-smoke test-suites tagged-main tagged-floor
+# pipefail: a suite's status survives the pipe that tags its lines.
+SHELL := bash
+.SHELLFLAGS := -o pipefail -c
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -66,7 +69,19 @@ test-floor: $(FLOOR)/.installed services
 test-floor-extra: $(FLOOR)/.installed services
 	$(FLOOR)/bin/python -m pytest -q -rs -s -p no:cacheprovider -m "distributed or newest_only"
 
-test: lint typecheck test-main test-floor
+# The 3.3 suite and the floor's run side by side, each line tagged with its Airflow version: each
+# keeps about one of the two cores busy only part of the time (emulated vendors, Airflow heartbeats),
+# so together they take little more than the longer one. Each suite has its own homes and databases.
+test: lint typecheck $(FLOOR)/.installed services
+	@$(MAKE) --no-print-directory -j2 test-suites
+
+test-suites: tagged-main tagged-floor
+
+tagged-main:
+	@$(MAKE) --no-print-directory test-main 2>&1 | sed -u 's/^/[$(AIRFLOW_VERSION)] /'
+
+tagged-floor:
+	@$(MAKE) --no-print-directory test-floor 2>&1 | sed -u 's/^/[$(AIRFLOW_FLOOR)] /'
 
 # The long runs: 200 deferred runs across the four vendors in one event loop (make test runs 40),
 # then 300 deferred runs (75 per vendor) through two Celery workers and two triggerers, one killed.

@@ -38,6 +38,8 @@ def test_fourth_run_polls_less_using_the_first_three(demo):
         ti, n = run_once("op_poll_adaptive", day, demo)
         polls.append(n)
     record = xcom(ti, HISTORY_XCOM_KEY)
-    assert record["seconds"] >= 3.0  # submit-to-detection of a 3 s run
+    assert record["seconds"] >= 6.0  # submit-to-detection of a 6 s run
     # The first runs had no history: a poll every second. The last one slept to its expected window.
+    # (6 s, not 3: on a loaded machine three short runs' detection times spread enough to open the
+    # window early, and a 3 s run then saved no poll at all.)
     assert polls[-1] < min(polls[:MIN_HISTORY]), polls

@@ -11,4 +11,4 @@ from airflow_provider_flowruns.testing.demo import DemoRunOperator
 with DAG(
     "op_poll_adaptive", schedule=None, start_date=datetime(2026, 1, 1), catchup=False, tags=["flowruns-tests"]
 ) as op_poll_adaptive:
-    DemoRunOperator(task_id="run", duration=3.0, deferrable=True, poll_interval=1, poll_schedule="adaptive")
+    DemoRunOperator(task_id="run", duration=6.0, deferrable=True, poll_interval=1, poll_schedule="adaptive")
