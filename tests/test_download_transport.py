@@ -146,6 +146,17 @@ async def test_downloads_from_one_origin_share_one_kept_alive_connection_closed_
     assert server.connections == 1 and server.finished == 1 and len(server.requests) == 3
 
 
+async def test_a_kept_tls_connection_is_reused_without_a_second_handshake(certificate, monkeypatch):
+    cert, key = certificate
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    monkeypatch.setenv("SSL_CERT_FILE", cert)
+    async with raw_server(replying(answer("200 OK", b"one"), answer("200 OK", b"two")), tls=tls) as server:
+        with client() as http:
+            got = [await in_thread(download, http, f"https://127.0.0.1:{server.port}/{i}") for i in range(2)]
+    assert [r.content for r in got] == [b"one", b"two"] and server.connections == 1
+
+
 async def test_a_body_left_unread_is_never_taken_for_the_next_answer():
     async with raw_server(replying(answer("200 OK", b"x" * 50_000), answer("200 OK", b"second"))) as server:
         url = f"http://127.0.0.1:{server.port}/f"
