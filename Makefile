@@ -57,14 +57,15 @@ typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy
 
 test-main: $(VENV)/.installed services
-	@echo "== Airflow $(AIRFLOW_VERSION): unit, dag.test() and end-to-end tests (async requests over aiohttp)"
+	@echo "== Airflow $(AIRFLOW_VERSION): unit, dag.test() and end-to-end tests (async requests over aiohttp, downloads over http.client)"
 	$(VENV)/bin/python -m pytest $(PYTEST_FLAGS)
 
 test-floor: $(FLOOR)/.installed services
-	@echo "== Airflow $(AIRFLOW_FLOOR) (floor): unit, dag.test() and end-to-end tests (async requests over httpx's own transport)"
+	@echo "== Airflow $(AIRFLOW_FLOOR) (floor): unit, dag.test() and end-to-end tests (async requests and downloads over httpx's own transport)"
 	@echo "!! Not run on the floor, to keep CI short: the distributed CeleryExecutor suite (make test-floor-extra),"
 	@echo "!! the benchmark smoke run and the in-loop load test (markers distributed, newest_only)"
-	AIRFLOW__FLOWRUNS__ASYNC_TRANSPORT=httpx $(FLOOR)/bin/python -m pytest $(PYTEST_FLAGS) -m "not distributed and not newest_only"
+	AIRFLOW__FLOWRUNS__ASYNC_TRANSPORT=httpx AIRFLOW__FLOWRUNS__DOWNLOAD_TRANSPORT=httpx \
+		$(FLOOR)/bin/python -m pytest $(PYTEST_FLAGS) -m "not distributed and not newest_only"
 
 test-floor-extra: $(FLOOR)/.installed services
 	$(FLOOR)/bin/python -m pytest -q -rs -s -p no:cacheprovider -m "distributed or newest_only"

@@ -165,6 +165,16 @@ def get_provider_info() -> dict[str, Any]:
                         "example": "httpx",
                         "default": "auto",
                     },
+                    "download_transport": {
+                        "description": "What carries file downloads in tasks: http.client (read straight "
+                        "into one reused buffer: a 1 GiB file costs about the CPU curl spends on it; one "
+                        "kept-alive connection per host) or httpx (httpx's own transport). httpx still does "
+                        "auth, redirects and proxies either way.",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "httpx",
+                        "default": "http.client",
+                    },
                     **{
                         f"{vendor}_poll_interval": {
                             "description": f"Default seconds between {vendor} status checks when a task sets none; "

@@ -23,9 +23,16 @@ from raw_http import RawServer, answer, hanging_up, raw_server, replying, stalli
 
 from airflow_provider_flowruns.core.clients import sync_mounts, tls_context
 from airflow_provider_flowruns.core.download_transport import DOWNLOAD, READINTO
+from airflow_provider_flowruns.core.errors import FlowRunsConfigError
 from airflow_provider_flowruns.core.http import Call
 from airflow_provider_flowruns.core.storage import IncompleteTransfer, download_to
 from airflow_provider_flowruns.testing.demo import DemoHook
+
+
+@pytest.fixture(autouse=True)
+def _download_transport(monkeypatch):
+    """This module tests the http.client path, whatever the suite runs with (the floor: httpx's)."""
+    monkeypatch.setenv("AIRFLOW__FLOWRUNS__DOWNLOAD_TRANSPORT", "http.client")
 
 
 def client(**kwargs) -> httpx.Client:
@@ -128,6 +135,21 @@ async def test_a_redirect_keeps_the_download_path_and_drops_credentials_across_o
     assert b"authorization: bearer t0k" in sent_lines(api)
     assert not any(line.startswith(b"authorization") for line in sent_lines(store))
     assert sent_lines(store)[0] == b"get /signed?sig=abc http/1.1"
+
+
+async def test_download_transport_httpx_leaves_downloads_on_httpx_s_own_transport(monkeypatch):
+    monkeypatch.setenv("AIRFLOW__FLOWRUNS__DOWNLOAD_TRANSPORT", "httpx")
+    assert sync_mounts(tls_context()) == {}
+    async with raw_server(replying(answer("200 OK", b"payload"))) as server:
+        with client() as http:
+            response = await in_thread(download, http, f"http://127.0.0.1:{server.port}/f")
+    assert response.content == b"payload" and READINTO not in response.extensions
+
+
+def test_an_unknown_download_transport_is_a_config_error_naming_the_choices(monkeypatch):
+    monkeypatch.setenv("AIRFLOW__FLOWRUNS__DOWNLOAD_TRANSPORT", "curl")
+    with pytest.raises(FlowRunsConfigError, match=r"download_transport must be one of http\.client, httpx"):
+        sync_mounts(tls_context())
 
 
 # -- connections kept between downloads ------------------------------------------------------------------------

@@ -68,16 +68,31 @@ def tls_context() -> ssl.SSLContext:
     return httpx.create_ssl_context(verify=True, trust_env=True)
 
 
+#: ``[flowruns] download_transport``: what carries the sync clients' file downloads.
+DOWNLOAD_TRANSPORTS = ("http.client", "httpx")
+
+
 def sync_mounts(ssl_context: ssl.SSLContext) -> dict[str, httpx.BaseTransport]:
-    """The transports of a new shared sync client: httpx's own, with downloads over http.client.
+    """The transports of a new shared sync client: httpx's own, with downloads over http.client
+    (``[flowruns] download_transport = httpx``: none, httpx's own carries downloads too, e.g. to
+    rule the download path out when chasing a network problem).
 
     A mount, not ``transport=``: httpx reads proxies from the environment only when no transport is
     given, and then mounts them on their URL patterns, which outrank this catch-all one. A proxied
     URL thus takes httpx's proxy transport and a ``NO_PROXY`` one httpx's default, downloads too;
     everything else comes here. See ``download_transport`` for why downloads take their own path.
     """
+    from airflow.configuration import conf
+
     from airflow_provider_flowruns.core.download_transport import DownloadRouter, DownloadTransport
 
+    choice = (conf.get("flowruns", "download_transport", fallback="") or "http.client").strip().lower()
+    if choice not in DOWNLOAD_TRANSPORTS:
+        raise FlowRunsConfigError(
+            f"[flowruns] download_transport must be one of {', '.join(DOWNLOAD_TRANSPORTS)}, got {choice!r}"
+        )
+    if choice == "httpx":
+        return {}
     router = DownloadRouter(
         default=httpx.HTTPTransport(verify=ssl_context, trust_env=True),
         download=DownloadTransport(ssl_context=ssl_context),
