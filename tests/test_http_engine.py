@@ -162,6 +162,34 @@ def test_one_shared_sync_client_per_connection(demo):
     assert DemoHook().get_client() is DemoHook().get_client()
 
 
+def test_a_forked_child_never_sends_on_the_parent_s_connections(demo):
+    """The parent's shared client is not the child's: sharing one kept-alive socket between two
+    processes would hand each the other's answers. Both go on working, each on its own."""
+    import os
+
+    parent = DemoHook()
+    parent_client = parent.get_client()
+    parent.start_run("before-fork", duration=0.1)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report, never return into pytest
+        code = 1
+        try:
+            child_client = DemoHook().get_client()
+            child_run = DemoHook().start_run("in-child", duration=0.1)
+            os.write(write_end, f"{child_client is not parent_client} {child_run.run_id}".encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    _, status = os.waitpid(pid, 0)
+    answer = os.read(read_end, 200).decode()
+    os.close(read_end)
+    assert os.waitstatus_to_exitcode(status) == 0 and answer.startswith("True "), answer
+    assert parent.get_client() is parent_client
+    assert parent.start_run("after-fork", duration=0.1).run_id != answer.split()[1]
+
+
 @respx.mock
 def test_user_agent_tls_and_timeouts(monkeypatch):
     monkeypatch.setenv(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import importlib.util
+import os
 import ssl
 import threading
 from collections.abc import Callable
@@ -165,6 +166,16 @@ class ClientRegistry:
         for client in clients:
             client.close()
 
+    def forget_after_fork(self) -> None:
+        """In a forked child. The parent's clients hold the parent's sockets: two processes sending
+        on one kept-alive connection read each other's answers. The child starts with none. They
+        are dropped, not closed: closing would shut connections the parent is still using. The
+        lock is new too, in case the fork came while another thread held it."""
+        self._lock = threading.Lock()
+        self._sync = {}
+        self._async = {}
+
 
 REGISTRY = ClientRegistry()
 atexit.register(REGISTRY.close_sync)
+os.register_at_fork(after_in_child=REGISTRY.forget_after_fork)
