@@ -146,3 +146,45 @@ def test_bearer_vendor_connections(monkeypatch, hook_cls, conn, base):
     )
     with pytest.raises(FlowRunsConfigError, match="password"):
         hook_cls().get_client()
+
+
+# -- read_ahead: the next report page is fetched while this one is encoded ---------------------------------
+def _recorded_pages(produced: list[int], count: int, error: str | None = None):
+    for i in range(count):
+        produced.append(i)
+        yield i
+    if error:
+        raise RuntimeError(error)
+
+
+def test_read_ahead_keeps_order_stays_two_steps_ahead_and_raises_where_the_worker_failed():
+    import time
+
+    from airflow_provider_flowruns.core.pages import READ_AHEAD, read_ahead
+
+    produced: list[int] = []
+    got = []
+    with pytest.raises(RuntimeError, match="page 5 broke"):
+        for item in read_ahead(_recorded_pages(produced, 5, "page 5 broke")):
+            time.sleep(0.05)  # time for the worker to run as far ahead as it would
+            assert max(produced) == min(item + READ_AHEAD, 4), (item, produced)
+            got.append(item)
+    assert got == [0, 1, 2, 3, 4]
+
+
+def test_read_ahead_stops_fetching_once_the_caller_stops():
+    import threading
+    import time
+
+    from airflow_provider_flowruns.core.pages import read_ahead
+
+    produced: list[int] = []
+    pages = read_ahead(_recorded_pages(produced, 100))
+    assert next(pages) == 0
+    pages.close()
+    for _ in range(50):
+        if not any(t.name == "flowruns-read-ahead" for t in threading.enumerate()):
+            break
+        time.sleep(0.02)
+    assert not any(t.name == "flowruns-read-ahead" for t in threading.enumerate())
+    assert produced == [0, 1, 2]  # the page taken and the two fetched ahead, nothing after

@@ -38,9 +38,11 @@ def write_result_pages(
 
     The row total the vendor announced (``count``) is checked before the object is moved into
     place: a report that lost rows on the way never lands."""
+    from airflow_provider_flowruns.core.pages import read_ahead
     from airflow_provider_flowruns.core.rows import RowCounter, encode_rows
     from airflow_provider_flowruns.core.storage import IncompleteTransfer, write_atomically
 
+    pages = read_ahead(pages)  # the next page is built by the vendor while this one is encoded
     first = next(pages, None)
     if first is None:
         raise IncompleteTransfer("the API returned no result page")
