@@ -16,10 +16,7 @@ BENCH := .venv-bench
 # --dist loadfile keeps a file's module-scoped emulator in one worker.
 PYTEST_FLAGS ?= -q -rs -p no:cacheprovider -n 3 --dist loadfile --durations=25
 
-.PHONY: demo test lint typecheck test-main test-floor test-floor-extra soak services clean emulator bench bench-smoke test-suites tagged-main tagged-floor
-# pipefail: a suite's status survives the pipe that tags its lines.
-SHELL := bash
-.SHELLFLAGS := -o pipefail -c
+.PHONY: demo test lint typecheck test-main test-floor test-floor-extra soak services clean emulator bench bench-smoke
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -70,19 +67,11 @@ test-floor: $(FLOOR)/.installed services
 test-floor-extra: $(FLOOR)/.installed services
 	$(FLOOR)/bin/python -m pytest -q -rs -s -p no:cacheprovider -m "distributed or newest_only"
 
-# The 3.3 suite and the floor's run side by side, each line tagged with its Airflow version: each
-# keeps about one of the two cores busy only part of the time (emulated vendors, Airflow heartbeats),
-# so together they take little more than the longer one. Each suite has its own homes and databases.
-test: lint typecheck $(FLOOR)/.installed services
-	@$(MAKE) --no-print-directory -j2 test-suites
-
-test-suites: tagged-main tagged-floor
-
-tagged-main:
-	@$(MAKE) --no-print-directory test-main 2>&1 | sed -u 's/^/[$(AIRFLOW_VERSION)] /'
-
-tagged-floor:
-	@$(MAKE) --no-print-directory test-floor 2>&1 | sed -u 's/^/[$(AIRFLOW_FLOOR)] /'
+# One suite after the other. Side by side (make -j2) they took ~12 min instead of ~19, but the
+# extra load widened an Airflow 3.1 scheduler race (a stale defer-exit "success" processed after
+# the trigger fired marks the task up_for_retry: apache/airflow#67287, fixed after 3.1), and the
+# floor's end-to-end test then saw a duplicate vendor run.
+test: lint typecheck test-main test-floor
 
 # The long runs: 200 deferred runs across the four vendors in one event loop (make test runs 40),
 # then 300 deferred runs (75 per vendor) through two Celery workers and two triggerers, one killed.
