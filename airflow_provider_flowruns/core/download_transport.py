@@ -97,7 +97,7 @@ class DownloadTransport(httpx.BaseTransport):
             except _DROPPED_WHILE_IDLE:
                 pass  # closed by the server while idle: a new connection below
         timeout = request.extensions.get("timeout", {})
-        conn = self._connection(request.url, timeout.get("connect"))
+        conn = self._connection(origin, timeout.get("connect"))
         try:
             with _mapped(httpx.ConnectTimeout, httpx.ConnectError, request):
                 conn.connect()
@@ -112,12 +112,11 @@ class DownloadTransport(httpx.BaseTransport):
         """Send the request on an open connection and read the answer's head. On a reused
         connection a drop before any answer is re-raised as is, for ``handle_request`` to retry."""
         timeout = request.extensions.get("timeout", {})
+        passing = _DROPPED_WHILE_IDLE if reused else ()
         try:
             assert conn.sock is not None
             conn.sock.settimeout(timeout.get("write"))
-            with _mapped(
-                httpx.WriteTimeout, httpx.WriteError, request, passing=_DROPPED_WHILE_IDLE if reused else ()
-            ):
+            with _mapped(httpx.WriteTimeout, httpx.WriteError, request, passing=passing):
                 conn.putrequest(
                     request.method, _target(request.url), skip_host=True, skip_accept_encoding=True
                 )
@@ -125,9 +124,7 @@ class DownloadTransport(httpx.BaseTransport):
                     conn.putheader(name, value)
                 conn.endheaders(request.read() or None)
             conn.sock.settimeout(timeout.get("read"))
-            with _mapped(
-                httpx.ReadTimeout, httpx.ReadError, request, passing=_DROPPED_WHILE_IDLE if reused else ()
-            ):
+            with _mapped(httpx.ReadTimeout, httpx.ReadError, request, passing=passing):
                 answer = conn.getresponse()
         except BaseException:
             conn.close()
@@ -161,15 +158,13 @@ class DownloadTransport(httpx.BaseTransport):
         if older is not None:
             older.close()
 
-    def _connection(self, url: httpx.URL, connect_timeout: float | None) -> http.client.HTTPConnection:
-        host = url.raw_host.decode("ascii")  # IDNA-encoded, as it goes in DNS, SNI and Host
-        if url.scheme == "https":
-            return http.client.HTTPSConnection(
-                host, url.port or 443, timeout=connect_timeout, context=self._ssl_context
-            )
-        if url.scheme == "http":
-            return http.client.HTTPConnection(host, url.port or 80, timeout=connect_timeout)
-        raise httpx.UnsupportedProtocol(f"Request URL has an unsupported protocol '{url.scheme}://'.")
+    def _connection(self, origin: _Origin, connect_timeout: float | None) -> http.client.HTTPConnection:
+        scheme, host, port = origin
+        if scheme == "https":
+            return http.client.HTTPSConnection(host, port, timeout=connect_timeout, context=self._ssl_context)
+        if scheme == "http":
+            return http.client.HTTPConnection(host, port, timeout=connect_timeout)
+        raise httpx.UnsupportedProtocol(f"Request URL has an unsupported protocol '{scheme}://'.")
 
     def close(self) -> None:
         with self._lock:
@@ -232,6 +227,7 @@ class _BodyStream(httpx.SyncByteStream):
 
 
 def _origin(url: httpx.URL) -> _Origin:
+    """(scheme, host, port): the host IDNA-encoded, as it goes in DNS, SNI and Host."""
     return (url.scheme, url.raw_host.decode("ascii"), url.port or (443 if url.scheme == "https" else 80))
 
 
