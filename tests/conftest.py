@@ -71,6 +71,36 @@ def demo_stats(emulator) -> dict:
     return emulator.stats()["vendors"]["demo"]
 
 
+def cut_demo_result(demo, name: str, *, cuts: int, **run: Any):
+    """A finished demo run's result, with its next ``cuts`` downloads cut short by the emulator:
+    the ``open_stream`` that ``download_to`` takes."""
+    import time
+
+    from airflow_provider_flowruns.core.http import Call
+    from airflow_provider_flowruns.testing.demo import DemoHook
+
+    hook = DemoHook(retry_base_delay=0.01)
+    ref = hook.start_run(name, duration=0.1, **run)
+    while hook.get_status(ref).vendor_status != "SUCCEEDED":
+        time.sleep(0.1)
+    demo.add_faults({"kind": "truncate", "path": "/result$", "times": cuts})
+    return lambda: hook.stream(Call("GET", f"runs/{ref.run_id}/result"))
+
+
+@pytest.fixture
+def lineage_collector(monkeypatch):
+    """A real hook lineage collector, as Airflow hands out once a lineage reader plugin (OpenLineage,
+    say) is installed; where it lives depends on the Airflow version."""
+    try:
+        from airflow.sdk import lineage
+    except ImportError:  # Airflow 3.1
+        from airflow.lineage import hook as lineage  # type: ignore[no-redef]
+
+    collector = lineage.HookLineageCollector()
+    monkeypatch.setattr(lineage, "get_hook_lineage_collector", lambda: collector)
+    return collector
+
+
 @pytest.fixture
 def fresh_tokens(airflow_db, monkeypatch, tmp_path):
     """Forget every token and create booking an earlier test left behind - in the shared Variables,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 from airflow.sdk import ObjectStoragePath
+from conftest import cut_demo_result
 
 from airflow_provider_flowruns.core.errors import FlowRunsConfigError
-from airflow_provider_flowruns.core.http import Call
 from airflow_provider_flowruns.core.storage import (
     IncompleteTransfer,
     as_storage_path,
@@ -16,7 +16,6 @@ from airflow_provider_flowruns.core.storage import (
     sanitize_filename,
     write_atomically,
 )
-from airflow_provider_flowruns.testing.demo import DemoHook
 
 
 @pytest.mark.parametrize(
@@ -66,19 +65,11 @@ def test_write_atomically_verifies_size_and_leaves_nothing_partial(tmp_path):
     assert dest.read_bytes() == b"abcd"
 
 
-def test_write_atomically_reports_the_destination_as_the_only_lineage_asset(tmp_path, monkeypatch):
+def test_write_atomically_reports_the_destination_as_the_only_lineage_asset(tmp_path, lineage_collector):
     """Not the temporary sibling it wrote first: lineage readers would show a dataset nobody wrote."""
-    try:
-        from airflow.sdk import lineage
-    except ImportError:  # Airflow 3.1
-        from airflow.lineage import hook as lineage  # type: ignore[no-redef]
-
-    # What Airflow hands out once a hook lineage reader plugin (OpenLineage, say) is installed.
-    collector = lineage.HookLineageCollector()
-    monkeypatch.setattr(lineage, "get_hook_lineage_collector", lambda: collector)
     dest = as_storage_path(str(tmp_path / "lineage" / "f.bin"))
     write_atomically(dest, [b"abc"], expected_size=3)
-    collected = collector.collected_assets
+    collected = lineage_collector.collected_assets
     assert [a.asset.uri for a in collected.inputs] == []
     assert [(a.asset.uri, a.count) for a in collected.outputs] == [(str(dest), 1)]
 
@@ -101,17 +92,9 @@ def test_part_size_stays_under_s3s_part_limit(size, part):
 
 
 def test_cut_download_is_retried_and_never_partial(demo, tmp_path):
-    hook = DemoHook(retry_base_delay=0.01)
-    ref = hook.start_run("dl", duration=0.1, result_rows=20000)
-    import time
-
-    while hook.get_status(ref).vendor_status != "SUCCEEDED":
-        time.sleep(0.1)
-    demo.add_faults({"kind": "truncate", "path": "/result$", "times": 2})
+    open_stream = cut_demo_result(demo, "dl", cuts=2, result_rows=20000)
     dest = ObjectStoragePath(f"file://{tmp_path}/out/result.csv")
-    written = download_to(
-        lambda: hook.stream(Call("GET", f"runs/{ref.run_id}/result")), dest, retry_delay=0.01
-    )
+    written = download_to(open_stream, dest, retry_delay=0.01)
     body = dest.read_text()
     assert body.startswith("row,value\n") and body.endswith("19999,399960001\n")
     assert written.size == len(body.encode())
@@ -120,14 +103,8 @@ def test_cut_download_is_retried_and_never_partial(demo, tmp_path):
 
 
 def test_download_gives_up_cleanly(demo, tmp_path):
-    hook = DemoHook(retry_base_delay=0.01)
-    ref = hook.start_run("dl2", duration=0.1)
-    import time
-
-    while hook.get_status(ref).vendor_status != "SUCCEEDED":
-        time.sleep(0.1)
-    demo.add_faults({"kind": "truncate", "path": "/result$", "times": 3})
+    open_stream = cut_demo_result(demo, "dl2", cuts=3)
     dest = ObjectStoragePath(f"file://{tmp_path}/out/result.csv")
     with pytest.raises(IncompleteTransfer, match="after 3 attempts"):
-        download_to(lambda: hook.stream(Call("GET", f"runs/{ref.run_id}/result")), dest, retry_delay=0.01)
+        download_to(open_stream, dest, retry_delay=0.01)
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []

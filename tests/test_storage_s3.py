@@ -7,21 +7,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 import uuid
 
 import pytest
 from airflow.sdk import ObjectStoragePath
+from conftest import cut_demo_result
 
 from airflow_provider_flowruns.core.errors import FlowRunsConfigError
-from airflow_provider_flowruns.core.http import Call
 from airflow_provider_flowruns.core.storage import (
     WRITE_BLOCK_SIZE,
     IncompleteTransfer,
     download_to,
     write_atomically,
 )
-from airflow_provider_flowruns.testing.demo import DemoHook
 from airflow_provider_flowruns.testing.process import MotoServer
 
 BUCKET = "flowruns-results"
@@ -87,32 +85,19 @@ def test_a_short_write_leaves_no_object_and_overwrite_false_keeps_the_first(pref
     assert dest.read_bytes() == b"abcd" and keys_under(prefix) == ["f.bin"]
 
 
-def test_lineage_sees_the_s3_destination_only(prefix, monkeypatch):
-    try:
-        from airflow.sdk import lineage
-    except ImportError:  # Airflow 3.1
-        from airflow.lineage import hook as lineage  # type: ignore[no-redef]
-
-    collector = lineage.HookLineageCollector()
-    monkeypatch.setattr(lineage, "get_hook_lineage_collector", lambda: collector)
+def test_lineage_sees_the_s3_destination_only(prefix, lineage_collector):
     dest = prefix / "lineage.bin"
     write_atomically(dest, [b"abc"], expected_size=3)
-    collected = collector.collected_assets
+    collected = lineage_collector.collected_assets
     assert [a.asset.uri for a in collected.inputs] == []
     # What Airflow's own ObjectStoragePath writes record (str() of the path, connection included).
     assert [a.asset.uri for a in collected.outputs] == [str(dest)] == [f"s3://{CONN_ID}@{dest.path}"]
 
 
 def test_a_download_cut_twice_is_retried_into_one_whole_object(demo, prefix):
-    hook = DemoHook(retry_base_delay=0.01)
-    ref = hook.start_run("to-s3", duration=0.1, result_rows=20000)
-    while hook.get_status(ref).vendor_status != "SUCCEEDED":
-        time.sleep(0.1)
-    demo.add_faults({"kind": "truncate", "path": "/result$", "times": 2})
+    open_stream = cut_demo_result(demo, "to-s3", cuts=2, result_rows=20000)
     dest = prefix / "result.csv"
-    written = download_to(
-        lambda: hook.stream(Call("GET", f"runs/{ref.run_id}/result")), dest, retry_delay=0.01
-    )
+    written = download_to(open_stream, dest, retry_delay=0.01)
     body = dest.read_text()
     assert body.startswith("row,value\n") and body.endswith("19999,399960001\n")
     assert written.size == len(body.encode()) and keys_under(prefix) == ["result.csv"]
