@@ -108,3 +108,63 @@ def test_download_gives_up_cleanly(demo, tmp_path):
     with pytest.raises(IncompleteTransfer, match="after 3 attempts"):
         download_to(open_stream, dest, retry_delay=0.01)
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+class _Boom(Exception):
+    pass
+
+
+def test_all_or_nothing_lands_every_object_only_when_the_block_ends(tmp_path):
+    from airflow_provider_flowruns.core.storage import all_or_nothing
+
+    out = tmp_path / "out"
+    first, second = as_storage_path(str(out / "a.csv")), as_storage_path(str(out / "sub" / "b.csv"))
+    with all_or_nothing():
+        written = write_atomically(first, [b"one"])
+        write_atomically(second, [b"two"])
+        # staged, verified, not visible yet: a reader of the prefix sees nothing of this try
+        assert not first.exists() and not second.exists()
+        assert written.size == 3
+    assert first.read_bytes() == b"one" and second.read_bytes() == b"two"
+    assert sorted(p.name for p in out.rglob("*") if p.is_file()) == ["a.csv", "b.csv"]
+
+
+def test_a_failed_try_inside_all_or_nothing_leaves_nothing_behind(tmp_path):
+    from airflow_provider_flowruns.core.storage import all_or_nothing
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "kept.csv").write_bytes(b"earlier")  # an object this try did not write stays
+    with pytest.raises(_Boom), all_or_nothing():
+        write_atomically(as_storage_path(str(out / "a.csv")), [b"one"])
+        write_atomically(as_storage_path(str(out / "b.csv")), [b"two"])
+        raise _Boom
+    assert sorted(p.name for p in out.iterdir()) == ["kept.csv"]  # no object, no temporary
+
+
+def test_a_move_failing_part_way_removes_what_this_try_moved(tmp_path):
+    from airflow_provider_flowruns.core.storage import all_or_nothing
+
+    out = tmp_path / "out"
+    first = as_storage_path(str(out / "a.csv"))
+    blocked = as_storage_path(str(out / "b.csv"))
+    with pytest.raises(FlowRunsConfigError, match=r"b\.csv already exists and overwrite=False"):
+        with all_or_nothing():
+            write_atomically(first, [b"one"])
+            write_atomically(blocked, [b"two"], overwrite=False)
+            blocked.write_bytes(b"someone else's")  # appears while this try is still running
+    assert sorted(p.name for p in out.iterdir()) == ["b.csv"]
+    assert blocked.read_bytes() == b"someone else's"
+
+
+def test_the_same_object_written_twice_in_one_try_lands_once_as_the_last(tmp_path):
+    from airflow_provider_flowruns.core.storage import all_or_nothing
+
+    dest = as_storage_path(str(tmp_path / "out" / "a.csv"))
+    with all_or_nothing():
+        write_atomically(dest, [b"first"])
+        with all_or_nothing():  # nested blocks join the outer one
+            write_atomically(dest, [b"second"])
+        assert not dest.exists()
+    assert dest.read_bytes() == b"second"
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["a.csv"]

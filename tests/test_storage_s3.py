@@ -102,3 +102,27 @@ def test_a_download_cut_twice_is_retried_into_one_whole_object(demo, prefix):
     assert body.startswith("row,value\n") and body.endswith("19999,399960001\n")
     assert written.size == len(body.encode()) and keys_under(prefix) == ["result.csv"]
     assert demo.stats()["faults_injected"] == {"truncate": 2}
+
+
+def test_a_failed_multi_object_try_leaves_nothing_in_the_bucket(prefix):
+    from airflow_provider_flowruns.core.storage import all_or_nothing
+
+    class Boom(Exception):
+        pass
+
+    with pytest.raises(Boom), all_or_nothing():
+        write_atomically(prefix / "a.csv", [b"one"])
+        write_atomically(prefix / "b.csv", distinct_mebibytes(9))  # two upload parts
+        assert keys_under(prefix) == sorted(k for k in keys_under(prefix) if ".partial-" in k)
+        raise Boom
+    assert keys_under(prefix) == []
+
+
+def test_a_multi_object_try_lands_whole_in_the_bucket(prefix):
+    from airflow_provider_flowruns.core.storage import all_or_nothing
+
+    with all_or_nothing():
+        write_atomically(prefix / "a.csv", [b"one"])
+        write_atomically(prefix / "b.csv", [b"two"])
+    assert keys_under(prefix) == ["a.csv", "b.csv"]
+    assert (prefix / "b.csv").read_bytes() == b"two"

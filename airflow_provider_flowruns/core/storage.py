@@ -7,6 +7,12 @@ Three guarantees every transfer operator relies on:
 - the destination never holds a partial object: data goes to a temporary sibling first, its size
   (and, where the vendor gives one, its length header) is verified, and only then is it moved into
   place. A cut stream is retried from the start.
+
+And one more for transfers that write several objects: inside ``all_or_nothing()`` every object is
+staged (written and verified under its temporary name) and all are moved into place only when the
+block ends without error. A failed try leaves nothing of itself in the destination: its staged
+objects are removed, and if a move fails part-way, the objects this try already moved are removed
+too (an object it overwrote is not restored: ``overwrite=False`` is the way to keep earlier ones).
 """
 
 from __future__ import annotations
@@ -18,8 +24,9 @@ import unicodedata
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from contextlib import AbstractContextManager, contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -106,6 +113,65 @@ WRITE_SLICE = 32 * 1024
 HASH_APART = 256 * 1024
 
 
+@dataclass
+class _StagedBatch:
+    """Objects written and verified under temporary names, waiting to be moved into place together."""
+
+    #: destination path -> (temporary path, destination, overwrite), in the order first written.
+    staged: dict[str, tuple[ObjectStoragePath, ObjectStoragePath, bool]] = field(default_factory=dict)
+
+    def add(self, tmp: ObjectStoragePath, dest: ObjectStoragePath, overwrite: bool) -> None:
+        earlier = self.staged.pop(dest.path, None)
+        if earlier is not None:  # the same object written twice in one try: the last one lands
+            _remove_quietly(earlier[0])
+        self.staged[dest.path] = (tmp, dest, overwrite)
+
+    def discard(self) -> None:
+        for tmp, _, _ in self.staged.values():
+            _remove_quietly(tmp)
+        self.staged.clear()
+
+    def commit(self) -> None:
+        moved: list[ObjectStoragePath] = []
+        try:
+            for tmp, dest, overwrite in self.staged.values():
+                if not overwrite and dest.exists():  # appeared while this try was downloading
+                    raise FlowRunsConfigError(f"{dest} already exists and overwrite=False")
+                tmp.fs.mv(tmp.path, dest.path)
+                moved.append(dest)
+        except BaseException:
+            log.error("Moving staged objects into place failed; removing the %d this try moved", len(moved))
+            for dest in moved:
+                _remove_quietly(dest)
+            self.discard()
+            raise
+        self.staged.clear()
+        for dest in moved:
+            _record_output(dest)
+
+
+_batch: ContextVar[_StagedBatch | None] = ContextVar("flowruns_staged_batch", default=None)
+
+
+@contextmanager
+def all_or_nothing() -> Iterator[None]:
+    """Every object ``write_atomically`` (and so ``download_to``) writes inside the block lands when
+    the block ends without error, or none does. Nested blocks join the outermost one."""
+    if _batch.get() is not None:
+        yield
+        return
+    batch = _StagedBatch()
+    token = _batch.set(batch)
+    try:
+        yield
+    except BaseException:
+        batch.discard()
+        raise
+    finally:
+        _batch.reset(token)
+    batch.commit()
+
+
 def write_atomically(
     dest: ObjectStoragePath,
     chunks: Iterable[bytes | memoryview],
@@ -116,7 +182,8 @@ def write_atomically(
     """Stream ``chunks`` to a temporary sibling of ``dest``, verify, then move it into place.
 
     Each chunk is hashed and written before the next is taken, so chunks may be views of a buffer
-    the producer reuses (``download_to`` reads into one).
+    the producer reuses (``download_to`` reads into one). Inside ``all_or_nothing()`` the verified
+    temporary is left in place and moved when the block ends.
     """
     if not overwrite and dest.exists():
         raise FlowRunsConfigError(f"{dest} already exists and overwrite=False")
@@ -152,13 +219,18 @@ def write_atomically(
         written = tmp.fs.size(tmp.path)  # one HEAD on an object store, not one per attribute
         if written is not None and written != size:
             raise IncompleteTransfer(f"{dest.name}: storage holds {written} bytes, wrote {size}")
-        # On the filesystem, not ObjectStoragePath.move: that reports the temporary name as a
-        # lineage input (a dataset nobody should see); the destination is reported below.
-        tmp.fs.mv(tmp.path, dest.path)
+        batch = _batch.get()
+        if batch is not None:
+            batch.add(tmp, dest, overwrite)
+        else:
+            # On the filesystem, not ObjectStoragePath.move: that reports the temporary name as a
+            # lineage input (a dataset nobody should see); the destination is reported below.
+            tmp.fs.mv(tmp.path, dest.path)
     except BaseException:
         _remove_quietly(tmp)
         raise
-    _record_output(dest)
+    if batch is None:
+        _record_output(dest)
     return WrittenObject(uri=str(dest), size=size, sha256=digest.hexdigest())
 
 

@@ -106,6 +106,13 @@ class EmulatorProcess:
     def stats(self) -> dict[str, Any]:
         return dict(self.control("GET", "stats"))
 
+    def serve_verbatim(self, *answers: dict[str, Any]) -> None:
+        """Serve documented examples as they stand (see ``server.VerbatimAnswer``), first match wins."""
+        self.control("POST", "verbatim", json=list(answers))
+
+    def clear_verbatim(self) -> None:
+        self.control("DELETE", "verbatim")
+
     def __enter__(self) -> EmulatorProcess:
         return self.start()
 

@@ -11,7 +11,8 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 
 from airflow_provider_flowruns.testing.clock import EmulatorClock
 from airflow_provider_flowruns.testing.faults import ErrorBody, FaultMiddleware, FaultPlan, FaultSpec
@@ -73,6 +74,38 @@ def attachment(file_name: str) -> str:
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(file_name, safe='')}"
 
 
+class VerbatimAnswer(BaseModel):
+    """A vendor's documented example, served as it stands instead of the emulator's own answer.
+
+    ``path`` is the full request path (``/habu/cleanrooms/cr1/cleanroom-flow-runs/fr1/report``);
+    ``query`` (optional) must be contained in the request's query; ``body`` is the example's JSON
+    value (or ``text``, for an example that is not JSON). ``times`` None serves it for every match.
+    This is how contract tests put the vendors' own words on the wire (``verbatim`` mode).
+    """
+
+    method: str
+    path: str
+    query: dict[str, str] = {}
+    status: int = 200
+    body: Any = None
+    text: str | None = None
+    content_type: str = "application/json"
+    times: int | None = None
+
+    def matches(self, method: str, path: str, query: Mapping[str, str]) -> bool:
+        return (
+            self.method.upper() == method
+            and self.path.rstrip("/") == path.rstrip("/")
+            and all(query.get(k) == v for k, v in self.query.items())
+        )
+
+    def response(self) -> Response:
+        import json
+
+        content = self.text if self.text is not None else json.dumps(self.body)
+        return Response(content, status_code=self.status, media_type=self.content_type)
+
+
 class VendorEmulator:
     """Shared state and helpers for one vendor's emulator."""
 
@@ -119,6 +152,8 @@ class EmulatorServer:
         self.plan = FaultPlan()
         self.emulators = {e.name: e for e in load_emulators(vendors or sorted(VENDORS), self.clock)}
         self.requests: Counter[str] = Counter()
+        #: documented examples served as they stand, first match wins (``/_emulator/verbatim``)
+        self.verbatim: list[VerbatimAnswer] = []
         #: vendor -> distinct client (host, port) pairs seen: the TCP connections each vendor's
         #: clients opened (a port names one connection for its lifetime).
         self.peers: dict[str, set[tuple[str, int]]] = {}
@@ -151,6 +186,17 @@ class EmulatorServer:
             return JSONResponse(body, status_code=exc.status, headers=exc.headers)
 
         @app.middleware("http")
+        async def _verbatim(request: Request, call_next: Any) -> Any:
+            for answer in self.verbatim:
+                if answer.matches(request.method, request.url.path, request.query_params):
+                    if answer.times is not None:
+                        answer.times -= 1
+                        if answer.times <= 0:
+                            self.verbatim.remove(answer)
+                    return answer.response()
+            return await call_next(request)
+
+        @app.middleware("http")
         async def _count(request: Request, call_next: Any) -> Any:
             response = await call_next(request)
             route = request.scope.get("route")
@@ -178,6 +224,16 @@ class EmulatorServer:
             self.plan.clear()
             return {"cleared": True}
 
+        @control.post("/verbatim")
+        async def add_verbatim(answers: list[VerbatimAnswer]) -> dict[str, Any]:
+            self.verbatim.extend(answers)
+            return {"armed": len(answers)}
+
+        @control.delete("/verbatim")
+        async def clear_verbatim() -> dict[str, Any]:
+            self.verbatim.clear()
+            return {"cleared": True}
+
         @control.get("/stats")
         async def stats() -> dict[str, Any]:
             return self.stats()
@@ -193,6 +249,7 @@ class EmulatorServer:
         @control.post("/reset")
         async def reset() -> dict[str, bool]:
             self.plan.reset()
+            self.verbatim.clear()
             self.requests.clear()
             self.peers.clear()
             for emulator in self.emulators.values():

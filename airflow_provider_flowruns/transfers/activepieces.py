@@ -74,7 +74,12 @@ class ActivepiecesStepOutputsToStorageOperator(BaseOperator):
         self.conn_id = conn_id or ACTIVEPIECES.default_conn_name
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
-        from airflow_provider_flowruns.core.storage import as_storage_path, child_path, write_atomically
+        from airflow_provider_flowruns.core.storage import (
+            all_or_nothing,
+            as_storage_path,
+            child_path,
+            write_atomically,
+        )
         from airflow_provider_flowruns.hooks.activepieces import RETENTION_HINT, ActivepiecesHook
 
         run = ActivepiecesHook(self.conn_id).get_run(str(self.run_id))
@@ -92,10 +97,13 @@ class ActivepiecesStepOutputsToStorageOperator(BaseOperator):
             raise FlowRunsConfigError(f"run {self.run_id} has no steps {unknown}; it has {sorted(steps)}")
         folder = child_path(as_storage_path(self.destination), str(self.run_id))
         written: list[WrittenObject] = []
-        for name, path in step_files(folder, names).items():
-            step = steps[name] if isinstance(steps[name], Mapping) else {}
-            data = json.dumps(step.get("output"), indent=2, sort_keys=True, default=str).encode()
-            written.append(write_atomically(path, [data], expected_size=len(data), overwrite=self.overwrite))
+        with all_or_nothing():  # a failed try leaves none of its files behind
+            for name, path in step_files(folder, names).items():
+                step = steps[name] if isinstance(steps[name], Mapping) else {}
+                data = json.dumps(step.get("output"), indent=2, sort_keys=True, default=str).encode()
+                written.append(
+                    write_atomically(path, [data], expected_size=len(data), overwrite=self.overwrite)
+                )
         for obj in written:
             self.log.info("Wrote %s (%s bytes, sha256 %s)", obj.uri, obj.size, obj.sha256)
         return [obj.to_dict() for obj in written]

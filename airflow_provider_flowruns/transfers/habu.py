@@ -164,7 +164,7 @@ class HabuQuestionRunFilesToStorageOperator(BaseOperator):
         self.conn_id = conn_id or HABU.default_conn_name
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
-        from airflow_provider_flowruns.core.storage import as_storage_path, child_path
+        from airflow_provider_flowruns.core.storage import all_or_nothing, as_storage_path, child_path
         from airflow_provider_flowruns.hooks.habu import HabuHook
 
         hook = HabuHook(self.conn_id)
@@ -187,14 +187,15 @@ class HabuQuestionRunFilesToStorageOperator(BaseOperator):
         names = list(self.files) if self.files else listed
         written: list[dict[str, Any]] = []
         taken: set[str] = set()
-        for name in names:
-            dest = child_path(prefix, unique_name(name, taken))
-            obj = hook.download_question_file(run_id, name, dest)
-            written.append({**obj.to_dict(), "source": name})
-        if self.include_data:
-            dest = child_path(prefix, unique_name(f"data.{self.include_data}", taken))
-            obj, rows = write_result_pages(hook.iter_question_data(run_id), dest, self.include_data)
-            written.append({**obj.to_dict(), "source": "data", "rows": rows})
+        with all_or_nothing():  # a failed try leaves none of its files behind
+            for name in names:
+                dest = child_path(prefix, unique_name(name, taken))
+                obj = hook.download_question_file(run_id, name, dest)
+                written.append({**obj.to_dict(), "source": name})
+            if self.include_data:
+                dest = child_path(prefix, unique_name(f"data.{self.include_data}", taken))
+                obj, rows = write_result_pages(hook.iter_question_data(run_id), dest, self.include_data)
+                written.append({**obj.to_dict(), "source": "data", "rows": rows})
         for item in written:
             self.log.info("Wrote %s (%s bytes) from %r", item["uri"], item["size"], item["source"])
         if not written:
