@@ -148,11 +148,11 @@ def test_a_move_failing_part_way_removes_what_this_try_moved(tmp_path):
     out = tmp_path / "out"
     first = as_storage_path(str(out / "a.csv"))
     blocked = as_storage_path(str(out / "b.csv"))
-    with pytest.raises(FlowRunsConfigError, match=r"b\.csv already exists and overwrite=False"):
-        with all_or_nothing():
-            write_atomically(first, [b"one"])
-            write_atomically(blocked, [b"two"], overwrite=False)
-            blocked.write_bytes(b"someone else's")  # appears while this try is still running
+    refused = pytest.raises(FlowRunsConfigError, match=r"b\.csv already exists and overwrite=False")
+    with refused, all_or_nothing():
+        write_atomically(first, [b"one"])
+        write_atomically(blocked, [b"two"], overwrite=False)
+        blocked.write_bytes(b"someone else's")  # appears while this try is still running
     assert sorted(p.name for p in out.iterdir()) == ["b.csv"]
     assert blocked.read_bytes() == b"someone else's"
 
