@@ -487,11 +487,15 @@ def test_bulk_retry_answers_a_retry_from_the_store_and_a_clear_anew(activepieces
 
 
 @pytest.mark.usefixtures("airflow_db")
-def test_sensor_fails_on_a_failed_run_and_may_accept_a_pause(activepieces):
+def test_sensor_fails_on_a_failed_run_and_may_accept_a_pause(activepieces, capfd):
     hook = ActivepiecesHook(**FAST)
     bad, paused = trigger(hook, ap.FLOW_BROKEN), trigger(hook, ap.FLOW_APPROVAL)
     tis = _run("activepieces_sensor_failing", run_conf={"run": bad, "paused": paused})
     assert {t: ti.state for t, ti in tis.items()} == {"failing": "failed", "paused_ok": "success"}
+    # failed for the vendor's reason: its failed step and error text, not a crash
+    log = capfd.readouterr().out
+    assert f"run {bad} failed (FAILED)" in log
+    assert "TypeError: Cannot read properties of undefined (reading 'email')" in log
     assert vendor(activepieces)["runs_created"] == 2  # sensors never start runs
 
 

@@ -18,13 +18,13 @@ import httpx
 import pytest
 from raw_http import answer, hanging_up, raw_server, replying, stalling
 
+# A plain import: aiohttp is a dev dependency on every suite, so a broken module must fail the file,
+# never skip it (importorskip would turn a renamed symbol into a quiet skip).
+from airflow_provider_flowruns.core.aiohttp_transport import AiohttpTransport
 from airflow_provider_flowruns.core.clients import async_transport
 from airflow_provider_flowruns.core.errors import FlowRunsApiError, FlowRunsConfigError
 from airflow_provider_flowruns.core.runs import RunRef, RunState
 from airflow_provider_flowruns.testing.demo import DemoHook
-
-aiohttp_transport = pytest.importorskip("airflow_provider_flowruns.core.aiohttp_transport")
-AiohttpTransport = aiohttp_transport.AiohttpTransport
 
 
 @pytest.fixture(autouse=True)

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -319,37 +321,76 @@ def test_vendor_file_names_never_leave_the_destination(tmp_path_factory, name):
 
 
 # -- operator parameters -------------------------------------------------------------------------------------
+def expected_seconds(value: Any) -> float | type[FlowRunsError] | None:
+    """The oracle: what ``to_seconds`` must answer, written from its contract, not its code."""
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    return FlowRunsError
+
+
 @SETTINGS
-@given(value=json_values | st.timedeltas())
+@given(value=json_values | st.timedeltas() | st.floats(min_value=1e-6, max_value=1e9))
 def test_durations_are_positive_seconds_or_a_named_error(value):
-    try:
-        seconds = to_seconds(value, "poll_interval")
-    except FlowRunsError as exc:
-        assert "poll_interval" in str(exc)
+    expected = expected_seconds(value)
+    if expected is FlowRunsError:
+        with pytest.raises(FlowRunsError, match=r"poll_interval must be a positive number of seconds"):
+            to_seconds(value, "poll_interval")
     else:
-        assert seconds is None or seconds > 0
+        assert to_seconds(value, "poll_interval") == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(timedelta(minutes=5), 300.0), (90, 90.0), (0.5, 0.5), (None, None)],
+)
+def test_durations_have_their_values(value, expected):
+    assert to_seconds(value, "timeout") == expected
+
+
+def plain(value: Any) -> bool:
+    return value is None or isinstance(value, (int, float, str, bool))
 
 
 @SETTINGS
-@given(params=json_values)
+@given(params=json_values | st.dictionaries(st.text(max_size=5), json_values, max_size=4))
 def test_hook_params_are_plain_or_a_named_error(params):
-    try:
-        checked = hook_params_checked(params)
-    except FlowRunsError as exc:
-        assert "hook_params" in str(exc)
+    if params is None:
+        assert hook_params_checked(params) == {}
+    elif not isinstance(params, dict):
+        with pytest.raises(FlowRunsError, match=r"^hook_params must be a dict, got "):
+            hook_params_checked(params)
+    elif not all(plain(v) for v in params.values()):
+        with pytest.raises(FlowRunsError, match=r"^hook_params\[.*\] must be a plain number or string"):
+            hook_params_checked(params)
     else:
-        assert all(v is None or isinstance(v, (int, float, str, bool)) for v in checked.values())
+        checked = hook_params_checked(params)
+        assert checked == params and checked is not params  # a copy: the operator's own dict
 
 
 @SETTINGS
-@given(value=json_values)
+@given(
+    value=json_values
+    | st.integers(min_value=-3, max_value=10**6)
+    | st.integers(min_value=0, max_value=999).map(lambda n: f"Level-{n}")
+    | st.integers(min_value=0, max_value=999).map(lambda n: f" level{n} ")
+)
 def test_levels_are_numbers_or_a_named_error(value):
-    try:
-        level = level_number(value, "pause_level")
-    except FlowRunsError as exc:
-        assert "pause_level" in str(exc)
+    if isinstance(value, bool):
+        expected: int | None = None
+    elif isinstance(value, int):
+        expected = value if value >= 1 else None
     else:
-        assert isinstance(level, int) and level >= 1
+        match = re.fullmatch(r"\s*(?:level-?)?\s*(\d+)\s*", str(value), re.IGNORECASE)
+        expected = int(match.group(1)) if match and int(match.group(1)) >= 1 else None
+    if expected is None:
+        with pytest.raises(FlowRunsError, match=r"^pause_level must be"):
+            level_number(value, "pause_level")
+    else:
+        assert level_number(value, "pause_level") == expected
 
 
 dates = st.datetimes().map(lambda d: d.isoformat()) | st.text(max_size=25) | st.none()

@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 from conftest import run_dag, xcom
 
+from airflow_provider_flowruns.core.errors import FlowRunsApiError
 from airflow_provider_flowruns.core.http import FlowRunsHook
 from airflow_provider_flowruns.core.runs import RunRef, RunState
 from airflow_provider_flowruns.hooks.activepieces import ActivepiecesHook
@@ -183,14 +184,21 @@ ERROR_ANSWERS: list[list[dict[str, Any]]] = [
 def test_error_texts_carry_no_secret_or_token(vendor, vendors):
     """Exception texts (message, chained causes, traceback) of every failure a vendor can cause."""
     scenario, emulator = SCENARIOS[vendor], vendors.emulators[vendor]
-    texts = []
+    texts: list[str] = []
+    statuses: list[int | None] = []
     for answers in ERROR_ANSWERS:
         emulator.add_faults(*({"path": scenario.status, "method": "GET", **a} for a in answers))
         hook = scenario.hook(max_retries=1, retry_base_delay=0, retry_max_delay=0)
-        with pytest.raises(Exception) as caught:
+        with pytest.raises(FlowRunsApiError) as caught:
             hook.get_status(scenario.ref("no-such-run"))
+        statuses.append(caught.value.status)
         texts.append("".join(traceback.format_exception(caught.value)))
         emulator.control("DELETE", "faults")
+    # Each failure is the vendor's own answer (its status), not a crash before any request was sent.
+    # OAuth vendors answer a 401 by minting again (then the missing run's 404), and only they have a
+    # token endpoint to refuse; a garbled 200 stays 200, a dropped connection has no status.
+    oauth = scenario.oauth
+    assert statuses == [404, 404 if oauth else 401, 403, 500, 200, None, 401 if oauth else 404]
     minted = vendors.stats(vendor).get("minted_tokens", [])
     assert not scenario.oauth or minted, "an OAuth vendor minted no token: the scan would prove nothing"
     for needle in (SECRET, *minted):

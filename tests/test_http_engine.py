@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import time
 import weakref
 
 import httpx
@@ -42,8 +43,14 @@ def test_get_is_retried_through_server_errors_drops_and_garbage(demo):
 def test_retry_after_is_honoured(demo, capfd):
     hook = DemoHook(retry_base_delay=0.01, retry_max_delay=2.0)
     demo.add_faults({"kind": "status", "status": 429, "retry_after": 1, "path": "/runs$", "method": "GET"})
+    started = time.monotonic()
     hook.call(Call("GET", "runs"))
+    waited = time.monotonic() - started
     assert "HTTP 429; retry 1/5 in 1.0s" in capfd.readouterr().out
+    # The vendor's second is slept, not only logged: without Retry-After the back-off is 0.01 s.
+    # A lower bound only, which a loaded machine cannot break.
+    assert waited >= 1.0
+    assert demo.stats()["faults_injected"] == {"status": 1}
 
 
 def test_retries_give_up_with_the_vendor_error(demo):

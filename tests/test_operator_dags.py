@@ -44,10 +44,14 @@ def test_run_succeeds_and_publishes_run_id_and_url(demo, deferrable):
 
 
 @pytest.mark.parametrize("deferrable", [True, False], ids=["deferred", "sync"])
-def test_failed_run_fails_the_task(demo, deferrable):
+def test_failed_run_fails_the_task(demo, deferrable, capfd):
     dr, tis = run_dag(f"op_failed_{deferrable}")
     assert tis["run"].state == "failed"
     assert dr.state == "failed"
+    # failed for the vendor's reason (a crash or a bad import would fail the task too)
+    run_id = xcom(tis["run"], "run_id")
+    log = capfd.readouterr().out
+    assert f"run {run_id} failed (FAILED): step 2 failed: division by zero" in log
 
 
 def test_run_already_finished_before_defer_is_not_deferred(demo):
@@ -69,19 +73,21 @@ def test_timeout_cancels_the_vendor_run_and_fails(demo, deferrable):
     assert demo_stats(demo)["cancels"] == 1
 
 
-def test_no_wait_returns_right_after_submit(demo):
+def test_no_wait_returns_right_after_submit(demo, capfd):
     _, tis = run_dag("op_nowait")
     assert tis["run"].state == "success"
     assert tis["watch"].state == "failed"  # the run outlives the sensor's 1 s timeout
+    assert "timed out" in capfd.readouterr().out.lower()
 
 
 @pytest.mark.parametrize("deferrable", [True, False], ids=["deferred", "poke"])
-def test_sensor_follows_a_run_started_elsewhere(demo, deferrable):
+def test_sensor_follows_a_run_started_elsewhere(demo, deferrable, capfd):
     ok = DemoHook().start_run("elsewhere", duration=1.5)
     bad = DemoHook().start_run("elsewhere-bad", duration=1.0, outcome="FAILED")
     _, tis = run_dag(f"sensor_{deferrable}", run_conf={"ok": ok.run_id, "bad": bad.run_id})
     assert tis["ok"].state == "success"
     assert tis["bad"].state == "failed"
+    assert f"run {bad.run_id} failed (FAILED): step 2 failed: division by zero" in capfd.readouterr().out
     assert DemoHook().get_status(ok).vendor_status == "SUCCEEDED"
 
 

@@ -155,6 +155,11 @@ class AirflowStack:
         (self.home / "logs").mkdir(parents=True)
         if self.use_postgres:
             self._recreate_postgres_db()
+        elif os.environ.get("CI"):
+            raise RuntimeError(
+                "CI is set but PostgreSQL is not reachable on 127.0.0.1:5432: the end-to-end suites "
+                "must run on the metadata DB users run, not fall back to SQLite there"
+            )
         else:
             print(
                 "\n" + "!" * 78 + "\n! PostgreSQL is not reachable on 127.0.0.1:5432: using SQLite for the\n"
