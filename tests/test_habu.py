@@ -155,8 +155,8 @@ def test_expired_token_is_refreshed_once_not_per_call(habu):
 RUN_GOES_ON = "A run already started keeps running at Habu; this task could not check it."
 SPENT = "Habu mints at most two tokens per API user per 24 h and this API user's are spent."
 REMEMBERED = (
-    "No token request was sent: the shared token cache remembers that Habu refused to mint a "
-    "token, so this deployment is not asking again before "
+    "No token request was sent: the token cache this deployment's workers and triggerers share "
+    "remembers that Habu refused to mint a token; it asks again after "
 )
 #: The vendor's 24 h window in real seconds at this speed.
 DAY = 86400 / SPEED
@@ -228,7 +228,11 @@ def test_token_ration_exhausted_is_a_clear_error_not_a_retry_storm(short):
     )
     frees, first = ration_frees(message)
     assert before <= first <= after and frees == first + DAY  # from the mint times it recorded
-    asks = re.search(r" No process sharing this token cache asks for a token again before (.+)\.$", message)
+    asks = re.search(
+        r" Until (.+), the token cache this deployment's workers and triggerers share answers with "
+        r"this refusal instead of asking again\.$",
+        message,
+    )
     assert asks, message
     assert refused_from + 3600 / SPEED <= utc_of(asks[1]) + 1 <= refused_by + 3600 / SPEED + 1
     assert stats["tokens_minted"] == 2 and stats["token_refused"] == 1  # asked once, not retried

@@ -188,3 +188,16 @@ def test_the_cache_key_and_variable_name_change_with_the_secret_and_never_show_i
         assert "secret" not in name and "client" not in name
     # A record cached under the old key (host and client id only) is not read any more.
     assert SharedTokenCache.variable_key(f"{url}|client") not in names
+
+
+def test_a_remembered_refusal_keeps_its_type_and_text_across_pickling():
+    """Errors cross processes pickled (XCom, multiprocessing): a remembered refusal must not come
+    back as a generic API error that prefixes "request failed" or loses its non-retryable kind."""
+    import pickle
+
+    from airflow_provider_flowruns.core.auth import TokenRefused
+
+    refusal = TokenRefused("No token request was sent: ...", until=4102444800.0, remembered=True)
+    again = pickle.loads(pickle.dumps(refusal))
+    assert type(again) is TokenRefused and str(again) == str(refusal) == "No token request was sent: ..."
+    assert again.status is None and not again.retryable and again.until == 4102444800.0

@@ -71,6 +71,9 @@ class TokenCache(Protocol):
     shared store would stall every trigger; the mint guards keep other processes from minting
     while one does."""
 
+    #: Who shares this cache, as error messages name it ("this process's token cache").
+    scope: str
+
     def get(self, key: str) -> CachedToken | None: ...
 
     def put(self, key: str, token: CachedToken) -> None: ...
@@ -90,6 +93,8 @@ class TokenCache(Protocol):
 
 class MemoryTokenCache:
     """One process's tokens; no other process to coordinate with, so the guards are no-ops."""
+
+    scope = "this process's token cache"
 
     def __init__(self) -> None:
         self._tokens: dict[str, CachedToken] = {}
@@ -178,6 +183,18 @@ class TokenRefused(TokenMintError):
     @property
     def retryable(self) -> bool:
         return False
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]  # the type and text survive pickling
+        return (
+            _rebuild_refusal,
+            (self.message, self.until, self.remembered, self.status, self.method, self.path),
+        )
+
+
+def _rebuild_refusal(
+    message: str, until: float, remembered: bool, status: int | None, method: str | None, path: str | None
+) -> TokenRefused:
+    return TokenRefused(message, until=until, remembered=remembered, status=status, method=method, path=path)
 
 
 class OAuth2ClientCredentials(httpx.Auth):
@@ -292,8 +309,8 @@ class OAuth2ClientCredentials(httpx.Auth):
         """The vendor's own refusal (HTTP 429), then what it means for the task and the ration."""
         ration = f" {self.ration.explain(refusal.mints)}" if self.ration else ""
         text = (
-            f"{_short_error_text(response).rstrip('.')}.{ration} No process sharing this token cache "
-            f"asks for a token again before {utc(refusal.expires_at)}."
+            f"{_short_error_text(response).rstrip('.')}.{ration} Until {utc(refusal.expires_at)}, "
+            f"{self.cache.scope} answers with this refusal instead of asking again."
         )
         return TokenRefused(
             text,
@@ -312,9 +329,8 @@ class OAuth2ClientCredentials(httpx.Auth):
         wait = cached.expires_at - time.time()
         vendor = self.ration.vendor if self.ration else "the vendor"
         text = (
-            f"No token request was sent: the shared token cache remembers that {vendor} refused "
-            f"to mint a token, so this deployment is not asking again before "
-            f"{utc(cached.expires_at)} (in {wait:.0f}s)."
+            f"No token request was sent: {self.cache.scope} remembers that {vendor} refused to mint "
+            f"a token; it asks again after {utc(cached.expires_at)} (in {wait:.0f}s)."
         )
         if self.ration:
             text += f" {self.ration.explain(cached.mints)}"

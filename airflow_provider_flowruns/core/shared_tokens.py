@@ -68,6 +68,8 @@ class SharedTokenCache:
         hosts writing a lease at the same moment: the later write wins, the earlier writer yields).
     """
 
+    scope = "the token cache this deployment's workers and triggerers share"
+
     def __init__(
         self,
         *,
