@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import runpy
 import time
 from pathlib import Path
@@ -150,35 +151,197 @@ def test_expired_token_is_refreshed_once_not_per_call(habu):
     assert stats["tokens_minted"] == 2 and stats["unauthorized"] == 1
 
 
-def test_token_ration_exhausted_is_a_clear_error_not_a_retry_storm(habu, monkeypatch):
-    # Tokens that live one emulated hour: the third expiry within a day needs a third token.
-    with EmulatorProcess(["habu"], speed=SPEED, env={"FLOWRUNS_HABU_TOKEN_LIFETIME": "3600"}) as short:
-        monkeypatch.setenv("AIRFLOW_CONN_HABU_DEFAULT", _conn(short))
-        hook = HabuHook(**FAST)
+#: Said by every token refusal, whether the task was about to create a run or checking one.
+RUN_GOES_ON = "A run already started keeps running at Habu; this task could not check it."
+SPENT = "Habu mints at most two tokens per API user per 24 h and this API user's are spent."
+REMEMBERED = (
+    "No token request was sent: the token cache this deployment's workers and triggerers share "
+    "remembers that Habu refused to mint a token; it asks again after "
+)
+#: The vendor's 24 h window in real seconds at this speed.
+DAY = 86400 / SPEED
+
+
+@pytest.fixture(scope="module")
+def short_server():
+    """Tokens that live one emulated hour: a test spends the day's two in seconds."""
+    with EmulatorProcess(["habu"], speed=SPEED, env={"FLOWRUNS_HABU_TOKEN_LIFETIME": "3600"}) as emu:
+        yield emu
+
+
+@pytest.fixture
+def short(habu, short_server, monkeypatch):
+    """Like ``habu`` (fresh caches), on the short-token emulator."""
+    short_server.control("POST", "reset")
+    monkeypatch.setenv("AIRFLOW_CONN_HABU_DEFAULT", _conn(short_server))
+    return short_server
+
+
+def mint_elsewhere(emu) -> None:
+    """Another system using the same API user takes a token (this deployment never hears of it)."""
+    import httpx
+
+    answer = httpx.post(
+        emu.url("habu", "/v1/oauth/token"),
+        auth=("habu-client", "habu-secret"),
+        data={"grant_type": "client_credentials"},
+    )
+    assert answer.status_code == 200, answer.text
+
+
+def utc_of(text: str) -> float:
+    from datetime import datetime, timezone
+
+    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S UTC").replace(tzinfo=timezone.utc).timestamp()
+
+
+def ration_frees(message: str) -> tuple[float, float]:
+    """(when the ration frees, when the first of the two tokens was minted), read from a message
+    that knows both mints."""
+    found = re.search(
+        r"The ration frees at (\S+ \S+ UTC) \(24 h after the first of the two tokens, minted at "
+        r"(\S+ \S+ UTC)\)\.",
+        message,
+    )
+    assert found, message
+    return utc_of(found[1]), utc_of(found[2])
+
+
+def test_token_ration_exhausted_is_a_clear_error_not_a_retry_storm(short):
+    hook = HabuHook(**FAST)
+    before = int(time.time())
+    hook.get_question("crq-reach")
+    after = time.time()
+    advance(short, 3700)
+    hook.get_question("crq-reach")  # 401, then the day's second token
+    advance(short, 3700)
+    refused_from = int(time.time())
+    with pytest.raises(FlowRunsApiError) as exc:
         hook.get_question("crq-reach")
-        advance(short, 3700)
-        hook.get_question("crq-reach")  # 401, then the day's second token
-        advance(short, 3700)
+    refused_by = time.time()
+    stats = vendor(short)
+    message = str(exc.value)
+    assert exc.value.status == 429 and not exc.value.retryable
+    assert message.startswith(
+        "POST /habu/v1/oauth/token failed with HTTP 429: Token issuance limit reached: 2 tokens per "
+        f"24 hours. {SPENT} {RUN_GOES_ON} The ration frees at "
+    )
+    frees, first = ration_frees(message)
+    assert before <= first <= after and frees == first + DAY  # from the mint times it recorded
+    asks = re.search(
+        r" Until (.+), the token cache this deployment's workers and triggerers share answers with "
+        r"this refusal instead of asking again\.$",
+        message,
+    )
+    assert asks, message
+    assert refused_from + 3600 / SPEED <= utc_of(asks[1]) + 1 <= refused_by + 3600 / SPEED + 1
+    assert stats["tokens_minted"] == 2 and stats["token_refused"] == 1  # asked once, not retried
+    # The refusal is remembered (in the cache every process shares): later calls do not ask, and
+    # say so instead of quoting an HTTP status no request received.
+    for _ in range(3):
+        with pytest.raises(FlowRunsApiError) as again:
+            hook.get_question("crq-reach")
+        remembered = str(again.value)
+        assert remembered.startswith(REMEMBERED) and "HTTP" not in remembered
+        assert again.value.status is None and not again.value.retryable
+        assert RUN_GOES_ON in remembered and SPENT in remembered
+        assert ration_frees(remembered) == (frees, first)
+    assert vendor(short)["token_refused"] == 1
+    time.sleep(3600 / SPEED + 0.5)  # an (emulated) hour later the deployment asks once more
+    with pytest.raises(FlowRunsApiError, match="2 tokens per 24 hours"):
+        hook.get_question("crq-reach")
+    assert vendor(short)["token_refused"] == 2
+    assert "habu-secret" not in message
+    advance(short, 86400)  # a new day: the API user can mint again, once the refusal expires
+    time.sleep(3600 / SPEED + 0.5)
+    assert hook.get_question("crq-reach")["id"] == "crq-reach"
+    assert vendor(short)["tokens_minted"] == 3
+
+
+def test_a_ration_spent_elsewhere_frees_within_24_h_of_the_first_token(short):
+    """No mint of the two was this deployment's: it cannot name a time, and says what it knows."""
+    mint_elsewhere(short)
+    mint_elsewhere(short)
+    hook = HabuHook(**FAST)
+    with pytest.raises(FlowRunsApiError) as exc:
+        hook.get_question("crq-reach")
+    ends = f"{RUN_GOES_ON} The ration frees within 24 h of the first of the two tokens."
+    assert exc.value.status == 429 and ends in str(exc.value)
+    with pytest.raises(FlowRunsApiError) as again:
+        hook.get_question("crq-reach")
+    assert str(again.value).startswith(REMEMBERED) and str(again.value).endswith(ends)
+    assert vendor(short)["token_refused"] == 1
+
+
+def test_a_ration_half_spent_elsewhere_frees_by_24_h_after_our_token_at_the_latest(short):
+    """One of the two was this deployment's: the ration frees no later than a day after it."""
+    hook = HabuHook(**FAST)
+    before = int(time.time())
+    hook.get_question("crq-reach")
+    after = time.time()
+    mint_elsewhere(short)
+    advance(short, 3700)  # our token expires at the vendor: the next call needs a third
+    with pytest.raises(FlowRunsApiError) as exc:
+        hook.get_question("crq-reach")
+    found = re.search(
+        r"The ration frees by (\S+ \S+ UTC) at the latest \(24 h after the token this deployment "
+        r"minted at (\S+ \S+ UTC); the other token\(s\) were minted outside this deployment's "
+        r"record\)\.",
+        str(exc.value),
+    )
+    assert exc.value.status == 429 and found, str(exc.value)
+    assert before <= utc_of(found[2]) <= after and utc_of(found[1]) == utc_of(found[2]) + DAY
+    assert RUN_GOES_ON in str(exc.value)
+
+
+def test_a_create_refused_a_token_is_not_taken_for_the_create_limit(short, monkeypatch):
+    """A create that could get no token was never sent: the task says the token ration is spent
+    (not "run creations used up"), and the create slot goes back to the ledger (with a budget of
+    one, the second create gets the remembered token refusal, not the ledger's)."""
+    monkeypatch.setenv("AIRFLOW_CONN_HABU_DEFAULT", _conn(short, creates_per_hour=1))
+    mint_elsewhere(short)
+    mint_elsewhere(short)
+    hook = HabuHook(**FAST)
+    for first in (True, False):
         with pytest.raises(FlowRunsApiError) as exc:
-            hook.get_question("crq-reach")
-        stats = vendor(short)
-        assert exc.value.status == 429 and "2 tokens per 24 hours" in str(exc.value)
-        assert stats["tokens_minted"] == 2 and stats["token_refused"] == 1  # asked once, not retried
-        # The refusal is remembered (in the cache every process shares): later calls do not ask.
-        for _ in range(3):
-            with pytest.raises(FlowRunsApiError, match="not asking again") as again:
-                hook.get_question("crq-reach")
-            assert again.value.status == 429
-        assert vendor(short)["token_refused"] == 1
-        time.sleep(3600 / SPEED + 0.5)  # an (emulated) hour later the deployment asks once more
-        with pytest.raises(FlowRunsApiError, match="2 tokens per 24 hours"):
-            hook.get_question("crq-reach")
-        assert vendor(short)["token_refused"] == 2
-        assert "habu-secret" not in str(exc.value)
-        advance(short, 86400)  # a new day: the API user can mint again, once the refusal expires
-        time.sleep(3600 / SPEED + 0.5)
-        assert hook.get_question("crq-reach")["id"] == "crq-reach"
-        assert vendor(short)["tokens_minted"] == 3
+            hook.create_question_run("crq-reach", name="during-a-spent-ration", parameters=DATES)
+        assert not isinstance(exc.value, RateLimitBudgetExhausted)
+        assert str(exc.value).startswith(
+            "POST /habu/v1/oauth/token failed with HTTP 429" if first else REMEMBERED
+        )
+        assert RUN_GOES_ON in str(exc.value)
+    stats = vendor(short)
+    assert stats["question_runs"] == 0 and stats["creates_refused"] == 0 and stats["token_refused"] == 1
+
+
+def test_a_poll_refused_a_token_tells_the_task_its_run_keeps_going(short):
+    """The triggerer's poll of a run that exists: the error event says the run keeps going."""
+    import asyncio
+
+    from airflow_provider_flowruns.triggers.run import FlowRunTrigger
+
+    hook = HabuHook(**FAST)
+    run = hook.create_question_run("crq-reach", name="started-before", parameters=DATES)
+    mint_elsewhere(short)  # the day's second token: the ration is spent
+    advance(short, 3700)  # and our token has expired at the vendor
+    trigger = FlowRunTrigger(
+        hook_class_path=hook.class_path(),
+        hook_kwargs=hook.hook_kwargs(),
+        run_ref=RunRef(run["id"], kind=QUESTION_RUN).to_dict(),
+        poll_interval=0.1,
+    )
+
+    async def events() -> list[dict]:
+        try:
+            return [event.payload async for event in trigger.run()]
+        finally:
+            await trigger.cleanup()
+
+    (event,) = asyncio.run(events())
+    assert event["status"] == "error"
+    assert event["message"].startswith("POST /habu/v1/oauth/token failed with HTTP 429")
+    assert RUN_GOES_ON in event["message"] and "The ration frees by " in event["message"]
+    assert vendor(short)["question_runs"] == 1  # the run is still there, at the vendor
 
 
 # -- flow runs: both create shapes, levels, pause, resume, replay ---------------------------------------

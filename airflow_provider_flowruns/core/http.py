@@ -20,7 +20,7 @@ import httpx
 from airflow.sdk import BaseHook
 
 from airflow_provider_flowruns import __version__
-from airflow_provider_flowruns.core.auth import BearerToken
+from airflow_provider_flowruns.core.auth import BearerToken, secret_digest
 from airflow_provider_flowruns.core.clients import (
     ASYNC_IN_FLIGHT,
     REGISTRY,
@@ -95,11 +95,6 @@ class ClientSettings:
             [owner, self.base_url, repr(sorted(self.headers.items())), self.identity, repr(timeout)]
         )
         return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def secret_digest(*parts: str | None) -> str:
-    """A digest of secrets, so a rotated credential yields a new client without keeping the secret."""
-    return hashlib.sha256("\x00".join(p or "" for p in parts).encode()).hexdigest()[:16]
 
 
 class _SetCookieJar(CookieJar):

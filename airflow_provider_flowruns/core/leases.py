@@ -78,8 +78,8 @@ def decode(raw: str | None) -> Record:
 
 
 def variable_name(prefix: str, key: str) -> str:
-    """The Variable that holds shared state for ``key`` (a URL and client id): hashed, so no
-    identifier of the API user shows in the Variable list."""
+    """The Variable that holds shared state for ``key`` (a URL and client id, plus a digest of the
+    secret for tokens): hashed, so no identifier of the API user shows in the Variable list."""
     return prefix + hashlib.sha256(key.encode()).hexdigest()[:24]
 
 

@@ -7,7 +7,9 @@ minted token lives in three places, read in this order:
 1. this process's memory (no I/O on the hot path: a poll reads nothing but a dict);
 2. an Airflow Variable ``flowruns_token_<digest>``, reachable from workers on any host and from the
    triggerer through the supervisor (Fernet-encrypted at rest when the deployment has a key; the
-   key name contains ``token``, so the UI and task logs mask its value);
+   key name contains ``token``, so the UI and task logs mask its value). The digest is a hash of
+   the cache key - token URL, client id and a digest of the secret (``secret_digest``) - so the
+   name shows neither the API user nor the secret, and a changed secret reads another Variable;
 3. only then the vendor's token endpoint.
 
 Minting is serialized so two processes that miss at the same moment do not both mint: a file lock
@@ -66,6 +68,8 @@ class SharedTokenCache:
         hosts writing a lease at the same moment: the later write wins, the earlier writer yields).
     """
 
+    scope = "the token cache this deployment's workers and triggerers share"
+
     def __init__(
         self,
         *,
@@ -99,8 +103,19 @@ class SharedTokenCache:
         value, expires_at = record.get("token"), record.get("expires_at")
         # An empty value is a refusal (the vendor would not mint until ``expires_at``), shared too.
         if isinstance(value, str) and isinstance(expires_at, (int, float)):
-            return CachedToken(value=value, expires_at=float(expires_at))
+            raw = record.get("mints")
+            mints = tuple(
+                float(m) for m in (raw if isinstance(raw, list) else []) if isinstance(m, (int, float))
+            )
+            return CachedToken(value=value, expires_at=float(expires_at), mints=mints)
         return None
+
+    @staticmethod
+    def _record_of(token: CachedToken) -> str:
+        record: dict[str, Any] = {"token": token.value, "expires_at": token.expires_at}
+        if token.mints:
+            record["mints"] = list(token.mints)
+        return json.dumps(record)
 
     def _remember(self, key: str, record: dict[str, Any]) -> CachedToken | None:
         token = self._token_of(record)
@@ -123,9 +138,8 @@ class SharedTokenCache:
     def put(self, key: str, token: CachedToken) -> None:
         mask(token.value)
         self._memory.put(key, token)
-        record = {"token": token.value, "expires_at": token.expires_at}
         try:
-            set_variable(self.variable_key(key), json.dumps(record), _DESCRIPTION)
+            set_variable(self.variable_key(key), self._record_of(token), _DESCRIPTION)
         except VariablesUnavailable as exc:
             self._unshared(exc)
 
@@ -158,9 +172,8 @@ class SharedTokenCache:
     async def aput(self, key: str, token: CachedToken) -> None:
         mask(token.value)
         self._memory.put(key, token)
-        record = {"token": token.value, "expires_at": token.expires_at}
         try:
-            await aset_variable(self.variable_key(key), json.dumps(record), _DESCRIPTION)
+            await aset_variable(self.variable_key(key), self._record_of(token), _DESCRIPTION)
         except VariablesUnavailable as exc:
             self._unshared(exc)
 

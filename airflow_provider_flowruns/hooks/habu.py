@@ -25,7 +25,7 @@ from urllib.parse import quote
 
 from airflow.sdk import ObjectStoragePath
 
-from airflow_provider_flowruns.core.auth import OAuth2ClientCredentials
+from airflow_provider_flowruns.core.auth import OAuth2ClientCredentials, TokenMintError
 from airflow_provider_flowruns.core.create_budget import SharedCreateBudget
 from airflow_provider_flowruns.core.errors import (
     FlowRunsApiError,
@@ -43,6 +43,7 @@ from airflow_provider_flowruns.core.pages import page_field, page_items
 from airflow_provider_flowruns.core.runs import RunRef, RunState, RunStatus, StatusMap
 from airflow_provider_flowruns.core.shared_tokens import SHARED_TOKEN_CACHE
 from airflow_provider_flowruns.core.storage import WrittenObject, download_to
+from airflow_provider_flowruns.core.token_ration import TokenRation
 from airflow_provider_flowruns.vendors.habu import (  # defined there for DAG parse; used here
     FLOW_RUN,
     HABU,
@@ -54,6 +55,9 @@ from airflow_provider_flowruns.vendors.habu import (  # defined there for DAG pa
     parameter_value,
 )
 
+#: The vendor's token ration: 2 mints per API user per 24 h (vendor time).
+TOKENS_PER_DAY = 2
+TOKEN_WINDOW_SECONDS = 24 * 3600.0
 #: The vendor's create window; a 429 on create means "not before the next one".
 CREATE_WINDOW_SECONDS = 3600.0
 CREATES_PER_WINDOW = 20
@@ -117,6 +121,7 @@ class HabuHook(FlowRunsHook):
             )
         base = self.base_url_of(conn)
         self._api_user = f"{base}|{conn.login}"
+        scale = self._read_time_scale(base)
         auth = OAuth2ClientCredentials(
             f"{base}/oauth/token",
             conn.login,
@@ -126,7 +131,8 @@ class HabuHook(FlowRunsHook):
             refresh_margin=600.0,
             default_lifetime=12 * 3600.0,
             # Past the ration, ask again at most hourly (deployment-wide, through the shared cache).
-            refusal_backoff=3600.0 / self._read_time_scale(base),
+            refusal_backoff=3600.0 / scale,
+            ration=TokenRation("Habu", TOKENS_PER_DAY, TOKEN_WINDOW_SECONDS / scale, "24 h"),
         )
         return ClientSettings(base_url=base, auth=auth, identity=secret_digest(conn.login, conn.password))
 
@@ -153,6 +159,11 @@ class HabuHook(FlowRunsHook):
         asked_at = time.time()
         try:
             return dict(unwrap(self.call(call)) or {})
+        except TokenMintError:
+            # No token, so the create was never sent (or was answered 401): nothing was created
+            # and the slot goes back. A token refusal is not the create limit's 429.
+            CREATE_BUDGET.cancel(booking)
+            raise
         except FlowRunsApiError as exc:
             if exc.status == 429:
                 until = CREATE_BUDGET.refused(self.api_user, window=window)
