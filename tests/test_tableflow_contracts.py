@@ -89,16 +89,15 @@ def serve_run(emu: EmulatorProcess, body: Any, *, status: int = 200) -> None:
     )
 
 
-def serve_extraction(emu: EmulatorProcess, body: Any = EXTRACTION, csv_status: int = 200) -> None:
+def serve_extraction(emu: EmulatorProcess, body: Any = EXTRACTION) -> None:
     emu.serve_verbatim(
         {"method": "GET", "path": f"{BASE}/extractions/{EXTRACTION_ID}", "body": body},
         {
             "method": "GET",
             "path": f"{BASE}/extractions/{EXTRACTION_ID}/tables/line_items/download",
             "query": {"filter": "all"},
-            "status": csv_status,
-            "text": LINE_ITEMS_CSV if csv_status == 200 else json.dumps(ERROR.body),
-            "content_type": "text/csv" if csv_status == 200 else "application/json",
+            "text": LINE_ITEMS_CSV,
+            "content_type": "text/csv",
         },
     )
 
@@ -397,21 +396,32 @@ def destination(request, tmp_path, monkeypatch) -> ObjectStoragePath:
 
 
 def test_a_failing_transfer_leaves_nothing_in_the_destination(tableflow, destination):
-    """run.json and steps.json are written before the table download fails: none of them may stay.
-    Before: run.json-less old code wrote each table as it came, and kept it when a later one failed."""
-    serve_run(tableflow, run_with_step(outputs={"extraction_id": EXTRACTION_ID}))
-    serve_extraction(tableflow, csv_status=400)
+    """run.json, steps.json and the first table are written before the second table's download
+    fails: none of them may stay. Before: each table landed as it came and stayed when a later one
+    failed (the old transfer reads a step's ``extraction_id``, so this run reached it too)."""
+    two_tables = copy.deepcopy(EXTRACTION)
+    two_tables["data"]["tables"]["totals"] = {"pagination": {"total": 1}, "rows": []}
+    serve_run(tableflow, run_with_step(extraction_id=EXTRACTION_ID))
+    serve_extraction(tableflow, two_tables)
+    totals = f"{BASE}/extractions/{EXTRACTION_ID}/tables/totals/download"
+    tableflow.serve_verbatim({"method": "GET", "path": totals, "status": ERROR.status, "body": ERROR.body})
     with pytest.raises(FlowRunsApiError, match="template_id"):
         transfer(destination)
     assert files_under(destination) == {}
     # and the same transfer, once the vendor answers, writes everything
     tableflow.clear_verbatim()
-    serve_run(tableflow, run_with_step(outputs={"extraction_id": EXTRACTION_ID}))
-    serve_extraction(tableflow)
+    serve_run(tableflow, run_with_step(extraction_id=EXTRACTION_ID))
+    serve_extraction(tableflow, two_tables)
+    tableflow.serve_verbatim(
+        {"method": "GET", "path": totals, "text": "total\n9.50\n", "content_type": "text/csv"}
+    )
     transfer(destination)
-    assert sorted(files_under(destination)) == [
+    written = files_under(destination)
+    assert sorted(written) == [
         "drive_files.json",
         f"{EXTRACTION_ID}/line_items.csv",
+        f"{EXTRACTION_ID}/totals.csv",
         "run.json",
         "steps.json",
     ]
+    assert written[f"{EXTRACTION_ID}/totals.csv"] == b"total\n9.50\n"
