@@ -239,11 +239,17 @@ def test_run_watch_and_save_extractions(tableflow, tmp_path):
     assert {t: ti.state for t, ti in tis.items()} == {"run": "success", "watch": "success", "save": "success"}
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     # the run's own pieces (as the emulator, following seeds/004, carries them) next to the tables
-    assert {"run.json", "steps.json", "input_files.json", "flow_attempts.json"} <= set(files)
-    run = json.loads((out / "run.json").read_text())
-    assert run["status"] == "completed" and json.loads((out / "steps.json").read_text()) == run["steps"]
+    run_id = tis["run"].xcom_pull(task_ids="run")
+    pieces = {
+        f"{run_id}/{name}" for name in ("run.json", "steps.json", "input_files.json", "flow_attempts.json")
+    }
+    assert pieces <= set(files)
+    run = json.loads((out / run_id / "run.json").read_text())
+    assert (
+        run["status"] == "completed" and json.loads((out / run_id / "steps.json").read_text()) == run["steps"]
+    )
     result = tis["save"].xcom_pull(task_ids="save")
-    assert result["run_id"] == run["id"] and result["input_files"] == run["input_files"]
+    assert result["run_id"] == run["id"] == run_id and result["input_files"] == run["input_files"]
     assert result["extraction_ids"] == [run["steps"][0]["outputs"]["extraction_id"]]
     assert any(f.endswith("/line_items.csv") for f in files) and any(f.endswith("/totals.csv") for f in files)
     assert any("/original/" in f for f in files)

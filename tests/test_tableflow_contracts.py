@@ -102,6 +102,12 @@ def serve_extraction(emu: EmulatorProcess, body: Any = EXTRACTION) -> None:
     )
 
 
+def run_files(root: ObjectStoragePath | Any) -> dict[str, bytes]:
+    """The objects under ``<root>/<run id>/``, by their name below it."""
+    root = root if isinstance(root, ObjectStoragePath) else ObjectStoragePath(f"file://{root}")
+    return files_under(root / RUN_ID)
+
+
 def files_under(root: ObjectStoragePath) -> dict[str, bytes]:
     if not root.exists():
         return {}
@@ -281,7 +287,7 @@ def test_transfer_collects_what_the_documented_run_carries(tableflow, tmp_path, 
     serve_run(tableflow, ex.body)
     out = tmp_path / "out"
     result = transfer(str(out))
-    written = files_under(ObjectStoragePath(f"file://{out}"))
+    written = run_files(out)
     assert sorted(written) == ["drive_files.json", "run.json"]
     assert json.loads(written["run.json"]) == ex.body
     assert json.loads(written["drive_files.json"]) == ex.body["drive_files"]
@@ -302,7 +308,27 @@ def test_deprecated_transfer_works_on_the_documented_run_and_keeps_its_return(ta
             task_id="s", run_id=RUN_ID, destination=str(tmp_path / "o")
         )
     written = op.execute(context={})
-    assert [w["uri"].rsplit("/", 1)[1] for w in written] == ["run.json", "drive_files.json"]
+    assert [w["uri"].rsplit("/", 2)[1:] for w in written] == [
+        [RUN_ID, "run.json"],
+        [RUN_ID, "drive_files.json"],
+    ]
+
+
+def test_deprecated_transfer_keeps_extraction_tables_where_they_were(tableflow, tmp_path):
+    serve_run(tableflow, run_with_step(extraction_id=EXTRACTION_ID))
+    serve_extraction(tableflow)
+    with pytest.warns(DeprecationWarning):
+        op = TableflowExtractionsToStorageOperator(
+            task_id="s", run_id=RUN_ID, destination=str(tmp_path / "o")
+        )
+    op.execute(context={})
+    root = ObjectStoragePath(f"file://{tmp_path}/o")
+    assert sorted(files_under(root)) == [
+        f"{RUN_ID}/drive_files.json",
+        f"{RUN_ID}/run.json",
+        f"{RUN_ID}/steps.json",
+        f"{EXTRACTION_ID}/line_items.csv",
+    ]
 
 
 def test_a_completed_run_with_nothing_to_collect_fails_naming_what_was_looked_for(tableflow, tmp_path):
@@ -332,7 +358,7 @@ def test_a_step_naming_an_extraction_brings_its_tables(tableflow, tmp_path, step
     serve_extraction(tableflow)
     out = tmp_path / "out"
     result = transfer(str(out))
-    written = files_under(ObjectStoragePath(f"file://{out}"))
+    written = run_files(out)
     assert sorted(written) == [
         "drive_files.json",
         f"{EXTRACTION_ID}/line_items.csv",
@@ -416,7 +442,7 @@ def test_a_failing_transfer_leaves_nothing_in_the_destination(tableflow, destina
         {"method": "GET", "path": totals, "text": "total\n9.50\n", "content_type": "text/csv"}
     )
     transfer(destination)
-    written = files_under(destination)
+    written = run_files(destination)
     assert sorted(written) == [
         "drive_files.json",
         f"{EXTRACTION_ID}/line_items.csv",

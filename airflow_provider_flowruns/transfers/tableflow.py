@@ -37,12 +37,14 @@ LOOKED_FOR = ("steps", "drive_files", "input_files", "steps[].extraction_id", "s
 class TableflowRunResultsToStorageOperator(BaseOperator):
     """Write what completed run ``run_id`` carries to storage, and push it as the return XCom.
 
-    - ``<destination>/run.json``: the run as Tableflow sent it;
-    - ``<destination>/steps.json``, ``drive_files.json``, ``input_files.json``,
+    - ``<destination>/<run id>/run.json``: the run as Tableflow sent it;
+    - ``<destination>/<run id>/steps.json``, ``drive_files.json``, ``input_files.json``,
       ``flow_attempts.json``: each of those fields the run carries;
-    - ``<destination>/<extraction id>/<table>.csv`` for every extraction a step names (streamed
-      from Tableflow's CSV download), and ``<extraction id>/original/<file name>`` with
+    - ``<destination>/<run id>/<extraction id>/<table>.csv`` for every extraction a step names
+      (streamed from Tableflow's CSV download), and ``<extraction id>/original/<file name>`` with
       ``include_originals``.
+
+    The run id folder keeps mapped runs saved to one destination apart.
 
     :param run_id: the Tableflow flow run (templated, e.g. ``{{ ti.xcom_pull('run_flow') }}``).
     :param destination: prefix URI (``s3://bucket/tableflow/{{ ds }}``, ``/data/out``).
@@ -59,6 +61,9 @@ class TableflowRunResultsToStorageOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("conn_id", "run_id", "destination", "row_filter")
+    #: Extraction folders go under the run's folder (False: directly under ``destination``, the
+    #: deprecated operator's layout).
+    tables_in_run_folder = True
 
     def __init__(
         self,
@@ -110,11 +115,13 @@ class TableflowRunResultsToStorageOperator(BaseOperator):
                 status=200,
             )
         prefix = as_storage_path(self.destination)
+        run_folder = child_path(prefix, run_id)
+        tables_root = run_folder if self.tables_in_run_folder else prefix
         written: list[WrittenObject] = []
         with all_or_nothing():  # a failed try leaves none of its objects behind
-            written.append(self._json(child_path(prefix, "run.json"), raw))
+            written.append(self._json(child_path(run_folder, "run.json"), raw))
             for name, value in pieces.items():
-                written.append(self._json(child_path(prefix, f"{name}.json"), value))
+                written.append(self._json(child_path(run_folder, f"{name}.json"), value))
             for extraction_id in extractions:
                 extraction = hook.read_extraction(extraction_id)
                 if extraction.status != "completed":
@@ -124,7 +131,7 @@ class TableflowRunResultsToStorageOperator(BaseOperator):
                         run_id=run_id,
                         vendor_status=extraction.status,
                     )
-                folder = child_path(prefix, extraction_id)
+                folder = child_path(tables_root, extraction_id)
                 for table in sorted(extraction.data.tables):
                     opener = partial(hook.open_table_csv, extraction_id, table, row_filter=self.row_filter)
                     written.append(self._download(opener, child_path(folder, f"{table}.csv")))
@@ -159,10 +166,12 @@ class TableflowExtractionsToStorageOperator(TableflowRunResultsToStorageOperator
     """Deprecated: use :class:`TableflowRunResultsToStorageOperator`, which this now is.
 
     It used to need ``steps[].extraction_id`` on the run, so it failed on every run shaped like
-    Tableflow's documented one. It now collects what the run carries (same layout for extraction
-    tables, plus ``run.json`` and the run's pieces) and, as before, returns only the list of
-    ``{uri, size, sha256}`` written.
+    Tableflow's documented one. It now collects what the run carries: extraction tables where they
+    were (``<destination>/<extraction id>/<table>.csv``), plus ``<destination>/<run id>/run.json``
+    and the run's pieces; as before it returns only the list of ``{uri, size, sha256}`` written.
     """
+
+    tables_in_run_folder = False
 
     def __init__(self, **kwargs: Any) -> None:
         from airflow.exceptions import AirflowProviderDeprecationWarning
