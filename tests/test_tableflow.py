@@ -110,6 +110,18 @@ def test_templated_files_are_left_for_execute_and_checked_after_rendering():
     )  # may render to a dict
     with pytest.raises(FlowRunsConfigError, match="got the string"):
         check_files("{{ not rendered }}", rendered=True)
+    check_files({"invoice": ObjectStoragePath("file:///in/x.pdf"), "po": ["s3://b/p1.pdf", "/p2.pdf"]})
+
+
+def test_results_transfer_checks_its_parameters_at_parse():
+    from airflow_provider_flowruns.transfers.tableflow import TableflowRunResultsToStorageOperator
+
+    with pytest.raises(FlowRunsConfigError, match="row_filter must be"):
+        TableflowRunResultsToStorageOperator(task_id="s", run_id="r", destination="/o", row_filter="good")
+    with pytest.raises(FlowRunsConfigError, match=r"hook_params\['timeout'\]"):
+        TableflowRunResultsToStorageOperator(
+            task_id="s", run_id="r", destination="/o", hook_params={"timeout": []}
+        )
 
 
 def test_a_missing_document_fails_naming_files_and_the_path(tmp_path):

@@ -166,7 +166,8 @@ class TableflowHook(FlowRunsHook):
     def read_run(self, run_id: str) -> tuple[dict[str, Any], FlowRunBody]:
         """The run as Tableflow sent it, and as the model that checks the fields results rely on."""
         body = self.call(self.status_call(RunRef(run_id)))
-        return dict(body), read(FlowRunBody, body, what=f"Tableflow run {run_id} (GET flows/runs/{run_id})")
+        run = read(FlowRunBody, body, what=f"Tableflow run {run_id} (GET flows/runs/{run_id})")
+        return dict(body), run
 
     def list_runs(
         self, *, status: str | None = None, flow_id: str | None = None, limit: int = 1000
