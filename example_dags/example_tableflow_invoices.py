@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import DAG, ObjectStoragePath, task
 
 from airflow_provider_flowruns.operators.tableflow import TableflowRunFlowOperator
-from airflow_provider_flowruns.transfers.tableflow import TableflowExtractionsToStorageOperator
+from airflow_provider_flowruns.transfers.tableflow import TableflowRunResultsToStorageOperator
 
 INBOX = "{{ var.value.get('tableflow_inbox', '/tmp/flowruns-invoices') }}"
 
@@ -56,7 +56,7 @@ with DAG(
         timeout=timedelta(hours=24),
     ).expand(files=batches)
 
-    saved = TableflowExtractionsToStorageOperator.partial(
+    saved = TableflowRunResultsToStorageOperator.partial(
         task_id="save_extractions",
         destination=INBOX + "/extractions",
         row_filter="all",

@@ -58,7 +58,10 @@ if sys.argv[1] == "build":
     from airflow_provider_flowruns.sensors.habu import HabuFlowRunSensor
     from airflow_provider_flowruns.transfers.activepieces import ActivepiecesStepOutputsToStorageOperator
     from airflow_provider_flowruns.transfers.habu import HabuFlowRunReportToStorageOperator
-    from airflow_provider_flowruns.transfers.tableflow import TableflowExtractionsToStorageOperator
+    from airflow_provider_flowruns.transfers.tableflow import (
+        TableflowExtractionsToStorageOperator,
+        TableflowRunResultsToStorageOperator,
+    )
 
     with DAG("parse_probe", schedule=None, start_date=datetime.datetime(2026, 1, 1)):
         HabuFlowRunOperator(task_id="h", cleanroom_id="c", flow_id="f", pause_level="Level-1", nodes={"n": {"A": 1}})
@@ -71,6 +74,7 @@ if sys.argv[1] == "build":
         HabuFlowRunReportToStorageOperator(task_id="t1", cleanroom_id="c", run_id="r", node="n", destination="/tmp/x.csv")
         ActivepiecesStepOutputsToStorageOperator(task_id="t2", run_id="r", destination="/tmp/out")
         TableflowExtractionsToStorageOperator(task_id="t3", run_id="r", destination="/tmp/out")
+        TableflowRunResultsToStorageOperator(task_id="t4", run_id="r", destination="/tmp/out", hook_params={"timeout": 5})
 print(json.dumps(sorted(set(sys.modules) - already)))
 """
 

@@ -81,13 +81,55 @@ def test_file_parts_follow_the_flows_fields(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "param"),
-    [({"on_review": "maybe"}, "on_review"), ({"files": {}}, "files"), ({"flow_id": ""}, "flow_id")],
+    ("kwargs", "message"),
+    [
+        ({"on_review": "maybe"}, "on_review"),
+        ({"files": {}}, "files must be a dict of file field key -> path"),
+        ({"flow_id": ""}, "flow_id"),
+        # before: a plain string was accepted at parse
+        (
+            {"files": "po.pdf"},
+            r"files must be a dict of file field key -> path or URI .*got the string 'po.pdf'",
+        ),
+        ({"files": {"invoice": 7}}, r"files\['invoice'\] must be a path or URI string .*got 7"),
+        ({"files": {"invoice": []}}, r"files\['invoice'\] is an empty list"),
+        ({"files": ["/x.pdf"]}, r"files must be a dict .*got \['/x.pdf'\]"),
+    ],
 )
-def test_bad_operator_input_fails_at_parse(kwargs, param):
+def test_bad_operator_input_fails_at_parse(kwargs, message):
     base = {"task_id": "t", "flow_id": "f", "files": {"invoice": "/x.pdf"}}
-    with pytest.raises(FlowRunsConfigError, match=param):
+    with pytest.raises(FlowRunsConfigError, match=message):
         TableflowRunFlowOperator(**{**base, **kwargs})
+
+
+def test_templated_files_are_left_for_execute_and_checked_after_rendering():
+    from airflow_provider_flowruns.vendors.tableflow import check_files
+
+    TableflowRunFlowOperator(
+        task_id="t", flow_id="f", files="{{ ti.xcom_pull('plan') }}"
+    )  # may render to a dict
+    with pytest.raises(FlowRunsConfigError, match="got the string"):
+        check_files("{{ not rendered }}", rendered=True)
+    check_files({"invoice": ObjectStoragePath("file:///in/x.pdf"), "po": ["s3://b/p1.pdf", "/p2.pdf"]})
+
+
+def test_results_transfer_checks_its_parameters_at_parse():
+    from airflow_provider_flowruns.transfers.tableflow import TableflowRunResultsToStorageOperator
+
+    with pytest.raises(FlowRunsConfigError, match="row_filter must be"):
+        TableflowRunResultsToStorageOperator(task_id="s", run_id="r", destination="/o", row_filter="good")
+    with pytest.raises(FlowRunsConfigError, match=r"hook_params\['timeout'\]"):
+        TableflowRunResultsToStorageOperator(
+            task_id="s", run_id="r", destination="/o", hook_params={"timeout": []}
+        )
+
+
+def test_a_missing_document_fails_naming_files_and_the_path(tmp_path):
+    """Before: a bare FileNotFoundError from the upload, naming neither ``files`` nor the key."""
+    present = pdf(tmp_path, "po.pdf")
+    missing = str(tmp_path / "nowhere" / "inv.pdf")
+    with pytest.raises(FlowRunsConfigError, match=rf"files\['invoice'\]: no document at file://{missing}"):
+        plan_file_parts(FLOW, {"purchase_order": present, "invoice": [present, missing]})
 
 
 # -- hook against the emulator -------------------------------------------------------------------
@@ -107,8 +149,8 @@ def test_upload_is_streamed_from_storage(tableflow, tmp_path):
         tracemalloc.stop()
     assert peak < 2 * 1024 * 1024, f"peak {peak} bytes: the upload was buffered"
     assert run["status"] == "processing" and run["metadata"]["customer_id"] == "42"
-    (uploaded,) = run["input_files"]
-    assert (uploaded["key"], uploaded["size"], uploaded["sha256"]) == ("invoice", 8 * 1024 * 1024, digest)
+    ((key, uploaded),) = run["input_files"].items()
+    assert (key, uploaded["size"], uploaded["sha256"]) == ("invoice", 8 * 1024 * 1024, digest)
     assert vendor(tableflow)["bytes_received"] == 8 * 1024 * 1024 + 10
 
 
@@ -131,7 +173,7 @@ def test_multi_file_field_and_list_runs(tableflow, tmp_path):
         },
         file_guidance={"invoice": "dates are dd/mm"},
     )
-    assert sorted(f["key"] for f in run["input_files"]) == ["invoice_1", "invoice_2", "purchase_order"]
+    assert sorted(run["input_files"]) == ["invoice_1", "invoice_2", "purchase_order"]
     for i in range(3):
         hook.run_flow("flow_invoices", {"invoice": pdf(tmp_path, f"x{i}.pdf")})
     listed = list(hook.list_runs(limit=2))
@@ -208,6 +250,19 @@ def test_run_watch_and_save_extractions(tableflow, tmp_path):
     )
     assert {t: ti.state for t, ti in tis.items()} == {"run": "success", "watch": "success", "save": "success"}
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    # the run's own pieces (as the emulator, following seeds/004, carries them) next to the tables
+    run_id = tis["run"].xcom_pull(task_ids="run")
+    pieces = {
+        f"{run_id}/{name}" for name in ("run.json", "steps.json", "input_files.json", "flow_attempts.json")
+    }
+    assert pieces <= set(files)
+    run = json.loads((out / run_id / "run.json").read_text())
+    assert (
+        run["status"] == "completed" and json.loads((out / run_id / "steps.json").read_text()) == run["steps"]
+    )
+    result = tis["save"].xcom_pull(task_ids="save")
+    assert result["run_id"] == run["id"] == run_id and result["input_files"] == run["input_files"]
+    assert result["extraction_ids"] == [run["steps"][0]["outputs"]["extraction_id"]]
     assert any(f.endswith("/line_items.csv") for f in files) and any(f.endswith("/totals.csv") for f in files)
     assert any("/original/" in f for f in files)
     assert all(".." not in f for f in files)

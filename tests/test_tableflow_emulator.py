@@ -35,6 +35,7 @@ RUN_KEYS = {
     "start_time",
     "end_time",
     "duration",
+    "drive_files",
     "input_files",
     "flow_attempts",
     "current_attempt",
@@ -168,25 +169,28 @@ async def test_run_takes_required_optional_and_multi_file_parts(api: Api) -> Non
     assert run["flow_id"] == "flow_po_match" and run["name"] == "March batch"
     assert run["status"] == "processing" and run["trigger_method"] == "api"
     assert run["metadata"] == {"customer_id": "12345"} and run["error"] is None
-    assert run["end_time"] is None and run["duration"] is None
-    assert run["start_time"] == run["created_at"]
+    assert run["end_time"] is None and run["duration"] == 0  # a number while processing (seeds/004)
+    assert run["start_time"] == run["created_at"] and run["drive_files"] == {}
     assert run["status_history"] == [
         {"status": "processing", "time": run["created_at"], "message": "Flow started via api"}
     ]
-    assert run["current_attempt"] == 1 and run["flow_attempts"] == 1
+    assert run["current_attempt"] == 1
+    assert [(a["attempt"], a["status"], a["end_time"]) for a in run["flow_attempts"]] == [
+        (1, "processing", None)
+    ]
     assert run["flow"]["steps"] == [
         {"id": "step_1", "title": "Extract Purchase Order", "type": "extraction"},
         {"id": "step_2", "title": "Extract Invoice", "type": "extraction"},
         {"id": "step_3", "title": "Reconcile Documents", "type": "reconciliation"},
     ]
-    files = run["input_files"]
-    assert [(f["key"], f["field_key"], f["file_name"], f["size"]) for f in files] == [
+    files = run["input_files"]  # seeds/004: a map of file field keys to the files uploaded
+    assert [(k, f["field_key"], f["file_name"], f["size"]) for k, f in files.items()] == [
         ("purchase_order", "purchase_order", "purchase_order.pdf", len(PDF)),
         ("invoice_1", "invoice", "a.pdf", len(PDF)),
         ("invoice_2", "invoice", "b.pdf", len(second)),
     ]
-    assert files[2]["sha256"] == hashlib.sha256(second).hexdigest()
-    assert files[0]["file_type"] == {
+    assert files["invoice_2"]["sha256"] == hashlib.sha256(second).hexdigest()
+    assert files["purchase_order"]["file_type"] == {
         "key": "document",
         "extension": "pdf",
         "mime_type": "application/pdf",
@@ -198,21 +202,30 @@ async def test_run_takes_required_optional_and_multi_file_parts(api: Api) -> Non
     api.advance(10)
     done = await api.ok(f"/flows/runs/{run['id']}")
     assert done["status"] == "completed"
-    steps = [(s["id"], s["status"], s["file_name"], bool(s["extraction_id"])) for s in done["steps"]]
+    steps = [(s["id"], s["status"], s["file_name"], bool(s["outputs"])) for s in done["steps"]]
     assert steps == [
         ("step_1", "completed", "purchase_order.pdf", True),
         ("step_2", "completed", "a.pdf", True),
         ("step_2", "completed", "b.pdf", True),
         ("step_3", "completed", None, False),
     ]
-    extraction = await api.ok(f"/extractions/{done['steps'][2]['extraction_id']}")
+    # the reconciliation's export, in the documented run's shape (seeds/004)
+    (sheet,) = done["drive_files"].values()
+    assert list(done["drive_files"]) == ["reconciliation"] and list(sheet) == [
+        "file_id",
+        "mime_type",
+        "sheets",
+    ]
+    assert sheet["mime_type"] == "application/vnd.google-apps.spreadsheet"
+    assert sheet["sheets"] == [{"sheet_id": 0, "title": "Reconciliation Results"}]
+    extraction = await api.ok(f"/extractions/{done['steps'][2]['outputs']['extraction_id']}")
     assert extraction["file_name"] == "b.pdf" and extraction["file_size"] == len(second)
     assert extraction["template_id"] == "tpl_invoice" and extraction["metadata"] == {"source": "email"}
 
 
 async def test_optional_field_may_be_left_out_and_its_step_is_skipped(api: Api) -> None:
     run = (await api.post_run("flow_po_match", [pdf("purchase_order")])).json()
-    assert [f["key"] for f in run["input_files"]] == ["purchase_order"]
+    assert list(run["input_files"]) == ["purchase_order"]
     api.advance(10)
     done = await api.ok(f"/flows/runs/{run['id']}")
     assert [(s["id"], s["status"]) for s in done["steps"]] == [
@@ -220,13 +233,13 @@ async def test_optional_field_may_be_left_out_and_its_step_is_skipped(api: Api) 
         ("step_2", "skipped"),
         ("step_3", "completed"),
     ]
-    assert done["steps"][1]["extraction_id"] is None
+    assert done["steps"][1]["outputs"] == {}
 
 
 async def test_plain_key_and_numbered_keys_can_be_mixed(api: Api) -> None:
     response = await api.post_run("flow_invoices", [pdf("invoice"), pdf("invoice_1", name="x.png")])
     assert response.status_code == 200, response.text
-    parts = [(f["key"], f["file_type"]["key"]) for f in response.json()["input_files"]]
+    parts = [(k, f["file_type"]["key"]) for k, f in response.json()["input_files"].items()]
     assert parts == [("invoice", "document"), ("invoice_1", "image")]
 
 
@@ -280,7 +293,7 @@ async def test_run_processes_for_ten_seconds_then_completes(api: Api) -> None:
     api.advance(9)
     mid = await api.ok(f"/flows/runs/{run['id']}")
     assert mid["status"] == "processing" and mid["steps"][0]["status"] == "processing"
-    assert mid["steps"][0]["extraction_id"] is None
+    assert mid["steps"][0]["outputs"] == {} and mid["duration"] == 9_000
     api.advance(1)
     done = await api.ok(f"/flows/runs/{run['id']}")
     assert done["status"] == "completed" and done["error"] is None
@@ -290,10 +303,13 @@ async def test_run_processes_for_ten_seconds_then_completes(api: Api) -> None:
     ]
     assert done["end_time"] == t0 + 10 and done["duration"] == 10_000 and done["updated_at"] == t0 + 10
     assert done["metadata"] == {"k": "v"}
-    assert done["flow_attempts"] == done["current_attempt"] == 1
+    assert done["current_attempt"] == 1 and done["drive_files"] == {}  # no reconciliation step
+    (attempt,) = done["flow_attempts"]
+    assert (attempt["attempt"], attempt["status"], attempt["end_time"]) == (1, "completed", t0 + 10)
+    assert attempt["steps"] == done["steps"]
     step = done["steps"][0]
     assert step["id"] == "step_1" and step["type"] == "extraction" and step["status"] == "completed"
-    assert step["extraction_id"].startswith("ext_")
+    assert step["outputs"]["extraction_id"].startswith("ext_")
     assert api.vendor.stats()["status_polls"] == 2
 
 
@@ -302,9 +318,9 @@ async def test_review_flow_waits_in_review_then_is_approved(api: Api) -> None:
     t0 = run["created_at"]
     api.advance(10)
     review = await api.ok(f"/flows/runs/{run['id']}")
-    assert review["status"] == "review" and review["end_time"] is None and review["duration"] is None
+    assert review["status"] == "review" and review["end_time"] is None and review["duration"] == 10_000
     assert review["status_history"][-1] == {"status": "review", "time": t0 + 10, "message": "Awaiting review"}
-    assert review["steps"][0]["status"] == "completed" and review["steps"][0]["extraction_id"]
+    assert review["steps"][0]["status"] == "completed" and review["steps"][0]["outputs"]["extraction_id"]
     api.advance(59)
     assert (await api.ok(f"/flows/runs/{run['id']}"))["status"] == "review"
     api.advance(1)
@@ -316,7 +332,7 @@ async def test_review_flow_waits_in_review_then_is_approved(api: Api) -> None:
         ("completed", 70),
     ]
     assert done["status_history"][-1]["message"] == "Review approved"
-    assert done["duration"] == 70_000 and done["flow_attempts"] == 1
+    assert done["duration"] == 70_000 and len(done["flow_attempts"]) == 1
 
 
 async def test_broken_flow_retries_once_then_fails_with_its_error(api: Api) -> None:
@@ -326,7 +342,11 @@ async def test_broken_flow_retries_once_then_fails_with_its_error(api: Api) -> N
     api.advance(5)
     retrying = await api.ok(f"/flows/runs/{run['id']}")
     assert retrying["status"] == "processing"
-    assert retrying["current_attempt"] == retrying["flow_attempts"] == 2
+    assert retrying["current_attempt"] == 2
+    assert [(a["attempt"], a["status"]) for a in retrying["flow_attempts"]] == [
+        (1, "failed"),
+        (2, "processing"),
+    ]
     assert retrying["error"] is None
     assert retrying["status_history"][-1]["message"].startswith("Attempt 1 failed")
     assert [(s["attempt"], s["status"]) for s in retrying["steps"]] == [(1, "failed"), (2, "processing")]
@@ -334,10 +354,11 @@ async def test_broken_flow_retries_once_then_fails_with_its_error(api: Api) -> N
     failed = await api.ok(f"/flows/runs/{run['id']}")
     assert failed["status"] == "failed" and failed["error"] == error
     assert failed["status_history"][-1] == {"status": "failed", "time": t0 + 10, "message": error}
-    assert failed["current_attempt"] == failed["flow_attempts"] == 2
-    assert [(s["attempt"], s["status"], s["error"], s["extraction_id"]) for s in failed["steps"]] == [
-        (1, "failed", "Template not found", None),
-        (2, "failed", "Template not found", None),
+    assert failed["current_attempt"] == 2
+    assert [(a["attempt"], a["status"]) for a in failed["flow_attempts"]] == [(1, "failed"), (2, "failed")]
+    assert [(s["attempt"], s["status"], s["error"], s["outputs"]) for s in failed["steps"]] == [
+        (1, "failed", "Template not found", {}),
+        (2, "failed", "Template not found", {}),
     ]
     assert failed["duration"] == 10_000
 
@@ -393,7 +414,7 @@ async def extraction_of(api: Api, **metadata: Any) -> str:
     run = await api.run(metadata=json.dumps(metadata)) if metadata else await api.run()
     api.advance(10)
     done = await api.ok(f"/flows/runs/{run['id']}")
-    return str(done["steps"][0]["extraction_id"])
+    return str(done["steps"][0]["outputs"]["extraction_id"])
 
 
 async def test_extraction_is_hidden_until_its_step_completes(api: Api) -> None:
@@ -401,7 +422,9 @@ async def test_extraction_is_hidden_until_its_step_completes(api: Api) -> None:
     extraction_id = next(iter(api.vendor.extractions))
     assert_error(await api.get(f"/extractions/{extraction_id}"), 404, "Not found", extraction_id)
     api.advance(10)
-    assert (await api.ok(f"/flows/runs/{run['id']}"))["steps"][0]["extraction_id"] == extraction_id
+    assert (await api.ok(f"/flows/runs/{run['id']}"))["steps"][0]["outputs"] == {
+        "extraction_id": extraction_id
+    }
     assert (await api.ok(f"/extractions/{extraction_id}"))["status"] == "completed"
 
 
@@ -529,7 +552,7 @@ async def test_download_original_returns_recorded_size_and_name(api: Api) -> Non
     body = b"q" * 300_000
     run = (await api.post_run("flow_invoices", [pdf("invoice", body, "Rechnung März.pdf")])).json()
     api.advance(10)
-    extraction_id = (await api.ok(f"/flows/runs/{run['id']}"))["steps"][0]["extraction_id"]
+    extraction_id = (await api.ok(f"/flows/runs/{run['id']}"))["steps"][0]["outputs"]["extraction_id"]
     first = await api.get(f"/extractions/{extraction_id}/download-original")
     assert first.status_code == 200
     assert first.headers["content-length"] == str(len(body)) and len(first.content) == len(body)

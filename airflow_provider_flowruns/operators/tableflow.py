@@ -9,7 +9,7 @@ from airflow_provider_flowruns.core.errors import FlowRunsConfigError, RunFailed
 from airflow_provider_flowruns.core.runs import RunRef, RunState
 from airflow_provider_flowruns.links import TableflowRunLink
 from airflow_provider_flowruns.operators.base import FlowRunOperator
-from airflow_provider_flowruns.vendors.tableflow import TABLEFLOW
+from airflow_provider_flowruns.vendors.tableflow import TABLEFLOW, check_files
 
 if TYPE_CHECKING:
     from airflow_provider_flowruns.core.http import FlowRunsHook
@@ -55,8 +55,7 @@ class TableflowRunFlowOperator(FlowRunOperator):
             raise FlowRunsConfigError(f"on_review must be 'wait', 'fail' or 'succeed', got {on_review!r}")
         if not flow_id:
             raise FlowRunsConfigError("flow_id is required")
-        if not isinstance(files, (dict, str)) or not files:
-            raise FlowRunsConfigError("files must be a non-empty dict of file field key -> path(s)")
+        check_files(files)
         self.flow_id = flow_id
         self.files = files
         self.name = name
@@ -72,10 +71,7 @@ class TableflowRunFlowOperator(FlowRunOperator):
 
     def submit(self, hook: FlowRunsHook, context: Any) -> RunRef:
         assert isinstance(hook, TABLEFLOW.load())
-        if not isinstance(self.files, dict):
-            raise FlowRunsConfigError(
-                f"files must render to a dict of file field key -> path(s), got {self.files!r}"
-            )
+        check_files(self.files, rendered=True)
         run = hook.run_flow(
             self.flow_id,
             self.files,
@@ -97,7 +93,7 @@ class TableflowRunFlowOperator(FlowRunOperator):
 
     def report(self, hook: FlowRunsHook, ref: RunRef, event: dict[str, Any], context: Any) -> None:
         assert isinstance(hook, TABLEFLOW.load())
-        run = hook.get_run(ref.run_id)
+        run, _ = hook.read_run(ref.run_id)  # fails naming a field of a shape we cannot read
         details: dict[str, Any] = {
             "run_id": ref.run_id,
             "status": run.get("status"),
@@ -106,6 +102,8 @@ class TableflowRunFlowOperator(FlowRunOperator):
             "flow_attempts": run.get("flow_attempts"),
             "current_attempt": run.get("current_attempt"),
             "steps": run.get("steps") or [],
+            "input_files": run.get("input_files"),
+            "drive_files": run.get("drive_files"),
             "metadata": run.get("metadata") or {},
             "duration_ms": run.get("duration"),
         }
@@ -118,8 +116,11 @@ class TableflowRunFlowOperator(FlowRunOperator):
                 step.get("type"),
                 step.get("status"),
             )
-        if details["flow_attempts"]:
-            self.log.info("attempt %s of %s", details["current_attempt"], details["flow_attempts"])
+        attempts = details["flow_attempts"]
+        # seeds/004 calls flow_attempts an array (one entry per attempt); older bodies sent a count.
+        count = len(attempts) if isinstance(attempts, list) else attempts
+        if count:
+            self.log.info("attempt %s of %s", details["current_attempt"] or count, count)
         if details["error"]:
             self.log.error("Tableflow error: %s", details["error"])
         context["ti"].xcom_push(key="run_details", value=details)

@@ -17,12 +17,17 @@ Uploaded bytes are never kept (only name, size and sha256), so tests can push la
 ``line_items`` table has 25 rows unless the run's ``metadata`` carries an integer ``rows``. Rows are
 computed from their index on demand, so even a million-row table costs no memory.
 
-``flow_attempts``, ``current_attempt``, ``input_files`` and ``steps`` are named by one docs page
-(seeds/004) with no example, so their shapes here are this project's guess, not Tableflow's:
-``flow_attempts`` and ``current_attempt`` are attempt counts (that page calls ``flow_attempts`` an
-array and ``input_files`` a map), ``input_files`` lists one entry per uploaded part, and ``steps``
-has one entry per step execution (per attempt, and per file of a multi-file field) carrying the
-``extraction_id`` that links a run to its results, which no documented field does.
+A run looks like the documented one (seeds/004): ``duration`` is always a number (milliseconds so
+far while processing), and a flow with a reconciliation step exports its result to ``drive_files``
+(``{"reconciliation": {"file_id", "mime_type", "sheets"}}``) once completed. ``flow_attempts``,
+``current_attempt``, ``input_files`` and ``steps`` are named by that page without an example, so
+their inner shapes here follow its words and are otherwise this project's guess: ``flow_attempts``
+is an array with one entry per attempt carrying that attempt's step executions, ``current_attempt``
+an integer, ``input_files`` a map from the part name (``invoice`` or ``invoice_2``) to the file
+uploaded under it (name, type, size), and ``steps`` one entry per step execution (per attempt, and
+per file of a multi-file field) with its id, status, timing, ``outputs`` and ``error``. A completed
+extraction step's ``outputs`` carries the ``extraction_id`` that links a run to its results, which
+no documented field does.
 """
 
 from __future__ import annotations
@@ -793,7 +798,7 @@ class TableflowEmulator(VendorEmulator):
             "start_time": s.start if started else None,
             "end_time": s.end if ended else None,
             "error": s.error if ended else None,
-            "extraction_id": s.extraction_id if ended else None,
+            "outputs": {"extraction_id": s.extraction_id} if ended and s.extraction_id else {},
         }
 
     def _run_view(self, run: TableflowRun) -> dict[str, Any]:
@@ -803,9 +808,8 @@ class TableflowEmulator(VendorEmulator):
         current = run.attempt(now)
         steps = [s for s in run.step_runs if s.attempt <= current]
         changes = [e.at for e in history] + [t for s in steps for t in (s.start, s.end) if t <= now]
-        input_files = [
-            {
-                "key": f.part,
+        input_files = {
+            f.part: {
                 "field_key": f.key,
                 "file_name": f.file_name,
                 "file_type": f.file_type(),
@@ -813,7 +817,35 @@ class TableflowEmulator(VendorEmulator):
                 "sha256": f.sha256,
             }
             for f in run.files
+        }
+        attempts = [
+            {
+                "attempt": a.number,
+                "status": (
+                    "failed"
+                    if a.number < current or (status == "failed" and a.end <= now)
+                    else "completed"
+                    if a.end <= now
+                    else "processing"
+                ),
+                "start_time": a.start,
+                "end_time": a.end if a.end <= now else None,
+                "steps": [self._step_view(s, now) for s in steps if s.attempt == a.number],
+            }
+            for a in run.attempts
+            if a.number <= current
         ]
+        drive_files = (
+            {
+                "reconciliation": {
+                    "file_id": f"1{hashlib.sha256(run.id.encode()).hexdigest()[:12].upper()}",
+                    "mime_type": "application/vnd.google-apps.spreadsheet",
+                    "sheets": [{"sheet_id": 0, "title": "Reconciliation Results"}],
+                }
+            }
+            if status == "completed" and any(s.type == "reconciliation" for s in run.flow.steps)
+            else {}
+        )
         return {
             "id": run.id,
             "flow_id": run.flow.id,
@@ -826,9 +858,10 @@ class TableflowEmulator(VendorEmulator):
             "trigger_method": "api",
             "start_time": run.created_at,
             "end_time": ended,
-            "duration": None if ended is None else (ended - run.created_at) * 1000,
+            "duration": ((int(now) if ended is None else ended) - run.created_at) * 1000,
+            "drive_files": drive_files,
             "input_files": input_files,
-            "flow_attempts": current,
+            "flow_attempts": attempts,
             "current_attempt": current,
             "steps": [self._step_view(s, now) for s in steps],
             "flow": {

@@ -24,7 +24,7 @@ from airflow_provider_flowruns.operators.tableflow import TableflowRunFlowOperat
 from airflow_provider_flowruns.testing.activepieces_app import FLOW_OK
 from airflow_provider_flowruns.transfers.activepieces import ActivepiecesStepOutputsToStorageOperator
 from airflow_provider_flowruns.transfers.habu import HabuQuestionRunFilesToStorageOperator
-from airflow_provider_flowruns.transfers.tableflow import TableflowExtractionsToStorageOperator
+from airflow_provider_flowruns.transfers.tableflow import TableflowRunResultsToStorageOperator
 
 HOOK = {
     "timeout": 1.0,
@@ -76,7 +76,7 @@ with _dag("faults_tableflow"):
         TableflowRunFlowOperator(
             task_id="run", flow_id="flow_invoices", files={"invoice": "{{ dag_run.conf['file'] }}"}, **RUN
         ),
-        TableflowExtractionsToStorageOperator,
+        TableflowRunResultsToStorageOperator,
         run_id="{{ ti.xcom_pull('run') }}",
         include_originals=True,
     )

@@ -8,7 +8,7 @@ from airflow.sdk import DAG
 
 from airflow_provider_flowruns.operators.tableflow import TableflowRunFlowOperator
 from airflow_provider_flowruns.sensors.tableflow import TableflowFlowRunSensor
-from airflow_provider_flowruns.transfers.tableflow import TableflowExtractionsToStorageOperator
+from airflow_provider_flowruns.transfers.tableflow import TableflowRunResultsToStorageOperator
 
 FILE = {"invoice": "{{ dag_run.conf['file'] }}"}
 
@@ -38,7 +38,7 @@ with _dag("tableflow_extract"):
         deferrable=False,
     )
     _watch = TableflowFlowRunSensor(task_id="watch", run_id="{{ ti.xcom_pull('run') }}", deferrable=True)
-    _save = TableflowExtractionsToStorageOperator(
+    _save = TableflowRunResultsToStorageOperator(
         task_id="save",
         run_id="{{ ti.xcom_pull('run') }}",
         destination="{{ dag_run.conf['out'] }}",
