@@ -137,9 +137,10 @@ def test_a_failed_try_inside_all_or_nothing_leaves_nothing_behind(tmp_path):
     (out / "kept.csv").write_bytes(b"earlier")  # an object this try did not write stays
     with pytest.raises(_Boom), all_or_nothing():
         write_atomically(as_storage_path(str(out / "a.csv")), [b"one"])
-        write_atomically(as_storage_path(str(out / "b.csv")), [b"two"])
+        write_atomically(as_storage_path(str(out / "run-1" / "tables" / "b.csv")), [b"two"])
         raise _Boom
-    assert sorted(p.name for p in out.iterdir()) == ["kept.csv"]  # no object, no temporary
+    # no object, no temporary, and no folder this try created
+    assert sorted(p.name for p in out.iterdir()) == ["kept.csv"]
 
 
 def test_a_move_failing_part_way_removes_what_this_try_moved(tmp_path):

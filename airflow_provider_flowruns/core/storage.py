@@ -119,6 +119,19 @@ class _StagedBatch:
 
     #: destination path -> (temporary path, destination, overwrite), in the order first written.
     staged: dict[str, tuple[ObjectStoragePath, ObjectStoragePath, bool]] = field(default_factory=dict)
+    #: folders this try created (filesystems with real directories), removed again if it fails.
+    created: list[ObjectStoragePath] = field(default_factory=list)
+
+    def make_parents(self, dest: ObjectStoragePath) -> None:
+        missing = []
+        folder = dest.parent
+        # Object stores have no folders (and each exists() would be a request): local ones only.
+        protocols = dest.fs.protocol if isinstance(dest.fs.protocol, tuple) else (dest.fs.protocol,)
+        while "file" in protocols and not folder.exists() and folder != folder.parent:
+            missing.append(folder)
+            folder = folder.parent
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        self.created.extend(reversed(missing))  # outermost first
 
     def add(self, tmp: ObjectStoragePath, dest: ObjectStoragePath, overwrite: bool) -> None:
         earlier = self.staged.pop(dest.path, None)
@@ -130,6 +143,13 @@ class _StagedBatch:
         for tmp, _, _ in self.staged.values():
             _remove_quietly(tmp)
         self.staged.clear()
+        for folder in reversed(self.created):  # innermost first; only if nothing else landed there
+            try:
+                if folder.exists() and not any(folder.iterdir()):
+                    folder.rmdir()
+            except Exception:
+                log.debug("could not remove folder %s", folder, exc_info=True)
+        self.created.clear()
 
     def commit(self) -> None:
         moved: list[ObjectStoragePath] = []
@@ -188,8 +208,12 @@ def write_atomically(
     if not overwrite and dest.exists():
         raise FlowRunsConfigError(f"{dest} already exists and overwrite=False")
     tmp = dest.parent / f".{dest.name}.partial-{uuid.uuid4().hex[:12]}"
+    batch = _batch.get()
     try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        if batch is not None:
+            batch.make_parents(dest)
+        else:
+            dest.parent.mkdir(parents=True, exist_ok=True)
         # fsspec buffers a whole block before uploading it (s3fs: 50 MiB by default, held more than
         # once while a part is sent); 8 MiB parts kept a 1 GiB copy to S3 at a flat, small peak RSS
         # (benchmarks/, bench 3). Local files ignore it. The file is opened on the path's fsspec
@@ -219,7 +243,6 @@ def write_atomically(
         written = tmp.fs.size(tmp.path)  # one HEAD on an object store, not one per attribute
         if written is not None and written != size:
             raise IncompleteTransfer(f"{dest.name}: storage holds {written} bytes, wrote {size}")
-        batch = _batch.get()
         if batch is not None:
             batch.add(tmp, dest, overwrite)
         else:
