@@ -361,6 +361,7 @@ class FlowRunOperator(BaseOperator):
     ) -> Any:
         from airflow_provider_flowruns.triggers.run import status_event
 
+        failures = 0  # failed polls in a row: the same back-off rule as the trigger's (next_gap)
         while True:
             if deadline is not None and time.time() >= deadline:
                 return self._finish(
@@ -374,7 +375,7 @@ class FlowRunOperator(BaseOperator):
                     },
                     ref,
                 )
-            delay = schedule.next_delay(time.time())
+            delay = schedule.next_gap(time.time(), failures=failures)
             if deadline is not None and delay >= deadline - time.time():
                 time.sleep(max(0.0, deadline - time.time()))  # then time out: no poll past the deadline
                 continue
@@ -384,8 +385,10 @@ class FlowRunOperator(BaseOperator):
             except FlowRunsApiError as exc:
                 if not exc.retryable:
                     raise
+                failures += 1
                 self.log.warning("Status check for run %s failed (%s); will poll again.", ref.run_id, exc)
                 continue
+            failures = 0
             self.log.info("%s run %s is %s", hook.vendor, ref.run_id, status.vendor_status)
             if self._settled(status):
                 return self._finish(context, status_event(status, run_url=run_url), ref)
