@@ -175,6 +175,16 @@ def get_provider_info() -> dict[str, Any]:
                         "example": "httpx",
                         "default": "http.client",
                     },
+                    "first_poll_floor": {
+                        "description": "Real seconds from a task deferring to its trigger's first poll, "
+                        "whatever the poll interval: a trigger that fires before the scheduler recorded "
+                        "the deferral gets the task failed or retried (apache/airflow#67287; up to 5.25 s "
+                        "measured). dag.test() has no scheduler to race and may use 0.",
+                        "version_added": "0.1.0",
+                        "type": "float",
+                        "example": "10",
+                        "default": "10",
+                    },
                     **{
                         f"{vendor}_poll_interval": {
                             "description": f"Default seconds between {vendor} status checks when a task sets none; "

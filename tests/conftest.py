@@ -24,6 +24,10 @@ if "AIRFLOW_HOME" not in os.environ or os.environ.get("FLOWRUNS_TEST_HOME_PID"):
     os.environ["FLOWRUNS_TEST_HOME_PID"] = str(os.getpid())
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "tests" / "dags"))
+# dag.test() runs a deferred task's trigger in-process, with no scheduler whose record of the
+# deferral the first poll could beat: no 10 s wait per deferral there. The real-scheduler stacks
+# (testing/airflow_stack.py) drop this and keep the default floor; test_trigger.py checks the default.
+os.environ.setdefault("AIRFLOW__FLOWRUNS__FIRST_POLL_FLOOR", "0")
 
 import pytest  # noqa: E402
 

@@ -220,7 +220,7 @@ class FlowRunOperator(BaseOperator):
         return PollSchedule.adaptive(interval, floor, started_at=self._submitted_at, expected=expected)
 
     def execute(self, context: Any) -> Any:
-        from airflow_provider_flowruns.triggers.run import FlowRunTrigger, status_event
+        from airflow_provider_flowruns.triggers.run import FlowRunTrigger, first_poll_delay, status_event
 
         hook = self.hook
         interval = self.effective_poll_interval()
@@ -253,7 +253,7 @@ class FlowRunOperator(BaseOperator):
                     stop_states=[s.value for s in self.stop_states()],
                     cancel_on_kill=self.cancel_on_kill,
                     run_url=run_url,
-                    initial_delay=schedule.next_delay(time.time()),
+                    initial_delay=first_poll_delay(schedule.next_delay(time.time())),
                     schedule=schedule.to_dict(),
                 ),
                 method_name="execute_complete",
