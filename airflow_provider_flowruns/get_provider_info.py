@@ -21,7 +21,9 @@ def _num_field(label: str, description: str) -> dict[str, Any]:
     return {"label": label, "description": description, "schema": {"type": ["number", "null"]}}
 
 
-_MAX_RPS = _num_field("Max requests/second", "Client-side request rate per connection (per process).")
+_MAX_RPS = _num_field(
+    "Max requests/second", "Request rate to stay under, per connection and process (sent at 90 % of it)."
+)
 
 CONNECTION_TYPES: list[dict[str, Any]] = [
     {

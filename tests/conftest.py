@@ -54,6 +54,24 @@ def airflow_db() -> Iterator[None]:
         shutil.rmtree(home, ignore_errors=True)
 
 
+#: Busy-loop processes a ``cpu_hog`` test runs beside it: on this 2-core machine, more runnable
+#: processes than cores, so the test's event loop and the emulator both wait for CPU.
+CPU_HOGS = 3
+
+
+@pytest.fixture
+def cpu_hog() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """The machine kept busy for the test's duration: a limiter test must hold on a loaded worker,
+    not only on an idle one. Each hog is stopped by its own pid afterwards."""
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(CPU_HOGS)]
+    try:
+        yield hogs
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait(10)
+
+
 @pytest.fixture(scope="session")
 def emulator():
     with EmulatorProcess(["demo"]) as emu:
