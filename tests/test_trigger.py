@@ -279,3 +279,40 @@ def test_first_poll_delay_keeps_longer_gaps_and_reads_the_configured_floor(monke
     monkeypatch.setenv("AIRFLOW__FLOWRUNS__FIRST_POLL_FLOOR", "-1")
     with pytest.raises(FlowRunsConfigError, match=r"first_poll_floor must be >= 0 seconds, got -1.0"):
         first_poll_delay(0.1)
+
+
+async def test_the_trigger_backs_off_after_failed_polls_up_to_the_cap_and_resets_on_an_answer(
+    tableflow_fr1, monkeypatch
+):
+    """What the trigger sleeps between polls while the vendor errors: 2x per failed poll, capped at
+    min(8 x interval, interval + 15 min), back to the interval after the first good answer."""
+    import httpx
+
+    from airflow_provider_flowruns.triggers import run as trigger_module
+
+    unavailable = httpx.Response(503, json={"message": "maintenance"})
+    route = tableflow_fr1(
+        *[unavailable] * 4,
+        {"id": "fr1", "status": "processing"},
+        unavailable,
+        {"id": "fr1", "status": "completed"},
+    )
+    slept: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def record_sleep(seconds: float) -> None:
+        slept.append(seconds)
+        await real_sleep(0)
+
+    monkeypatch.setattr(trigger_module.asyncio, "sleep", record_sleep)
+    monkeypatch.setattr(trigger_module.random, "uniform", lambda a, b: 1.0)  # no jitter: exact gaps
+    hook = TableflowHook(max_retries=0)  # each 503 reaches the trigger as one failed poll
+    trigger = FlowRunTrigger(
+        hook_class_path=hook.class_path(),
+        hook_kwargs=hook.hook_kwargs(),
+        run_ref={"run_id": "fr1"},
+        poll_interval=200,  # cap: min(1600, 200 + 900) = 1100 s (it was 8x: 1600 s)
+    )
+    (event,) = await events_of(trigger)
+    assert event["status"] == "success" and route.call_count == 7
+    assert slept == [400.0, 800.0, 1100.0, 1100.0, 200.0, 400.0]
