@@ -210,7 +210,10 @@ class _TI:
 
 
 def _deferred_trigger(task, context: dict) -> FlowRunTrigger:
-    from airflow.sdk.exceptions import TaskDeferred
+    try:
+        from airflow.sdk.exceptions import TaskDeferred
+    except ImportError:  # Airflow < 3.2
+        from airflow.exceptions import TaskDeferred  # type: ignore[no-redef]
 
     with pytest.raises(TaskDeferred) as deferred:
         task.execute(context)
