@@ -31,9 +31,10 @@ UNCHANGED_LOG_EVERY = 300.0
 #: poll interval or ``emulator_time_scale``. A trigger that fires before the scheduler has processed
 #: the worker's defer-exit makes Airflow (3.1-3.3) log "finished with state success, but the task
 #: instance's state attribute is queued" and fail or retry the task (apache/airflow#67287). Airflow
-#: took up to 5.25 s to process a defer-exit in 61 measured deferrals (PostgreSQL, LocalExecutor, a
-#: loaded 2-core machine); 10 s is about twice the worst seen. ``[flowruns] first_poll_floor``
-#: changes it (``dag.test()``, which has no scheduler to race, may set 0).
+#: took up to 5.25 s to process a defer-exit in 61 deferrals measured for issue 17, and 1.0-7.3 s
+#: (median 3.8 s) in the end-to-end suite's 30 at load ~25 on 2 cores (PostgreSQL, LocalExecutor);
+#: 10 s stays above the worst seen, and the triggerer's pickup adds ~1 s more. ``[flowruns]
+#: first_poll_floor`` changes it (``dag.test()``, which has no scheduler to race, may set 0).
 FIRST_POLL_FLOOR = 10.0
 
 _EVENT_STATUS = {

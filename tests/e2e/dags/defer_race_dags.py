@@ -26,7 +26,7 @@ with DAG(
 ):
     DemoRunOperator.partial(
         task_id="wait",
-        duration=6,  # emulated seconds: 3 s at the fleet's 2x demo clock
+        duration=2,  # emulated seconds: 1 s at the fleet's 2x demo clock
         deferrable=True,
         poll_interval=1,  # the demo floor
         poll_schedule="fixed",
