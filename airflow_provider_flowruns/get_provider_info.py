@@ -21,7 +21,9 @@ def _num_field(label: str, description: str) -> dict[str, Any]:
     return {"label": label, "description": description, "schema": {"type": ["number", "null"]}}
 
 
-_MAX_RPS = _num_field("Max requests/second", "Client-side request rate per connection (per process).")
+_MAX_RPS = _num_field(
+    "Max requests/second", "Request rate to stay under, per connection and process (sent at 90 % of it)."
+)
 
 CONNECTION_TYPES: list[dict[str, Any]] = [
     {
@@ -174,6 +176,16 @@ def get_provider_info() -> dict[str, Any]:
                         "type": "string",
                         "example": "httpx",
                         "default": "http.client",
+                    },
+                    "first_poll_floor": {
+                        "description": "Real seconds from a task deferring to its trigger's first poll, "
+                        "whatever the poll interval: a trigger that fires before the scheduler recorded "
+                        "the deferral gets the task failed or retried (apache/airflow#67287; up to 5.25 s "
+                        "measured). dag.test() has no scheduler to race and may use 0.",
+                        "version_added": "0.1.0",
+                        "type": "float",
+                        "example": "10",
+                        "default": "10",
                     },
                     **{
                         f"{vendor}_poll_interval": {

@@ -24,6 +24,10 @@ if "AIRFLOW_HOME" not in os.environ or os.environ.get("FLOWRUNS_TEST_HOME_PID"):
     os.environ["FLOWRUNS_TEST_HOME_PID"] = str(os.getpid())
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "tests" / "dags"))
+# dag.test() runs a deferred task's trigger in-process, with no scheduler whose record of the
+# deferral the first poll could beat: no 10 s wait per deferral there. The real-scheduler stacks
+# (testing/airflow_stack.py) drop this and keep the default floor; test_trigger.py checks the default.
+os.environ.setdefault("AIRFLOW__FLOWRUNS__FIRST_POLL_FLOOR", "0")
 
 import pytest  # noqa: E402
 
@@ -48,6 +52,24 @@ def airflow_db() -> Iterator[None]:
     yield
     if home.name.endswith(f"-{os.getpid()}"):
         shutil.rmtree(home, ignore_errors=True)
+
+
+#: Busy-loop processes a ``cpu_hog`` test runs beside it: on this 2-core machine, more runnable
+#: processes than cores, so the test's event loop and the emulator both wait for CPU.
+CPU_HOGS = 3
+
+
+@pytest.fixture
+def cpu_hog() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """The machine kept busy for the test's duration: a limiter test must hold on a loaded worker,
+    not only on an idle one. Each hog is stopped by its own pid afterwards."""
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(CPU_HOGS)]
+    try:
+        yield hogs
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait(10)
 
 
 @pytest.fixture(scope="session")

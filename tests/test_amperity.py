@@ -209,14 +209,41 @@ def test_start_is_retried_after_429(amperity):
     assert vendor(amperity)["runs_created"] == 1
 
 
-async def test_many_triggers_stay_under_10_requests_per_second(amperity):
+async def test_many_triggers_stay_under_10_requests_per_second(amperity, cpu_hog):
+    """45 status reads at once from one process, with the machine loaded (``cpu_hog``): the
+    emulator counts every arrival in a sliding one-second window and refuses the 11th."""
     hook = AmperityHook(**FAST)
     run_id = hook.start_workflow("og-slow")["id"]
     hooks = [AmperityHook(**FAST) for _ in range(45)]
-    await asyncio.gather(*(h.aget_status(RunRef(run_id)) for h in hooks))
+    statuses = await asyncio.gather(*(h.aget_status(RunRef(run_id)) for h in hooks))
     for h in hooks:
         await h.aclose()
+    assert {s.run_id for s in statuses} == {run_id}
     stats = vendor(amperity)
+    assert stats["rate_limited"] == 0
+    assert stats["max_rps_seen"] <= 10
+
+
+async def test_a_stalled_event_loop_does_not_bunch_requests_past_the_limit(amperity, cpu_hog):
+    """A triggerer's loop blocked for 0.5 s (a slow callback, a loaded machine) while 45 status
+    reads wait their turn: the reads whose slots passed during the stall must not all leave at once
+    when it ends. With slots booked ahead and spent at booking, they did (5 at once, then 1 per
+    1/9 s: 13 arrivals in one second, 429s)."""
+    hook = AmperityHook(**FAST)
+    run_id = hook.start_workflow("og-slow")["id"]
+    hooks = [AmperityHook(**FAST) for _ in range(45)]
+
+    async def stall_the_loop() -> None:
+        for _ in range(2):
+            await asyncio.sleep(1.0)
+            time.sleep(0.5)  # blocks the event loop, as a CPU-bound callback would
+
+    results = await asyncio.gather(stall_the_loop(), *(h.aget_status(RunRef(run_id)) for h in hooks))
+    for h in hooks:
+        await h.aclose()
+    assert {s.run_id for s in results[1:]} == {run_id}
+    stats = vendor(amperity)
+    assert stats["status_polls"] == 45
     assert stats["rate_limited"] == 0
     assert stats["max_rps_seen"] <= 10
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import pickle
-import time
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 
@@ -12,7 +11,7 @@ import pytest
 
 from airflow_provider_flowruns.core.errors import FlowRunsApiError, FlowRunsConfigError
 from airflow_provider_flowruns.core.polling import RetryPolicy, clamp_poll_interval, parse_retry_after
-from airflow_provider_flowruns.core.ratelimit import TokenBucket, bucket_for
+from airflow_provider_flowruns.core.ratelimit import RATE_MARGIN, RatePacer, pacer_for
 from airflow_provider_flowruns.core.runs import RunRef, RunState, StatusMap
 from airflow_provider_flowruns.hooks.activepieces import ActivepiecesHook
 from airflow_provider_flowruns.hooks.amperity import AmperityHook
@@ -90,21 +89,60 @@ def test_clamp_poll_interval(caplog):
         clamp_poll_interval("5", floor=1, default=2, who="x")  # type: ignore[arg-type]
 
 
-def test_token_bucket_books_slots_in_order():
-    bucket = TokenBucket(rate=10, burst=3)
-    assert [bucket.reserve() for _ in range(3)] == [0.0, 0.0, 0.0]
-    waits = [bucket.reserve() for _ in range(3)]
-    assert waits == sorted(waits) and waits[0] > 0
-    assert waits[-1] == pytest.approx(0.3, abs=0.02)
-    assert bucket_for("conn-a", 5.0) is bucket_for("conn-a", 5.0)
-    assert bucket_for("conn-a", 5.0) is not bucket_for("conn-b", 5.0)
+class FakeClock:
+    """Monotonic seconds that move only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
-def test_token_bucket_refills_over_time():
-    bucket = TokenBucket(rate=1000, burst=1)
-    bucket.reserve()
-    time.sleep(0.01)
-    assert bucket.reserve() == 0.0
+def test_pacer_books_evenly_spaced_slots_in_order():
+    clock = FakeClock()
+    pacer = RatePacer(10, clock=clock)
+    slots = [pacer.book() for _ in range(4)]
+    assert [pacer.wait_for(b) for b in slots] == pytest.approx([0.0, 0.1, 0.2, 0.3])
+    clock.now += 0.1
+    assert pacer.wait_for(slots[1]) == 0.0  # due: goes now
+    assert pacer.wait_for(slots[2]) == pytest.approx(0.1)
+
+
+def test_a_late_sender_moves_every_later_slot_back_instead_of_letting_them_bunch():
+    """A stall (loaded machine, blocked event loop) must not release the slots it covered at once."""
+    clock = FakeClock()
+    pacer = RatePacer(10, clock=clock)
+    a, b, c = pacer.book(), pacer.book(), pacer.book()  # due at +0, +0.1, +0.2
+    clock.now += 0.35  # every one of them wakes only now
+    assert pacer.wait_for(a) == 0.0  # sent 0.35 s late ...
+    assert pacer.wait_for(b) == pytest.approx(0.1)  # ... so b goes 0.1 s after a's real send
+    assert pacer.wait_for(c) == pytest.approx(0.2)
+    assert pacer.wait_for(pacer.book()) == pytest.approx(0.3)  # a new booking queues behind them
+    clock.now += 0.1
+    assert pacer.wait_for(b) == 0.0
+    assert pacer.wait_for(c) == pytest.approx(0.1)
+
+
+def test_an_idle_pacer_spaces_from_the_last_real_send():
+    clock = FakeClock()
+    pacer = RatePacer(4, clock=clock)
+    first = pacer.book()
+    clock.now += 1.0  # the caller wakes a second late, then sends
+    assert pacer.wait_for(first) == 0.0
+    assert pacer.wait_for(pacer.book()) == pytest.approx(0.25)  # not 0: a full spacing after that send
+    clock.now += 10.0
+    assert pacer.wait_for(pacer.book()) == 0.0  # idle since: no debt carried
+
+
+def test_pacer_for_aims_under_the_vendor_limit_and_is_shared_per_connection():
+    assert RATE_MARGIN == 0.9
+    pacer = pacer_for("conn-a", 10.0)
+    assert pacer.rate == pytest.approx(9.0) and pacer.spacing == pytest.approx(1 / 9)
+    assert pacer_for("conn-a", 10.0) is pacer
+    assert pacer_for("conn-b", 10.0) is not pacer
+    with pytest.raises(ValueError, match="rate must be positive"):
+        RatePacer(0)
 
 
 def test_run_ref_round_trip_is_plain():

@@ -1,4 +1,5 @@
-"""The adaptive poll schedule as plain arithmetic: floor, deadline, monotonic gaps, no history."""
+"""The adaptive poll schedule as plain arithmetic: floor, deadline, monotonic gaps, no history,
+the back-off cap after failed polls, exact window and gap values."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ import pytest
 from airflow_provider_flowruns.core.history import durations_from_xcom, vendor_durations
 from airflow_provider_flowruns.core.schedule import (
     MIN_HISTORY,
+    MIN_SIGMA,
+    WINDOW_Z,
     ExpectedDuration,
     PollSchedule,
+    backoff_cap,
     expected_duration,
 )
 
@@ -110,3 +114,85 @@ def test_history_parsing():
         {"status": "COMPLETED", "submittedAt": "2026-01-01T00:00:00Z", "completedAt": None},
     ]
     assert vendor_durations(runs, start="submittedAt", end="completedAt", succeeded={"COMPLETED"}) == [3600.0]
+
+
+# -- what the trigger actually sleeps: next_gap (jitter, back-off after failed polls, floor) ----------
+@pytest.mark.parametrize(
+    ("interval", "cap"), [(60.0, 480.0), (300.0, 1200.0), (900.0, 1800.0), (3600.0, 4500.0)]
+)
+def test_back_off_after_failed_polls_is_capped_at_min_8x_and_15_minutes_more(interval, cap):
+    assert backoff_cap(interval) == cap
+    sched = PollSchedule.fixed(interval, 10.0)
+    gaps = [sched.next_gap(0.0, failures=f) for f in range(8)]
+    assert gaps[0] == interval
+    assert gaps == [min(interval * 2**f, cap) for f in range(8)]
+    assert sched.next_gap(0.0, failures=10_000) == cap  # a long outage: no overflow, still the cap
+    # jitter spreads the herd but never takes a backed-off gap past the cap
+    assert sched.next_gap(0.0, jitter=1.1, failures=20) == cap
+
+
+def test_back_off_doubles_from_the_gap_the_schedule_would_use():
+    # 60 s dense gap, first back-off step 120 s, third 480 s = cap (8 x 60 < 60 + 900)
+    sched = PollSchedule.fixed(60.0, 10.0)
+    assert [sched.next_gap(0.0, failures=f) for f in (1, 2, 3, 4)] == [120.0, 240.0, 480.0, 480.0]
+    # an early, sparse gap of 1000 s backs off to at most 1900 s (1000 + 15 min), never below 1000
+    early = PollSchedule.adaptive(250.0, 10.0, started_at=0.0, expected=ExpectedDuration(5000, 6000, 5))
+    assert early.next_delay(0.0) == 1000.0
+    assert [early.next_gap(0.0, failures=f) for f in (0, 1, 2)] == [1000.0, 1900.0, 1900.0]
+
+
+def test_back_off_and_jitter_never_go_under_the_floor():
+    sched = PollSchedule.fixed(HABU_FLOOR, HABU_FLOOR)
+    assert sched.next_gap(0.0, jitter=0.9) == HABU_FLOOR  # 270 s without the clamp
+    assert sched.next_gap(0.0, jitter=1.1) == pytest.approx(330.0)
+    assert sched.next_gap(0.0, jitter=0.9, failures=1) == pytest.approx(540.0)
+    # a schedule whose interval sits under the floor (built by hand) is still clamped
+    assert PollSchedule(interval=5.0, floor=10.0).next_gap(0.0, jitter=0.9) == 10.0
+
+
+# -- adaptive windows: exact values ------------------------------------------------------------------
+def test_exactly_min_history_identical_runs_get_a_widened_minimum_window():
+    expected = expected_duration([600.0] * MIN_HISTORY)
+    assert expected is not None and expected.samples == MIN_HISTORY
+    sigma = MIN_SIGMA * (1 + 1 / MIN_HISTORY)  # the floor on the spread, widened for 3 samples
+    assert expected.low == pytest.approx(600.0 * math.exp(-WINDOW_Z * sigma), rel=1e-12)
+    assert expected.high == pytest.approx(600.0 * math.exp(WINDOW_Z * sigma), rel=1e-12)
+    assert (round(expected.low, 2), round(expected.high, 2)) == (523.36, 687.87)
+
+
+def test_a_small_sample_widens_its_window():
+    history = [500.0, 600.0, 700.0]
+    logs = [math.log(v) for v in history]
+    mu = sum(logs) / 3
+    sd = math.sqrt(sum((x - mu) ** 2 for x in logs) / 2)
+    expected = expected_duration(history)
+    assert expected is not None
+    widened = sd * (1 + 1 / 3)
+    assert expected.low == pytest.approx(math.exp(mu - WINDOW_Z * widened), rel=1e-12)
+    assert expected.high == pytest.approx(math.exp(mu + WINDOW_Z * widened), rel=1e-12)
+    assert (round(expected.low), round(expected.high)) == (375, 942)
+
+
+def test_a_start_in_the_future_counts_as_just_started():
+    # vendor clock ahead of ours: now is 100 s before the run's start; the first gap still lands
+    # on the window's start (600 s after start), not 100 s after it
+    sched = PollSchedule.adaptive(300, HABU_FLOOR, started_at=1000.0, expected=ExpectedDuration(600, 900, 5))
+    assert sched.sparse_interval == 1200.0
+    assert sched.next_delay(900.0) == 600.0
+
+
+def test_overdue_gaps_never_go_under_the_interval_and_widen_by_a_quarter_of_the_overrun():
+    sched = PollSchedule.adaptive(900, HABU_FLOOR, started_at=0.0, expected=ExpectedDuration(1000, 2000, 5))
+    assert sched.sparse_interval == 3600.0
+    assert sched.next_delay(2400.0) == 900.0  # overrun 400 s: 100 s, raised to the interval (not the floor)
+    assert sched.next_delay(10000.0) == 2000.0  # overrun 8000 s: a quarter of it
+    assert sched.next_delay(30000.0) == 3600.0  # then the sparse gap at most
+
+
+def test_from_dict_ignores_unknown_keys_and_defaults_missing_ones():
+    sched = PollSchedule.adaptive(300, HABU_FLOOR, started_at=17.0, expected=ExpectedDuration(1, 2, 3))
+    # a newer release added a field: this triggerer still loads the schedule
+    assert PollSchedule.from_dict({**sched.to_dict(), "future_field": 1}) == sched
+    # an older release wrote fewer fields: the missing ones take their defaults
+    assert PollSchedule.from_dict({"interval": 60}) == PollSchedule(interval=60.0)
+    assert PollSchedule.from_dict({"interval": 60, "floor": 10}).next_delay(0.0) == 60.0

@@ -196,3 +196,126 @@ async def test_logs_the_first_status_and_every_change_not_every_poll(capfd, tabl
     assert out.count("Run fr1 is RUNNING (processing)") == 2  # the first answer, and back from review
     assert "is still" not in out  # the periodic line comes only after minutes unchanged
     assert '"k"' not in out and "Bearer k" not in out
+
+
+# -- the first poll after deferring: never before Airflow recorded the deferral ----------------------
+class _TI:
+    """What a run operator's ``execute`` reads from ``context["ti"]``: it pushes two XComs."""
+
+    def __init__(self) -> None:
+        self.xcoms: dict[str, object] = {}
+
+    def xcom_push(self, key: str, value: object) -> None:
+        self.xcoms[key] = value
+
+
+def _deferred_trigger(task, context: dict) -> FlowRunTrigger:
+    try:
+        from airflow.sdk.exceptions import TaskDeferred
+    except ImportError:  # Airflow < 3.2
+        from airflow.exceptions import TaskDeferred  # type: ignore[no-redef]
+
+    with pytest.raises(TaskDeferred) as deferred:
+        task.execute(context)
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, FlowRunTrigger)
+    return trigger
+
+
+@pytest.fixture
+def scaled_demo(demo, monkeypatch):
+    """The demo emulator behind a connection that shrinks vendor time 10x (interval 1 s -> 0.1 s),
+    and the first-poll floor at its default (the dag.test() suites lower it, see conftest)."""
+    from conftest import DEMO_TOKEN
+
+    monkeypatch.delenv("AIRFLOW__FLOWRUNS__FIRST_POLL_FLOOR", raising=False)
+    conn = {
+        "conn_type": "flowruns_demo",
+        "host": demo.url("demo", "/v1"),
+        "password": DEMO_TOKEN,
+        "extra": {"emulator_time_scale": 10},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_FLOWRUNS_DEMO_DEFAULT", json.dumps(conn))
+    return demo
+
+
+@pytest.mark.parametrize("poll_schedule", ["fixed", "adaptive"])
+def test_a_deferring_run_operator_polls_first_after_the_floor_whatever_the_time_scale(
+    scaled_demo, poll_schedule
+):
+    from airflow_provider_flowruns.testing.demo import DemoRunOperator
+    from airflow_provider_flowruns.triggers.run import FIRST_POLL_FLOOR
+
+    task = DemoRunOperator(
+        task_id="t",
+        run_name=f"floor-{poll_schedule}",
+        duration=3600,
+        deferrable=True,
+        poll_interval=1,
+        poll_schedule=poll_schedule,
+    )
+    trigger = _deferred_trigger(task, {"ti": _TI(), "task_state_store": None})
+    assert FIRST_POLL_FLOOR == 10.0
+    assert trigger.initial_delay == 10.0  # 0.1 s (1 s / 10) before the floor
+    assert trigger.poll_interval == pytest.approx(0.1)  # later polls keep the scaled interval
+    assert trigger.serialize()[1]["initial_delay"] == 10.0  # what the triggerer rebuilds it from
+
+
+def test_a_deferring_sensor_polls_first_after_the_floor_whatever_the_time_scale(scaled_demo):
+    from airflow_provider_flowruns.testing.demo import DemoRunSensor
+
+    ref = DemoHook().start_run("floor-sensor", duration=3600)
+    sensor = DemoRunSensor(task_id="s", run_id=ref.run_id, deferrable=True, poke_interval=1)
+    trigger = _deferred_trigger(sensor, {"ti": _TI()})
+    assert trigger.initial_delay == 10.0
+    assert trigger.schedule is not None and trigger.schedule["floor"] == pytest.approx(0.1)
+
+
+def test_first_poll_delay_keeps_longer_gaps_and_reads_the_configured_floor(monkeypatch):
+    from airflow_provider_flowruns.core.errors import FlowRunsConfigError
+    from airflow_provider_flowruns.triggers.run import first_poll_delay
+
+    monkeypatch.delenv("AIRFLOW__FLOWRUNS__FIRST_POLL_FLOOR", raising=False)
+    assert (first_poll_delay(0.1), first_poll_delay(300.0)) == (10.0, 300.0)
+    monkeypatch.setenv("AIRFLOW__FLOWRUNS__FIRST_POLL_FLOOR", "3")
+    assert first_poll_delay(0.1) == 3.0
+    monkeypatch.setenv("AIRFLOW__FLOWRUNS__FIRST_POLL_FLOOR", "-1")
+    with pytest.raises(FlowRunsConfigError, match=r"first_poll_floor must be >= 0 seconds, got -1.0"):
+        first_poll_delay(0.1)
+
+
+async def test_the_trigger_backs_off_after_failed_polls_up_to_the_cap_and_resets_on_an_answer(
+    tableflow_fr1, monkeypatch
+):
+    """What the trigger sleeps between polls while the vendor errors: 2x per failed poll, capped at
+    min(8 x interval, interval + 15 min), back to the interval after the first good answer."""
+    import httpx
+
+    from airflow_provider_flowruns.triggers import run as trigger_module
+
+    unavailable = httpx.Response(503, json={"message": "maintenance"})
+    route = tableflow_fr1(
+        *[unavailable] * 4,
+        {"id": "fr1", "status": "processing"},
+        unavailable,
+        {"id": "fr1", "status": "completed"},
+    )
+    slept: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def record_sleep(seconds: float) -> None:
+        slept.append(seconds)
+        await real_sleep(0)
+
+    monkeypatch.setattr(trigger_module.asyncio, "sleep", record_sleep)
+    monkeypatch.setattr(trigger_module.random, "uniform", lambda a, b: 1.0)  # no jitter: exact gaps
+    hook = TableflowHook(max_retries=0)  # each 503 reaches the trigger as one failed poll
+    trigger = FlowRunTrigger(
+        hook_class_path=hook.class_path(),
+        hook_kwargs=hook.hook_kwargs(),
+        run_ref={"run_id": "fr1"},
+        poll_interval=200,  # cap: min(1600, 200 + 900) = 1100 s (it was 8x: 1600 s)
+    )
+    (event,) = await events_of(trigger)
+    assert event["status"] == "success" and route.call_count == 7
+    assert slept == [400.0, 800.0, 1100.0, 1100.0, 200.0, 400.0]

@@ -37,7 +37,7 @@ from airflow_provider_flowruns.core.errors import (
     UnexpectedResponse,
 )
 from airflow_provider_flowruns.core.polling import RetryPolicy, clamp_poll_interval, parse_retry_after
-from airflow_provider_flowruns.core.ratelimit import TokenBucket, bucket_for
+from airflow_provider_flowruns.core.ratelimit import RatePacer, pacer_for
 from airflow_provider_flowruns.core.runs import RunRef, RunStatus, StatusMap
 
 T = TypeVar("T")
@@ -142,7 +142,8 @@ class FlowRunsHook(BaseHook):
     #: The shortest poll interval the vendor allows (seconds) and the default when unset.
     poll_floor: ClassVar[float] = 10.0
     default_poll_interval: ClassVar[float] = 30.0
-    #: Client-side requests/second per connection; None for no limit.
+    #: The vendor's documented requests/second per connection (the client sends at 90 % of it,
+    #: ``core.ratelimit.RATE_MARGIN``); None for no limit.
     default_max_rps: ClassVar[float | None] = None
     #: Whether a 429 on a non-idempotent call (a create) may be retried. True where a 429 proves the
     #: request was not processed and the budget refills quickly; Habu sets False (20 per hour).
@@ -172,7 +173,7 @@ class FlowRunsHook(BaseHook):
         self._aclient: httpx.AsyncClient | None = None
         self._aclient_key: str | None = None
         self._aslots: asyncio.Semaphore | None = None
-        self._bucket: TokenBucket | None = None
+        self._pacer: RatePacer | None = None
         self._settings: ClientSettings | None = None
         self._conn_extra: dict[str, Any] = {}
         self._time_scale = 1.0
@@ -339,7 +340,7 @@ class FlowRunsHook(BaseHook):
             else self._conn_extra.get("max_rps", self.default_max_rps)
         )
         if rps:
-            self._bucket = bucket_for(self.conn_id, float(rps))
+            self._pacer = pacer_for(self.conn_id, float(rps))
         return settings
 
     def _read_time_scale(self, base_url: str) -> float:
@@ -411,8 +412,8 @@ class FlowRunsHook(BaseHook):
         parse_fn = parse or _json_body
         attempt = 0
         while True:
-            if self._bucket is not None:
-                self._bucket.acquire()
+            if self._pacer is not None:
+                self._pacer.acquire()
             try:
                 response = _unbound(client.request(**self._request_kwargs(call)))
                 error = self._check(call, response)
@@ -430,13 +431,15 @@ class FlowRunsHook(BaseHook):
         parse_fn = parse or _json_body
         attempt = 0
         while True:
-            if self._bucket is not None:
-                await self._bucket.aacquire()
             try:
                 assert self._aslots is not None
                 kwargs = self._request_kwargs(call)
                 kwargs["url"] = self._absolute_url(client, kwargs["url"])
                 async with self._aslots:
+                    # Paced inside the in-flight slot: a request paced first and then queued for a
+                    # slot would leave with the others queued there, bunched past the rate.
+                    if self._pacer is not None:
+                        await self._pacer.aacquire()
                     response = _unbound(await client.request(**kwargs))
                 error = self._check(call, response)
                 if error is None:
@@ -459,8 +462,8 @@ class FlowRunsHook(BaseHook):
         client = self.get_client()
         attempt = 0
         while True:
-            if self._bucket is not None:
-                self._bucket.acquire()
+            if self._pacer is not None:
+                self._pacer.acquire()
             kwargs = self._request_kwargs(call)
             auth = kwargs.pop("auth", httpx.USE_CLIENT_DEFAULT)
             try:

@@ -30,6 +30,18 @@ MIN_SIGMA = 0.05
 SPARSE_FACTOR = 4.0
 #: An overdue run is polled every ``overdue / OVERDUE_DIVISOR`` (between interval and the sparse gap).
 OVERDUE_DIVISOR = 4.0
+#: After failed polls (a vendor outage) the gap doubles per failure, up to this many times the usual
+#: gap ...
+BACKOFF_MAX_FACTOR = 8.0
+#: ... and never more than this many seconds longer than it: with Habu's hourly polling, x8 alone
+#: would notice a run that finished during an outage ~7 h late; with this, at most 15 min late.
+BACKOFF_MAX_EXTRA = 15 * 60.0
+
+
+def backoff_cap(gap: float) -> float:
+    """The longest gap after failed polls, for a usual gap of ``gap`` seconds:
+    ``min(8 x gap, gap + 15 min)`` (60 s -> 480 s; 3600 s -> 4500 s)."""
+    return min(gap * BACKOFF_MAX_FACTOR, gap + BACKOFF_MAX_EXTRA)
 
 
 @dataclass(frozen=True)
@@ -138,15 +150,23 @@ class PollSchedule:
 
     def next_gap(self, now: float, *, jitter: float = 1.0, failures: int = 0) -> float:
         """The gap a poller actually sleeps: ``next_delay`` times a jitter factor (which spreads a
-        herd of triggers apart) and a back-off after failed polls (x2 each, up to x8) - and still
-        never under the floor. The trigger and the benchmark's simulator both call this."""
-        return max(self.next_delay(now) * jitter * min(2**failures, 8), self.floor)
+        herd of triggers apart), doubled per failed poll in a row up to :func:`backoff_cap` - and
+        still never under the floor. The trigger, the operators' sync wait and the benchmark's
+        simulator all call this: one rule for every path."""
+        base = self.next_delay(now)
+        gap = base * jitter
+        if failures > 0:
+            # 2.0 ** 30 already exceeds any cap; bounding the exponent keeps a float from overflowing.
+            gap = min(gap * 2.0 ** min(failures, 30), backoff_cap(base))
+        return max(gap, self.floor)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PollSchedule:
+        """Rebuild from ``to_dict``. Unknown keys are ignored and missing ones take their defaults, so
+        a trigger serialized by a newer or older release still loads in this triggerer."""
         plain = {k: (None if v is None else float(v)) for k, v in data.items() if k in _FIELDS}
         return cls(**plain)  # type: ignore[arg-type]
 

@@ -49,7 +49,7 @@ class AmperityHook(FlowRunsHook):
     default_base_url = "https://app.amperity.com/api"
     poll_floor = 10.0
     default_poll_interval = AMPERITY.default_poll_interval
-    default_max_rps = 9.0  # 10 documented; a margin for arrival jitter in the vendor's sliding window
+    default_max_rps = 10.0  # documented; the client sends at 9 (core.ratelimit.RATE_MARGIN)
     status_map = StatusMap(
         {
             RunState.QUEUED: ["scheduled"],

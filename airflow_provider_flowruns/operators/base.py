@@ -220,7 +220,7 @@ class FlowRunOperator(BaseOperator):
         return PollSchedule.adaptive(interval, floor, started_at=self._submitted_at, expected=expected)
 
     def execute(self, context: Any) -> Any:
-        from airflow_provider_flowruns.triggers.run import FlowRunTrigger, status_event
+        from airflow_provider_flowruns.triggers.run import FlowRunTrigger, first_poll_delay, status_event
 
         hook = self.hook
         interval = self.effective_poll_interval()
@@ -253,7 +253,7 @@ class FlowRunOperator(BaseOperator):
                     stop_states=[s.value for s in self.stop_states()],
                     cancel_on_kill=self.cancel_on_kill,
                     run_url=run_url,
-                    initial_delay=schedule.next_delay(time.time()),
+                    initial_delay=first_poll_delay(schedule.next_delay(time.time())),
                     schedule=schedule.to_dict(),
                 ),
                 method_name="execute_complete",
@@ -361,6 +361,7 @@ class FlowRunOperator(BaseOperator):
     ) -> Any:
         from airflow_provider_flowruns.triggers.run import status_event
 
+        failures = 0  # failed polls in a row: the same back-off rule as the trigger's (next_gap)
         while True:
             if deadline is not None and time.time() >= deadline:
                 return self._finish(
@@ -374,7 +375,7 @@ class FlowRunOperator(BaseOperator):
                     },
                     ref,
                 )
-            delay = schedule.next_delay(time.time())
+            delay = schedule.next_gap(time.time(), failures=failures)
             if deadline is not None and delay >= deadline - time.time():
                 time.sleep(max(0.0, deadline - time.time()))  # then time out: no poll past the deadline
                 continue
@@ -384,8 +385,10 @@ class FlowRunOperator(BaseOperator):
             except FlowRunsApiError as exc:
                 if not exc.retryable:
                     raise
+                failures += 1
                 self.log.warning("Status check for run %s failed (%s); will poll again.", ref.run_id, exc)
                 continue
+            failures = 0
             self.log.info("%s run %s is %s", hook.vendor, ref.run_id, status.vendor_status)
             if self._settled(status):
                 return self._finish(context, status_event(status, run_url=run_url), ref)

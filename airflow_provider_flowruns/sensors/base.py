@@ -98,7 +98,7 @@ class FlowRunSensor(BaseSensorOperator):
         if not self.deferrable:
             return super().execute(context)
         from airflow_provider_flowruns.core.schedule import PollSchedule
-        from airflow_provider_flowruns.triggers.run import FlowRunTrigger
+        from airflow_provider_flowruns.triggers.run import FlowRunTrigger, first_poll_delay
 
         if self.poke(context):
             return None
@@ -113,7 +113,7 @@ class FlowRunSensor(BaseSensorOperator):
                 stop_states=[RunState.PAUSED.value] if self.succeed_on_pause else [],
                 cancel_on_kill=False,
                 run_url=self.hook.run_url(ref),
-                initial_delay=self._interval(),
+                initial_delay=first_poll_delay(self._interval()),
                 # A sensor does not know when the run started: fixed, but jitter kept above the floor.
                 schedule=PollSchedule.fixed(
                     self._interval(), self.hook.poll_floor / self.hook.time_scale

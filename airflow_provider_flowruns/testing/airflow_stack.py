@@ -128,6 +128,9 @@ class AirflowStack:
             **dict(env or {}),
         }
         self.env.pop("AIRFLOW__CORE__UNIT_TEST_MODE", None)
+        # A real scheduler races a trigger that fires too soon after the deferral (apache/airflow#67287):
+        # the stack keeps the default first-poll floor even when the dag.test() suite lowered it.
+        self.env.pop("AIRFLOW__FLOWRUNS__FIRST_POLL_FLOOR", None)
 
     def _celery_env(self) -> dict[str, str]:
         if self.executor != "CeleryExecutor":

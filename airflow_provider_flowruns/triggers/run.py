@@ -27,12 +27,36 @@ from airflow_provider_flowruns.core.schedule import PollSchedule
 #: write hundreds of identical lines a second, a large share of the triggerer's CPU (bench 2).
 UNCHANGED_LOG_EVERY = 300.0
 
+#: The first poll after a task defers comes at least this many *real* seconds later, whatever the
+#: poll interval or ``emulator_time_scale``. A trigger that fires before the scheduler has processed
+#: the worker's defer-exit makes Airflow (3.1-3.3) log "finished with state success, but the task
+#: instance's state attribute is queued" and fail or retry the task (apache/airflow#67287). Airflow
+#: took up to 5.25 s to process a defer-exit in 61 deferrals measured for issue 17, and 1.0-7.3 s
+#: (median 3.8 s) in the end-to-end suite's 30 at load ~25 on 2 cores (PostgreSQL, LocalExecutor);
+#: 10 s stays above the worst seen, and the triggerer's pickup adds ~1 s more. ``[flowruns]
+#: first_poll_floor`` changes it (``dag.test()``, which has no scheduler to race, may set 0).
+FIRST_POLL_FLOOR = 10.0
+
 _EVENT_STATUS = {
     RunState.SUCCEEDED: "success",
     RunState.FAILED: "failed",
     RunState.CANCELLED: "cancelled",
     RunState.PAUSED: "paused",
 }
+
+
+def first_poll_delay(delay: float) -> float:
+    """Seconds from deferring to the first poll: ``delay`` (the schedule's next gap), raised to
+    ``[flowruns] first_poll_floor`` (default :data:`FIRST_POLL_FLOOR`). Operators and sensors both
+    defer through this, so no path can fire a trigger before Airflow recorded the deferral."""
+    from airflow.configuration import conf
+
+    from airflow_provider_flowruns.core.errors import FlowRunsConfigError
+
+    floor = conf.getfloat("flowruns", "first_poll_floor", fallback=FIRST_POLL_FLOOR)
+    if not floor >= 0:  # also rejects NaN
+        raise FlowRunsConfigError(f"[flowruns] first_poll_floor must be >= 0 seconds, got {floor!r}")
+    return max(float(delay), floor)
 
 
 def status_event(status: RunStatus, *, run_url: str | None = None) -> dict[str, Any]:
@@ -59,7 +83,8 @@ class FlowRunTrigger(BaseTrigger):
     :param cancel_on_kill: cancel the vendor run when a user kills the deferred task (Airflow 3.3+).
     :param initial_delay: seconds to wait before the first poll. Operators and sensors check the
         status right before deferring, so polling again at once would spend a vendor poll for
-        nothing (Habu allows one per 5 minutes) - they pass the poll interval here.
+        nothing (Habu allows one per 5 minutes) - they pass the poll interval here, raised to
+        :func:`first_poll_delay`'s floor so the event never beats Airflow's record of the deferral.
     :param schedule: ``PollSchedule.to_dict()`` (plain numbers): when to poll next, adaptive or fixed,
         with the vendor floor no gap may go under. None (triggers serialized by older releases):
         every ``poll_interval``.

@@ -8,6 +8,9 @@ PostgreSQL metadata DB when reachable), every vendor's emulator as a uvicorn pro
 - A task's worker process is killed right after it submitted, for every vendor: the retry
   re-attaches to the same vendor run (task state store on 3.3+; below it the run's name or key,
   which Amperity lacks).
+- 30 deferrable tasks at the shortest allowed poll interval, whose trigger could fire at once: none
+  is failed or retried by Airflow's defer-exit race (apache/airflow#67287), thanks to the first-poll
+  floor.
 - A deferred task is marked failed or cleared (Airflow 3.3+, ``BaseTrigger.on_kill``): the vendor run
   is stopped where the vendor can (Amperity stop, Activepieces cancel of a paused run) and the log says
   it keeps going where it cannot (Habu, Tableflow); a cleared task then runs once more, on a new run
@@ -36,7 +39,7 @@ from airflow_provider_flowruns.version_compat import AIRFLOW_V_3_3_PLUS
 ROOT = Path(__file__).resolve().parents[2]
 VENDORS = ("amperity", "habu", "tableflow", "activepieces")
 #: Long runs take 30-40 s here: long enough to be deferred when the fault strikes, short enough for CI.
-SPEEDS = {"amperity": 100.0, "habu": 600.0, "tableflow": 2.0, "activepieces": 2.0}
+SPEEDS = {"amperity": 100.0, "habu": 600.0, "tableflow": 2.0, "activepieces": 2.0, "demo": 2.0}
 PIPELINE = "example_flowruns_pipeline"  # tests/e2e/dags/pipeline_catchup.py
 
 pytestmark = pytest.mark.e2e
@@ -47,7 +50,7 @@ def stack_and_fleet(tmp_path_factory) -> Iterator[tuple[AirflowStack, EmulatorFl
     workdir = tmp_path_factory.mktemp("process-faults")
     invoice = workdir / "invoice.pdf"
     invoice.write_bytes(b"%PDF-1.4\n" + bytes(range(256)) * 100)
-    with EmulatorFleet(workdir, speeds=SPEEDS, vendors=VENDORS) as fleet:
+    with EmulatorFleet(workdir, speeds=SPEEDS, vendors=(*VENDORS, "demo")) as fleet:
         env = {
             **fleet.env,
             "AIRFLOW_VAR_PF_INVOICE": str(invoice),
@@ -330,3 +333,26 @@ def test_the_scheduler_catches_up_the_pipeline_through_all_four_vendors(stack_an
     after = runs_created(fleet)
     assert {v: after[v] - before[v] for v in VENDORS} == dict.fromkeys(VENDORS, 2)
     assert fleet.stats("habu")["resumes"] >= 2
+
+
+def test_thirty_deferrals_at_the_shortest_interval_see_no_spurious_failure_or_retry(stack_and_fleet):
+    """Each run ends before the trigger's first poll, so each trigger fires as soon as the provider
+    lets it; with a first poll at the scaled interval (0.5 s) Airflow failed or retried such tasks
+    when its scheduler had not yet processed the worker's defer-exit (up to 5.25 s measured)."""
+    stack, fleet = stack_and_fleet
+    dag_id = "pf_defer_race"  # tests/e2e/dags/defer_race_dags.py
+    before = fleet.stats("demo").get("runs_created", 0)
+    run_id = stack.trigger(dag_id)
+    report = stack.wait_for_run(dag_id, run_id, timeout=600)
+    rows = stack.query(
+        "select map_index, coalesce(state, 'none'), try_number from task_instance "
+        "where dag_id=:d and run_id=:r order by map_index",
+        d=dag_id,
+        r=run_id,
+    )
+    assert [tuple(r) for r in rows] == [(i, "success", 1) for i in range(30)], rows
+    assert report.state == "success"
+    # every task really deferred (a trigger log per task) and started exactly one vendor run
+    folder = stack.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}"
+    assert len(list(folder.rglob("attempt=1.log.trigger.*.log"))) == 30
+    assert fleet.stats("demo")["runs_created"] - before == 30
