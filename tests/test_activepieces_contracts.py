@@ -397,3 +397,67 @@ def test_emulator_paused_run_carries_every_field_of_the_example(activepieces):
     assert set(RUN.body) <= set(run), set(RUN.body) - set(run)
     assert set(RUN.body["pauseMetadata"]) <= set(run["pauseMetadata"])
     assert set(RUN.body["failedStep"]) == {"name", "displayName"}
+
+
+# -- the operators' submit steps on the examples ------------------------------------------------------------------
+class _Ti:
+    """What the operators use of Airflow's task instance here: its identity and ``xcom_push``."""
+
+    dag_id, task_id, run_id, map_index, try_number = "d", "t", "manual__1", -1, 1
+
+    def __init__(self) -> None:
+        self.pushed: dict[str, object] = {}
+
+    def xcom_push(self, key: str, value: object) -> None:
+        self.pushed[key] = value
+
+
+def test_trigger_operator_finds_its_run_after_the_async_example(activepieces):
+    """Webhook answered ``200 {}`` (the example: no run id); the run is then found by the marker in
+    its trigger output: the FlowRun example plus a trigger step, as a listing and a get."""
+    from airflow_provider_flowruns.operators.activepieces import ActivepiecesTriggerFlowOperator
+
+    op = ActivepiecesTriggerFlowOperator(task_id="t", flow_id=FLOW, payload={"a": 1}, correlation_timeout=5)
+    ti = _Ti()
+    marker = f"{op.marker_prefix({'ti': ti})}1"
+    trigger_step = {"output": {"body": {"a": 1}, "queryParams": {"airflow_run_key": marker}}}
+    detail = edited(steps={"trigger": trigger_step, **RUN.body["steps"]})
+    activepieces.serve_verbatim(
+        webhook_answer("webhook_async_accepted", headers={"x-webhook-id": "req-7"}),
+        {
+            "method": "GET",
+            "path": f"{API}/v1/flow-runs",
+            "body": {"data": [edited(steps=None)], "next": None},
+        },
+        run_answer(detail),
+    )
+    ref = op.submit(ActivepiecesHook(**FAST), {"ti": ti})
+    assert ref.run_id == RUN_ID
+
+
+def test_resume_operator_on_the_example_pushes_the_recorded_answer(activepieces):
+    from airflow_provider_flowruns.operators.activepieces import ActivepiecesResumeFlowRunOperator
+
+    recorded = example("activepieces", "resume_recorded")
+    activepieces.serve_verbatim(
+        run_answer(RUN.body),
+        {"method": "POST", "path": f"{API}/v1/flow-runs/{RUN_ID}/waitpoints/...", "body": recorded.body},
+    )
+    ti = _Ti()
+    op = ActivepiecesResumeFlowRunOperator(
+        task_id="t", run_id=RUN_ID, payload={"ok": True}, on_pause="return"
+    )
+    assert op.submit(ActivepiecesHook(**FAST), {"ti": ti}).run_id == RUN_ID
+    assert ti.pushed["response"] == {"status_code": 200, "body": recorded.body, "request_id": None}
+
+
+def test_retry_operator_follows_the_run_the_example_names(activepieces):
+    from airflow_provider_flowruns.operators.activepieces import ActivepiecesRetryFlowRunOperator
+
+    activepieces.serve_verbatim(
+        {"method": "POST", "path": f"{API}/v1/flow-runs/oldRun/retry", "body": edited(status="QUEUED")}
+    )
+    ti = _Ti()
+    op = ActivepiecesRetryFlowRunOperator(task_id="t", run_id="oldRun", strategy="ON_LATEST_VERSION")
+    assert op.submit(ActivepiecesHook(**FAST), {"ti": ti}).run_id == RUN_ID
+    assert ti.pushed["retried_run_id"] == "oldRun"
