@@ -198,7 +198,8 @@ async def test_approval_pauses_and_resumes_through_its_waitpoint(api: Api) -> No
     assert paused["status"] == "PAUSED" and meta["type"] == "WEBHOOK" and meta["requestId"]
     assert paused["steps"]["step_2"]["status"] == "PAUSED" and "step_3" not in paused["steps"]
     wrong = await api.client.post(f"/v1/flow-runs/{run_id}/waitpoints/{ap.ap_id('x')}", json={})
-    assert_error(wrong, 404, "ENTITY_NOT_FOUND", "waitpoint")
+    assert_error(wrong, 404, "ENTITY_NOT_FOUND", "Waitpoint not found")
+    assert wrong.json()["params"]["entityType"] == "waitpoint"
     resumed = await api.client.post(
         f"/v1/flow-runs/{run_id}/waitpoints/{meta['waitpointId']}", json={"approved": True}
     )

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from airflow_provider_flowruns.core.errors import UnexpectedResponse
 
@@ -71,3 +71,115 @@ def read(model: type[M], body: Any, *, what: str, prefix: str = "") -> M:
 def dump(instance: BaseModel) -> Mapping[str, Any]:
     """A model as the plain mapping the vendor sent (by alias), for XCom and storage."""
     return instance.model_dump(by_alias=True, exclude_none=False)
+
+
+# -- Amperity (control plane 2024-04-01) ------------------------------------------------------------
+# Fields are the ones the Amperity hook reads; everything else in a Workflow (principal_*, versions,
+# warn_after_ms, ...) is ignored. Required where the spec requires them and we rely on them.
+
+
+class AmperityError(VendorModel):
+    """``error`` of a Workflow or task instance; ``attribution`` says who fixes it (customer/platform)."""
+
+    message: str | None = None
+    attribution: str | None = None
+
+
+class AmperityTaskInstance(VendorModel):
+    id: str
+    state: str
+    label: str | None = None
+    error: AmperityError | None = None
+
+
+class AmperityWorkflow(VendorModel):
+    """The start, get (overview or verbose) and stop answers: a ``Workflow``."""
+
+    id: str
+    state: str
+    name: str | None = None
+    type: str | None = None
+    error: AmperityError | None = None
+    task_instances: list[AmperityTaskInstance] | None = None
+
+
+class AmperityWorkflowSummary(VendorModel):
+    """A listed Workflow: what matching a lost start's run needs (``created_at`` bounds the search)."""
+
+    id: str
+    state: str
+    created_at: str
+    type: str | None = None
+
+
+class AmperityWorkflowPage(VendorModel):
+    """``GET /workflow/runs``: ``{data, next_token, total}``; no ``next_token`` on the last page."""
+
+    data: list[AmperityWorkflowSummary]
+    next_token: str | None = None
+
+
+class AmperityToken(VendorModel):
+    """``POST /v0/oauth2/token``: RFC 6749's ``access_token``/``expires_in``/``token_type``."""
+
+    access_token: str = Field(min_length=1)
+    expires_in: float | None = Field(default=None, gt=0)
+    #: We send the token as ``Bearer``; any other type would be refused on every call.
+    token_type: str | None = None
+
+
+class AmperityErrorBody(VendorModel):
+    """``ErrorResponse``: the spec allows only ``status``/``message``; the docs add the ids."""
+
+    status: int | None = None
+    message: str | None = None
+    request_id: str | None = None
+    trace_id: str | None = None
+
+
+# -- Activepieces (flow runs) -----------------------------------------------------------------------
+# camelCase on the wire, snake_case here (aliases), so a named path is the vendor's spelling.
+
+
+class ActivepiecesFailedStep(VendorModel):
+    name: str
+    display_name: str | None = Field(default=None, alias="displayName")
+
+
+class ActivepiecesPauseMetadata(VendorModel):
+    """``DELAY`` (``resumeDateTime``) or ``WEBHOOK`` (``requestId``; a waitpoint id where a server names one)."""
+
+    type: str
+    request_id: str | None = Field(default=None, alias="requestId")
+    waitpoint_id: str | None = Field(default=None, alias="waitpointId")
+    resume_date_time: str | None = Field(default=None, alias="resumeDateTime")
+
+
+class ActivepiecesFlowRun(VendorModel):
+    """A ``FlowRun`` (get, retry; list items without ``steps``). Both failed-step spellings: current
+    ``failedStep{name,displayName}`` and the older schema's ``failedStepName``. Step data is kept as
+    sent (it is the flow's own data); the transfer checks the steps it writes."""
+
+    id: str
+    status: str
+    flow_id: str | None = Field(default=None, alias="flowId")
+    failed_step: ActivepiecesFailedStep | None = Field(default=None, alias="failedStep")
+    failed_step_name: str | None = Field(default=None, alias="failedStepName")
+    termination_reason: str | None = Field(default=None, alias="terminationReason")
+    pause_metadata: ActivepiecesPauseMetadata | None = Field(default=None, alias="pauseMetadata")
+    steps: dict[str, Any] | None = None
+    steps_data_truncated: bool | None = Field(default=None, alias="stepsDataTruncated")
+
+
+class ActivepiecesSeekPage(VendorModel):
+    """``GET /v1/flow-runs``: ``{data, next, previous}``; ``next`` null on the last page."""
+
+    data: list[ActivepiecesFlowRun]
+    next: str | None = None
+
+
+class ActivepiecesStepOutput(VendorModel):
+    """One entry of a run's ``steps`` as the step-outputs transfer writes it: ``output`` must be
+    there (null is the vendor's own value and is written as such; a missing one is not guessed)."""
+
+    output: Any

@@ -26,7 +26,7 @@ from airflow_provider_flowruns.core.errors import (
     NotSupported,
 )
 from airflow_provider_flowruns.core.http import Call, ClientSettings, FlowRunsHook
-from airflow_provider_flowruns.core.pages import page_field, page_items
+from airflow_provider_flowruns.core.models import ActivepiecesFlowRun, ActivepiecesSeekPage, read
 from airflow_provider_flowruns.core.runs import RunRef, RunState, RunStatus, StatusMap
 from airflow_provider_flowruns.vendors.activepieces import (  # defined there for DAG parse; used here
     ACTIVEPIECES,
@@ -167,7 +167,9 @@ class ActivepiecesHook(FlowRunsHook):
     # -- runs ----------------------------------------------------------------------------------------
     def get_run(self, run_id: str) -> dict[str, Any]:
         """One run with its ``steps`` (None when it has not started or its data was purged)."""
-        return dict(self.call(self.status_call(RunRef(run_id))))
+        body = self.call(self.status_call(RunRef(run_id)))
+        read(ActivepiecesFlowRun, body, what=f"Activepieces run {run_id}")
+        return dict(body)
 
     def list_runs(
         self, run_filter: RunFilter | None = None, *, limit: int = 100, max_pages: int | None = None
@@ -182,10 +184,11 @@ class ActivepiecesHook(FlowRunsHook):
         while True:
             params = base + ([("cursor", cursor)] if cursor else [])
             page = self.call(Call("GET", "v1/flow-runs", params=params))
-            yield from page_items(page, "data", what="Activepieces flow runs")
+            read(ActivepiecesSeekPage, page, what="Activepieces flow runs listing")
+            yield from page["data"]
             pages += 1
-            previous, cursor = cursor, page_field(page, "next")
-            if not isinstance(cursor, str) or not cursor or cursor == previous:
+            previous, cursor = cursor, page.get("next")
+            if not cursor or cursor == previous:
                 return
             if max_pages is not None and pages >= max_pages:
                 return
@@ -194,11 +197,11 @@ class ActivepiecesHook(FlowRunsHook):
         return Call("GET", f"v1/flow-runs/{ref.run_id}")
 
     def parse_status(self, ref: RunRef, body: Any) -> RunStatus:
-        vendor_status = str(body.get("status") or "UNKNOWN")
+        run = read(ActivepiecesFlowRun, body, what=f"Activepieces run {ref.run_id} status")
         return RunStatus(
             run_id=ref.run_id,
-            state=self.status_map(vendor_status),
-            vendor_status=vendor_status,
+            state=self.status_map(run.status),
+            vendor_status=run.status,
             message=describe(body),
             url=self.run_url(ref),
             raw=body,
@@ -351,7 +354,7 @@ class ActivepiecesHook(FlowRunsHook):
             idempotent=False,
         )
         try:
-            return dict(self.call(call))
+            answer = self.call(call)
         except FlowRunsApiError as exc:
             if exc.status == 410:
                 raise FlowRunsApiError(
@@ -362,6 +365,8 @@ class ActivepiecesHook(FlowRunsHook):
                     path=call.path,
                 )
             raise
+        read(ActivepiecesFlowRun, answer, what=f"Activepieces retry of run {run_id}")  # the run to follow
+        return dict(answer)
 
     def resume_run(
         self, run_id: str, payload: Any = None, *, waitpoint_id: str | None = None, sync: bool = False
@@ -371,20 +376,19 @@ class ActivepiecesHook(FlowRunsHook):
         Uses the waitpoint route (current servers) and falls back to the legacy ``requests`` route
         (deprecated 2026-04-13) when the waitpoint is unknown there. Both are public routes.
         """
-        run = self.get_run(run_id)
-        status = run.get("status")
-        if status != "PAUSED":
+        run = read(ActivepiecesFlowRun, self.get_run(run_id), what=f"Activepieces run {run_id}")
+        if run.status != "PAUSED":
             raise NotResumable(
-                f"Activepieces run {run_id} is {status}, not PAUSED: there is nothing to resume"
+                f"Activepieces run {run_id} is {run.status}, not PAUSED: there is nothing to resume"
             )
-        meta = _obj(run.get("pauseMetadata"))
-        if meta.get("type") == "DELAY":
+        meta = run.pause_metadata
+        if meta is not None and meta.type == "DELAY":
             raise NotResumable(
-                f"Activepieces run {run_id} is paused on a delay until {meta.get('resumeDateTime')}; "
+                f"Activepieces run {run_id} is paused on a delay until {meta.resume_date_time}; "
                 "it resumes by itself"
             )
-        request_id = meta.get("requestId")
-        waitpoint = waitpoint_id or meta.get("waitpointId") or request_id
+        request_id = meta.request_id if meta else None
+        waitpoint = waitpoint_id or (meta.waitpoint_id if meta else None) or request_id
         if not waitpoint:
             raise NotResumable(f"Activepieces run {run_id} is paused but names no waitpoint or request id")
         suffix = "/sync" if sync else ""
@@ -437,8 +441,14 @@ class ActivepiecesHook(FlowRunsHook):
 
 
 def describe(run: Mapping[str, Any]) -> str | None:
-    """Why a run is where it is, in the vendor's words: the failed step and its error, the older
-    ``terminationReason``, or what a paused run waits for."""
+    """Why a run is where it is, in the vendor's words: what a paused run waits for, else the failed
+    step and its error, or the older ``terminationReason``. A PAUSED run is described by its pause
+    even where the body also names a failed step (the vendor's own FlowRun example does both)."""
+    meta = run.get("pauseMetadata") if isinstance(run.get("pauseMetadata"), dict) else None
+    if run.get("status") == "PAUSED" and meta:
+        if meta.get("type") == "DELAY":
+            return f"paused until {meta.get('resumeDateTime')}"
+        return "paused, waiting for input (resume it with ActivepiecesResumeFlowRunOperator)"
     name = failed_step_name(run)
     if name:
         failed = _obj(run.get("failedStep"))
@@ -450,11 +460,6 @@ def describe(run: Mapping[str, Any]) -> str | None:
         return f"{text}: {error}" if error else text
     if run.get("terminationReason"):
         return str(run["terminationReason"])
-    meta = run.get("pauseMetadata") if isinstance(run.get("pauseMetadata"), dict) else None
-    if run.get("status") == "PAUSED" and meta:
-        if meta.get("type") == "DELAY":
-            return f"paused until {meta.get('resumeDateTime')}"
-        return "paused, waiting for input (resume it with ActivepiecesResumeFlowRunOperator)"
     return None
 
 

@@ -13,8 +13,11 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from airflow_provider_flowruns.core.auth import BearerToken, OAuth2ClientCredentials
-from airflow_provider_flowruns.core.errors import FlowRunsApiError, FlowRunsConfigError
+import httpx
+from pydantic import ValidationError
+
+from airflow_provider_flowruns.core.auth import BearerToken, CachedToken, OAuth2ClientCredentials
+from airflow_provider_flowruns.core.errors import FlowRunsApiError, FlowRunsConfigError, UnexpectedResponse
 from airflow_provider_flowruns.core.http import (
     LOST_ANSWER_SETTLE_SECONDS,
     Call,
@@ -22,7 +25,13 @@ from airflow_provider_flowruns.core.http import (
     FlowRunsHook,
     secret_digest,
 )
-from airflow_provider_flowruns.core.pages import page_field, page_items
+from airflow_provider_flowruns.core.models import (
+    AmperityErrorBody,
+    AmperityToken,
+    AmperityWorkflow,
+    AmperityWorkflowPage,
+    read,
+)
 from airflow_provider_flowruns.core.runs import RunRef, RunState, RunStatus, StatusMap
 from airflow_provider_flowruns.core.timestamps import parse_iso8601
 from airflow_provider_flowruns.vendors.amperity import (  # defined there for DAG parse; used here
@@ -38,6 +47,27 @@ DEFAULT_API_VERSION = "2024-04-01"
 def normalize_amperity_state(value: str) -> str:
     """``Running with failures``, ``running-with-failures`` and ``RUNNING_WITH_FAILURES`` are one state."""
     return " ".join(value.strip().lower().replace("_", " ").replace("-", " ").split())
+
+
+class AmperityClientCredentials(OAuth2ClientCredentials):
+    """OAuth client credentials whose token answer is read with :class:`AmperityToken`: a body
+    without a usable ``access_token`` (or of another token type) fails naming the field."""
+
+    def _parse_minted(self, response: httpx.Response) -> CachedToken:
+        if response.status_code < 400:
+            try:
+                body = response.json()
+            except ValueError:
+                body = None  # the base reports malformed JSON
+            if body is not None:
+                token = read(AmperityToken, body, what="Amperity token endpoint")
+                if token.token_type is not None and token.token_type.lower() != "bearer":
+                    raise UnexpectedResponse(
+                        f"Amperity token endpoint: unrecognised response: token_type: {token.token_type!r} "
+                        "is not a bearer token",
+                        status=response.status_code,
+                    )
+        return super()._parse_minted(response)
 
 
 class AmperityHook(FlowRunsHook):
@@ -84,7 +114,7 @@ class AmperityHook(FlowRunsHook):
                 raise FlowRunsConfigError(
                     f"Connection {self.conn_id!r}: client credentials need login (client id) and password"
                 )
-            auth: Any = OAuth2ClientCredentials(
+            auth: Any = AmperityClientCredentials(
                 f"{base}/v0/oauth2/token",
                 conn.login,
                 conn.password,
@@ -99,6 +129,18 @@ class AmperityHook(FlowRunsHook):
         return ClientSettings(
             base_url=base, auth=auth, headers=headers, identity=secret_digest(conn.login, conn.password)
         )
+
+    def parse_error(self, body: Any, response: Any) -> tuple[str | None, str, str | None]:
+        """``{status, message, request_id?, trace_id?}``: ``status`` repeats the HTTP status (it is
+        no vendor code); the request id (else the trace id) goes into the error for support."""
+        if isinstance(body, dict):
+            try:
+                error = AmperityErrorBody.model_validate(body)
+            except ValidationError:
+                error = None
+            if error is not None and error.message:
+                return None, error.message[:1000], error.request_id or error.trace_id
+        return super().parse_error(body, response)
 
     # -- workflow runs -------------------------------------------------------------------------------
     def start_workflow(
@@ -118,7 +160,7 @@ class AmperityHook(FlowRunsHook):
         body = validate_start(config_id, run_mode, range_from, range_to)
         asked_at = datetime.now(timezone.utc)
         try:
-            return dict(self.call(Call("POST", "workflow/runs", json=body, idempotent=False)))
+            answer = self.call(Call("POST", "workflow/runs", json=body, idempotent=False))
         except FlowRunsApiError as exc:
             if exc.status is not None and exc.status < 500:
                 raise
@@ -135,10 +177,10 @@ class AmperityHook(FlowRunsHook):
                 if _created_at(run) >= window
             ]
             if len(started) == 1:
-                self.log.info("Found the run the lost start created: %s", started[0].get("id"))
+                self.log.info("Found the run the lost start created: %s", started[0]["id"])
                 return self.get_workflow(str(started[0]["id"]))
             if started:
-                ids = ", ".join(str(r.get("id")) for r in started)
+                ids = ", ".join(str(r["id"]) for r in started)
                 raise FlowRunsApiError(
                     f"start of {config_id} failed ambiguously; runs of this type started meanwhile: {ids}",
                     status=exc.status,
@@ -146,9 +188,13 @@ class AmperityHook(FlowRunsHook):
                     path="workflow/runs",
                 )
             raise
+        read(AmperityWorkflow, answer, what=f"Amperity start of {config_id}")  # an id and a state, or fail
+        return dict(answer)
 
     def get_workflow(self, workflow_id: str, *, view: str = "verbose") -> dict[str, Any]:
-        return dict(self.call(Call("GET", f"workflow/runs/{workflow_id}", params={"view": view})))
+        body = self.call(Call("GET", f"workflow/runs/{workflow_id}", params={"view": view}))
+        read(AmperityWorkflow, body, what=f"Amperity workflow {workflow_id}")
+        return dict(body)
 
     def list_workflows(self, *, limit: int = 100, **filters: Any) -> Iterator[dict[str, Any]]:
         """Every run matching ``filters`` (``created_from``, ``state``, ``type``, ...), all pages."""
@@ -156,37 +202,39 @@ class AmperityHook(FlowRunsHook):
         params["limit"] = limit
         while True:
             page = self.call(Call("GET", "workflow/runs", params=params))
-            yield from page_items(page, "data", what="Amperity workflow runs")
-            token = page_field(page, "next_token")
-            # A missing, odd or repeated token ends the listing: never loop on a vendor's echo.
-            if not isinstance(token, (str, int)) or not token or token == params.get("next_token"):
+            read(AmperityWorkflowPage, page, what="Amperity workflow runs listing")
+            yield from page["data"]
+            token = page.get("next_token")
+            # A missing, empty or repeated token ends the listing: never loop on a vendor's echo.
+            if not token or token == params.get("next_token"):
                 return
             params["next_token"] = token
 
     def stop_workflow(self, workflow_id: str) -> dict[str, Any]:
-        return dict(self.call(self.cancel_call(RunRef(workflow_id))))
+        body = self.call(self.cancel_call(RunRef(workflow_id)))
+        read(AmperityWorkflow, body, what=f"Amperity stop of workflow {workflow_id}")
+        return dict(body)
 
     def status_call(self, ref: RunRef) -> Call:
         return Call("GET", f"workflow/runs/{ref.run_id}", params={"view": "verbose"})
 
     def parse_status(self, ref: RunRef, body: Any) -> RunStatus:
-        vendor_status = str(body.get("state") or "unknown")
-        error = body.get("error") if isinstance(body.get("error"), dict) else None
+        run = read(AmperityWorkflow, body, what=f"Amperity workflow {ref.run_id} status")
         failed_tasks = [
-            f"{t.get('label') or t.get('id')}: {(t.get('error') or {}).get('message', '')}"
-            f" ({(t.get('error') or {}).get('attribution', 'unknown')})"
-            for t in body.get("task_instances") or []
-            if isinstance(t, dict) and normalize_amperity_state(str(t.get("state", ""))) == "failed"
+            f"{t.label or t.id}: {t.error.message if t.error and t.error.message else ''}"
+            f" ({t.error.attribution if t.error and t.error.attribution else 'unknown'})"
+            for t in run.task_instances or ()
+            if normalize_amperity_state(t.state) == "failed"
         ]
-        parts = ([error.get("message", "")] if error else []) + failed_tasks
+        parts = ([run.error.message] if run.error and run.error.message else []) + failed_tasks
         return RunStatus(
             run_id=ref.run_id,
-            state=self.status_map(vendor_status),
-            vendor_status=vendor_status,
+            state=self.status_map(run.state),
+            vendor_status=run.state,
             message="; ".join(p for p in parts if p) or None,
             url=self.run_url(ref),
             raw=body,
-            stopping=self.status_map.is_stopping(vendor_status),
+            stopping=self.status_map.is_stopping(run.state),
         )
 
     def cancel_call(self, ref: RunRef) -> Call:

@@ -377,7 +377,18 @@ def _fastify(message: str) -> VendorError:
 
 
 def _not_found(entity: str, entity_id: str) -> VendorError:
-    return VendorError(404, f"{entity} {entity_id} not found", code="ENTITY_NOT_FOUND")
+    """``ActivepiecesError`` ENTITY_NOT_FOUND as the server sends it (vendor-apis.md §3.4):
+    ``{"code", "params": {"entityType", "entityId", "message"}}``."""
+    message = f"{entity.replace('_', ' ').capitalize()} not found"
+    return VendorError(
+        404,
+        message,
+        code="ENTITY_NOT_FOUND",
+        body={
+            "code": "ENTITY_NOT_FOUND",
+            "params": {"entityType": entity, "entityId": entity_id, "message": message},
+        },
+    )
 
 
 def _timestamp(value: Any, name: str) -> float:

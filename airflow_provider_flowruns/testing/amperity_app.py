@@ -69,6 +69,12 @@ CANCEL_ERROR: dict[str, Any] = {
 }
 
 
+#: Who the emulator says launched every run (the API key's synthetic identity).
+PRINCIPAL = {"name": "Airflow", "id": "api-key|airflow", "email": "airflow@socktown.com"}
+WARN_AFTER_MS = 86_400_000
+TASK_TIMEOUT_MS = 172_800_000
+
+
 @dataclass(frozen=True)
 class ConfigKind:
     """What a config-id prefix starts: the workflow ``type``, a name prefix and its tasks."""
@@ -142,6 +148,8 @@ class AmperityRun:
     range_from: str | None
     range_to: str | None
     stop_at: float | None = None
+    #: ``launched_version``/``current_version``: the tenant's configuration when it started.
+    version: str = ""
 
     def state_at(self, now: float) -> str:
         if self.stop_at is not None:
@@ -409,6 +417,7 @@ class AmperityEmulator(VendorEmulator):
                 run_mode=run_mode,
                 range_from=range_from,
                 range_to=range_to,
+                version=_make_id("etv", now),
             )
             self.runs[run_id] = run
             self.counters["runs_created"] += 1
@@ -463,9 +472,17 @@ class AmperityEmulator(VendorEmulator):
         return view
 
     def _verbose(self, run: AmperityRun, now: float) -> dict[str, Any]:
+        """The verbose Workflow with every field of the documented examples (seed 002's start
+        answer, vendor-apis.md §2.3): who launched it and the configuration versions too."""
         view = {
             **self._overview(run, now),
             "task_instances": [self._task(run, *shown) for shown in run.tasks_at(now)],
+            "principal_name": PRINCIPAL["name"],
+            "principal_id": PRINCIPAL["id"],
+            "principal_email": PRINCIPAL["email"],
+            "launched_version": run.version,
+            "current_version": run.version,
+            "warn_after_ms": WARN_AFTER_MS,
             "run_mode": run.run_mode,
             "range_from": run.range_from,
             "range_to": run.range_to,
@@ -482,8 +499,12 @@ class AmperityEmulator(VendorEmulator):
             "tenant": run.tenant,
             "label": task.label,
             "created_at": iso(run.created_at + task.start),
+            "execution_type": "spark-sql",
             "run_id": task.run_id,
+            "state_changed_at": iso(ended if ended is not None else run.created_at + task.start),
+            "task_definition_id": f"{task.definition_type}/{run.id}",
             "task_definition_type": task.definition_type,
+            "timeout_ms": TASK_TIMEOUT_MS,
             "workflow_id": run.id,
         }
         if ended is not None:

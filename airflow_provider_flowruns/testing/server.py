@@ -33,13 +33,21 @@ class VendorError(Exception):
     """Raised by emulator handlers; rendered in the vendor's own error shape."""
 
     def __init__(
-        self, status: int, message: str, *, code: str | None = None, headers: dict[str, str] | None = None
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None,
     ):
         super().__init__(message)
         self.status = status
         self.message = message
         self.code = code
         self.headers = headers or {}
+        #: The whole error body, where the vendor's shape carries more than a code and a message.
+        self.body = body
 
 
 def int_query(
@@ -78,8 +86,11 @@ class VerbatimAnswer(BaseModel):
     """A vendor's documented example, served as it stands instead of the emulator's own answer.
 
     ``path`` is the full request path (``/habu/cleanrooms/cr1/cleanroom-flow-runs/fr1/report``);
-    ``query`` (optional) must be contained in the request's query; ``body`` is the example's JSON
-    value (or ``text``, for an example that is not JSON). ``times`` None serves it for every match.
+    ``query`` (optional) must be contained in the request's query, and ``request_headers`` in its
+    headers (names in lower case: a test can insist on the token a client sends); ``body`` is the
+    example's JSON value (or ``text``, for an example that is not JSON), sent with ``headers``.
+    ``times`` None serves it for every match. A 204 or 304 goes out without a body, as HTTP
+    requires (``Activepieces'`` "204 ``{}``" is an empty answer on the wire).
     This is how contract tests put the vendors' own words on the wire (``verbatim`` mode).
     """
 
@@ -91,19 +102,26 @@ class VerbatimAnswer(BaseModel):
     text: str | None = None
     content_type: str = "application/json"
     times: int | None = None
+    headers: dict[str, str] = {}
+    request_headers: dict[str, str] = {}
 
-    def matches(self, method: str, path: str, query: Mapping[str, str]) -> bool:
+    def matches(
+        self, method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str] | None = None
+    ) -> bool:
         return (
             self.method.upper() == method
             and self.path.rstrip("/") == path.rstrip("/")
             and all(query.get(k) == v for k, v in self.query.items())
+            and all((headers or {}).get(k) == v for k, v in self.request_headers.items())
         )
 
     def response(self) -> Response:
         import json
 
+        if self.status in (204, 304):
+            return Response(status_code=self.status, headers=self.headers)
         content = self.text if self.text is not None else json.dumps(self.body)
-        return Response(content, status_code=self.status, media_type=self.content_type)
+        return Response(content, status_code=self.status, media_type=self.content_type, headers=self.headers)
 
 
 class VendorEmulator:
@@ -180,15 +198,18 @@ class EmulatorServer:
         @app.exception_handler(VendorError)
         async def _vendor_error(request: Request, exc: VendorError) -> JSONResponse:
             vendor = self.emulators.get(request.url.path.strip("/").split("/", 1)[0])
-            body = (
-                vendor.error_body(exc.status, exc.message, exc.code) if vendor else {"message": exc.message}
-            )
+            if exc.body is not None:
+                body = exc.body
+            elif vendor is not None:
+                body = vendor.error_body(exc.status, exc.message, exc.code)
+            else:
+                body = {"message": exc.message}
             return JSONResponse(body, status_code=exc.status, headers=exc.headers)
 
         @app.middleware("http")
         async def _verbatim(request: Request, call_next: Any) -> Any:
             for answer in self.verbatim:
-                if answer.matches(request.method, request.url.path, request.query_params):
+                if answer.matches(request.method, request.url.path, request.query_params, request.headers):
                     if answer.times is not None:
                         answer.times -= 1
                         if answer.times <= 0:

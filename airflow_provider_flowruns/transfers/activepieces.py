@@ -48,8 +48,10 @@ class ActivepiecesStepOutputsToStorageOperator(BaseOperator):
     :param overwrite: replace existing objects (default True; False fails on an existing one).
 
     Step data exists once a run has started and until Activepieces purges it (30 days by default):
-    outside that the task fails saying which. Objects appear whole or not at all. Returns the list
-    of ``{uri, size, sha256}`` written.
+    outside that the task fails saying which. A step without an ``output`` fails the task naming
+    it. The files land together or not at all: a try that fails (an existing file with
+    ``overwrite=False``, a storage error) leaves none of its files behind. Returns the list of
+    ``{uri, size, sha256}`` written.
     """
 
     template_fields: Sequence[str] = ("conn_id", "run_id", "destination", "steps")
@@ -74,6 +76,7 @@ class ActivepiecesStepOutputsToStorageOperator(BaseOperator):
         self.conn_id = conn_id or ACTIVEPIECES.default_conn_name
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
+        from airflow_provider_flowruns.core.models import ActivepiecesStepOutput, read
         from airflow_provider_flowruns.core.storage import (
             all_or_nothing,
             as_storage_path,
@@ -95,12 +98,22 @@ class ActivepiecesStepOutputsToStorageOperator(BaseOperator):
         unknown = [n for n in names if n not in steps]
         if unknown:
             raise FlowRunsConfigError(f"run {self.run_id} has no steps {unknown}; it has {sorted(steps)}")
+        # Every step is read before anything is written: a step without an ``output`` fails the task
+        # naming it (``steps.step_1.output: Field required``) instead of landing as a guessed null.
+        outputs = {
+            name: read(
+                ActivepiecesStepOutput,
+                steps[name],
+                what=f"Activepieces run {self.run_id} step data",
+                prefix=f"steps.{name}",
+            ).output
+            for name in names
+        }
         folder = child_path(as_storage_path(self.destination), str(self.run_id))
         written: list[WrittenObject] = []
         with all_or_nothing():  # a failed try leaves none of its files behind
             for name, path in step_files(folder, names).items():
-                step = steps[name] if isinstance(steps[name], Mapping) else {}
-                data = json.dumps(step.get("output"), indent=2, sort_keys=True, default=str).encode()
+                data = json.dumps(outputs[name], indent=2, sort_keys=True, default=str).encode()
                 written.append(
                     write_atomically(path, [data], expected_size=len(data), overwrite=self.overwrite)
                 )
