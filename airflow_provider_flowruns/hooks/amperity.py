@@ -53,7 +53,7 @@ class AmperityClientCredentials(OAuth2ClientCredentials):
     """OAuth client credentials whose token answer is read with :class:`AmperityToken`: a body
     without a usable ``access_token`` (or of another token type) fails naming the field."""
 
-    def _parse_minted(self, response: httpx.Response) -> CachedToken:
+    def _parse_minted(self, response: httpx.Response, mints: tuple[float, ...]) -> CachedToken:
         if response.status_code < 400:
             try:
                 body = response.json()
@@ -67,7 +67,7 @@ class AmperityClientCredentials(OAuth2ClientCredentials):
                         "is not a bearer token",
                         status=response.status_code,
                     )
-        return super()._parse_minted(response)
+        return super()._parse_minted(response, mints)
 
 
 class AmperityHook(FlowRunsHook):
