@@ -100,6 +100,19 @@ class AmperityHook(FlowRunsHook):
             base_url=base, auth=auth, headers=headers, identity=secret_digest(conn.login, conn.password)
         )
 
+    def check_connection(self) -> tuple[bool, str]:
+        """Airflow's Test Connection: list one workflow run (a read; nothing is started)."""
+        page = self.call(Call("GET", "workflow/runs", params={"limit": 1}))
+        page_items(page, "data", what="Amperity workflow runs")
+        conn = self.get_connection(self.conn_id)
+        who = (
+            f"OAuth client {conn.login!r} accepted (client credentials)"
+            if self.extra.get("auth") == "client_credentials"
+            else "API token accepted"
+        )
+        base = self._settings.base_url if self._settings else ""
+        return True, f"Reached Amperity tenant {self.extra.get('tenant')} at {base}; {who}."
+
     # -- workflow runs -------------------------------------------------------------------------------
     def start_workflow(
         self,

@@ -45,6 +45,14 @@ class TableflowHook(FlowRunsHook):
     def client_settings(self, conn: Any) -> ClientSettings:
         return self.bearer_settings(conn, "API key")
 
+    def check_connection(self) -> tuple[bool, str]:
+        """Airflow's Test Connection: list the workspace's active flows (a read; nothing runs)."""
+        flows = page_items(self.call(Call("GET", "flows")), None, what="Tableflow flows")
+        workspaces = sorted({str(f["workspace_id"]) for f in flows if f.get("workspace_id")})
+        where = f" (workspace {', '.join(workspaces)})" if workspaces else ""
+        base = self._settings.base_url if self._settings else ""
+        return True, f"Reached Tableflow at {base}; API key accepted; {len(flows)} active flow(s){where}."
+
     # -- flows and runs ------------------------------------------------------------------------------
     def get_flow(self, flow_id: str) -> dict[str, Any]:
         """The active flow ``flow_id`` (Tableflow lists only active flows; there is no get-one route)."""
