@@ -73,8 +73,12 @@ with DAG(
             raise ValueError(f"only {matched} ids matched (minimum {minimum}); not resuming the flow run")
         return matched
 
+    # Airflow's @task typing expects the resolved value where an XComArg is passed (mypy arg-type).
     checked = check_match_rate(
-        match.output, CLEANROOM, MATCH_NODE, "{{ var.value.get('habu_min_matched', '100') }}"
+        match.output,  # type: ignore[arg-type]
+        CLEANROOM,
+        MATCH_NODE,
+        "{{ var.value.get('habu_min_matched', '100') }}",
     )
 
     resume = HabuResumeFlowRunOperator(

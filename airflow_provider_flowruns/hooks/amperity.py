@@ -27,6 +27,7 @@ from airflow_provider_flowruns.core.runs import RunRef, RunState, RunStatus, Sta
 from airflow_provider_flowruns.core.timestamps import parse_iso8601
 from airflow_provider_flowruns.vendors.amperity import (  # defined there for DAG parse; used here
     AMPERITY,
+    AUTH_MODES,
     CONFIG_PREFIXES,
     RUN_MODES,  # noqa: F401 - re-exported
     validate_start,
@@ -79,7 +80,12 @@ class AmperityHook(FlowRunsHook):
             "amperity-tenant": str(tenant),
             "api-version": str(self.extra.get("api_version") or DEFAULT_API_VERSION),
         }
-        if self.extra.get("auth") == "client_credentials":
+        mode = self.extra.get("auth") or "token"
+        if mode not in AUTH_MODES:
+            raise FlowRunsConfigError(
+                f"Connection {self.conn_id!r}: extra 'auth' must be one of {', '.join(AUTH_MODES)}, got {mode!r}"
+            )
+        if mode == "client_credentials":
             if not conn.login or not conn.password:
                 raise FlowRunsConfigError(
                     f"Connection {self.conn_id!r}: client credentials need login (client id) and password"

@@ -13,7 +13,10 @@ from airflow_provider_flowruns.core.runs import RunRef, RunState
 from airflow_provider_flowruns.operators.base import default_poll_interval, hook_params_checked
 
 if TYPE_CHECKING:
+    from airflow.sdk import Context
+
     from airflow_provider_flowruns.core.http import FlowRunsHook
+    from airflow_provider_flowruns.core.params import RunIdArg
     from airflow_provider_flowruns.vendors import HookRef
 
 # As in operators/base.py: the run engine and the trigger are imported where they are used.
@@ -33,7 +36,7 @@ class FlowRunSensor(BaseSensorOperator):
     def __init__(
         self,
         *,
-        run_id: str,
+        run_id: RunIdArg,
         conn_id: str | None = None,
         deferrable: bool | None = None,
         succeed_on_pause: bool = False,
@@ -75,7 +78,7 @@ class FlowRunSensor(BaseSensorOperator):
     def _accept(self) -> frozenset[str]:
         return frozenset({"paused"}) if self.succeed_on_pause else frozenset()
 
-    def poke(self, context: Any) -> bool:
+    def poke(self, context: Context) -> bool:
         from airflow_provider_flowruns.core.outcome import raise_for_event
         from airflow_provider_flowruns.triggers.run import status_event
 
@@ -94,7 +97,7 @@ class FlowRunSensor(BaseSensorOperator):
             return True
         return False
 
-    def execute(self, context: Any) -> Any:
+    def execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
         from airflow_provider_flowruns.core.schedule import PollSchedule
@@ -124,7 +127,7 @@ class FlowRunSensor(BaseSensorOperator):
         )
         return None
 
-    def execute_complete(self, context: Any, event: dict[str, Any]) -> None:
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> None:
         from airflow_provider_flowruns.core.outcome import raise_for_event
 
         raise_for_event(event, vendor=self.hook_class.vendor, accept=self._accept())

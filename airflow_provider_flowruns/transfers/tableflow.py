@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from airflow.sdk import BaseOperator
 
 from airflow_provider_flowruns.core.errors import FlowRunsConfigError, RunFailed
 from airflow_provider_flowruns.vendors.tableflow import TABLEFLOW
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_provider_flowruns.core.params import RunIdArg
 
 # The hook and the storage engine are imported where they are used (see ``vendors``).
 
@@ -34,7 +39,7 @@ class TableflowExtractionsToStorageOperator(BaseOperator):
     def __init__(
         self,
         *,
-        run_id: str,
+        run_id: RunIdArg,
         destination: str,
         row_filter: RowFilter = "all",
         include_originals: bool = False,
@@ -52,7 +57,7 @@ class TableflowExtractionsToStorageOperator(BaseOperator):
         self.overwrite = overwrite
         self.conn_id = conn_id or TABLEFLOW.default_conn_name
 
-    def execute(self, context: Any) -> list[dict[str, Any]]:
+    def execute(self, context: Context) -> list[dict[str, Any]]:
         from airflow_provider_flowruns.core.http import Call
         from airflow_provider_flowruns.core.storage import as_storage_path, child_path, download_to
         from airflow_provider_flowruns.hooks.tableflow import TableflowHook
