@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseSensorOperator
@@ -25,8 +26,9 @@ if TYPE_CHECKING:
 class FlowRunSensor(BaseSensorOperator):
     """Succeeds when the run succeeds; fails with the vendor's error when it fails or is cancelled.
 
-    ``poke_interval`` is raised to the vendor's poll floor. With ``deferrable=True`` the sensor checks
-    once and then waits in the triggerer through the same :class:`FlowRunTrigger` the operators use.
+    ``poke_interval`` (Airflow's name for a sensor's interval) is raised to the vendor's poll floor;
+    ``poll_interval``, the run operators' name for the same thing, is accepted as an alias so one
+    word works on both. With ``deferrable=True`` the sensor checks once and then waits in the triggerer through the same :class:`FlowRunTrigger` the operators use.
     It never cancels the run it watches: it did not start it.
     """
 
@@ -41,10 +43,18 @@ class FlowRunSensor(BaseSensorOperator):
         deferrable: bool | None = None,
         succeed_on_pause: bool = False,
         hook_params: dict[str, Any] | None = None,
+        poll_interval: float | timedelta | None = None,
         **kwargs: Any,
     ) -> None:
         from airflow_provider_flowruns.version_compat import default_deferrable
 
+        if poll_interval is not None:
+            if kwargs.get("poke_interval") not in (None, poll_interval):
+                raise FlowRunsConfigError(
+                    f"poll_interval={poll_interval!r} and poke_interval={kwargs['poke_interval']!r} disagree: "
+                    "on a sensor poll_interval is an alias of poke_interval (Airflow's name); pass one of them"
+                )
+            kwargs["poke_interval"] = poll_interval
         kwargs.setdefault("poke_interval", default_poll_interval(self.hook_class))
         kwargs.setdefault("timeout", 7 * 24 * 3600)
         super().__init__(**kwargs)
