@@ -239,3 +239,16 @@ def test_habu_cli_test_reuses_the_token_the_deployment_shares(doors, emu):
     assert "Connection success!" in result.stdout, result.stdout + result.stderr[-3000:]
     assert _minted(emu) == 0
     assert "tok-shared-by-tasks" not in result.stdout + result.stderr
+
+
+def test_an_unknown_amperity_auth_fails_naming_the_choices(doors, monkeypatch, emu):
+    """Before: any ``auth`` but ``client_credentials`` (``client-credentials``, say) silently meant
+    the token in the password."""
+    conn = _connections(emu)["amperity_door"]
+    conn["extra"]["auth"] = "client-credentials"
+    monkeypatch.setenv("AIRFLOW_CONN_AMPERITY_DOOR", json.dumps(conn))
+    assert ServerConnection.get_connection_from_secrets("amperity_door").test_connection() == (
+        False,
+        "Amperity connection 'amperity_door': Connection 'amperity_door': extra 'auth' must be one of "
+        "token, client_credentials, got 'client-credentials'",
+    )
