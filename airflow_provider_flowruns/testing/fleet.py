@@ -149,6 +149,8 @@ class EmulatorFleet:
                 # Only the runs we trigger: unpausing a DAG must not add its latest interval, which
                 # would race the triggered run for the same inbox and emulated state.
                 "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+                # Test Connection (UI button, REST, CLI) is off unless a deployment enables it.
+                "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
                 "AIRFLOW__FLOWRUNS__AMPERITY_POLL_INTERVAL": "10",
                 "AIRFLOW__FLOWRUNS__ACTIVEPIECES_POLL_INTERVAL": "5",
                 "AIRFLOW__FLOWRUNS__TABLEFLOW_POLL_INTERVAL": "10",

@@ -4,6 +4,7 @@ uvicorn process. Every example DAG runs, with sentinel credentials that must nev
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
@@ -203,3 +204,36 @@ def test_no_secret_or_token_anywhere_airflow_writes(stack_and_fleet):
     for where, text in haystacks.items():
         for needle in needles:
             assert needle not in text, f"secret leaked into {where}"
+
+
+def test_rest_connection_test_reaches_every_vendor(stack_and_fleet):
+    """``POST /api/v2/connections/test`` (what the UI's Test button sends) in the API server: the hook
+    is built as Airflow builds it and tests itself. Habu's answer rides on the token the tasks
+    minted and share through the metadata database; nothing new is minted."""
+    stack, fleet, _, _ = stack_and_fleet
+    minted = fleet.stats("habu")["tokens_minted"]
+    expected = {
+        "amperity_default": "Reached Amperity tenant acme at {host}; OAuth client 'amperity-client' accepted "
+        "(client credentials).",
+        "activepieces_default": "Reached Activepieces at {host}; platform API key accepted for project "
+        "projAcme0000000000000.",
+        "tableflow_default": "Reached Tableflow at {host}; API key accepted; 4 active flow(s) (workspace "
+        "uT2bJNWN75YPU95r).",
+        "habu_default": "Reached LiveRamp Clean Room at {host} (health: UP); a token for API user "
+        "'habu-client' is cached and valid until ",
+    }
+    for conn_id, message in expected.items():
+        conn = json.loads(fleet.env[f"AIRFLOW_CONN_{conn_id.upper()}"])
+        body = {
+            "connection_id": conn_id,
+            "conn_type": conn["conn_type"],
+            "host": conn["host"],
+            "login": conn.get("login"),
+            "password": conn["password"],
+            "extra": json.dumps(conn.get("extra") or {}),
+        }
+        answer = stack.api("POST", "/connections/test", body)
+        assert answer["status"] is True, (conn_id, answer)
+        assert answer["message"].startswith(message.format(host=conn["host"])), (conn_id, answer)
+        assert SECRET not in answer["message"]
+    assert fleet.stats("habu")["tokens_minted"] == minted
