@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from airflow.sdk import DAG, Variable, task
+from airflow.sdk.types import DagRunProtocol
 
 from airflow_provider_flowruns.operators.activepieces import (
     ActivepiecesResumeFlowRunOperator,
@@ -36,9 +37,12 @@ with DAG(
 ) as dag:
 
     @task
-    def expense_report(ds: str | None = None) -> dict[str, Any]:
-        """Stands in for reading the day's expense from a source system."""
-        return {"id": f"EXP-{ds}", "amount": 120, "currency": "EUR", "submitted_by": "j.doe"}
+    def expense_report(dag_run: DagRunProtocol | None = None) -> dict[str, Any]:
+        """Stands in for reading the day's expense from a source system (the run's day: its logical
+        date when scheduled, when it was asked for when triggered by hand without one)."""
+        assert dag_run is not None  # Airflow passes the run
+        day = (dag_run.logical_date or dag_run.run_after).date()
+        return {"id": f"EXP-{day}", "amount": 120, "currency": "EUR", "submitted_by": "j.doe"}
 
     @task
     def decide(expense: dict[str, Any]) -> dict[str, Any]:
@@ -58,7 +62,8 @@ with DAG(
     record = ActivepiecesResumeFlowRunOperator(
         task_id="record_decision",
         run_id=request.output,
-        payload=decide(report),
+        # Airflow's @task typing expects the resolved value where an XComArg is passed (mypy arg-type).
+        payload=decide(report),  # type: ignore[arg-type]
         deferrable=True,
         timeout=timedelta(hours=1),
     )

@@ -28,9 +28,10 @@ with DAG(
         task_id="refresh_sources",
         config_id="{{ var.value.get('amperity_courier_group', 'cg-nightly-sources') }}",
         run_mode="refresh",
-        # The 24 hours of files before this 03:00 run: [logical_date - 1 day, logical_date).
-        range_from="{{ (logical_date - macros.timedelta(days=1)) | ts }}",
-        range_to="{{ logical_date | ts }}",
+        # The 24 hours of files before this run: [its moment - 1 day, its moment), the moment being
+        # the logical date (03:00) when scheduled and, triggered by hand without one, when asked for.
+        range_from="{{ ((dag_run.logical_date or dag_run.run_after) - macros.timedelta(days=1)) | ts }}",
+        range_to="{{ (dag_run.logical_date or dag_run.run_after) | ts }}",
         deferrable=True,
         timeout=timedelta(hours=6),
     )

@@ -30,8 +30,10 @@ with DAG(
     # Waits in the triggerer: XComs run_id and run_url are pushed before it defers.
     run = DemoRunOperator(
         task_id="start_and_wait",
-        run_name="nightly-{{ ds }}-{{ run_id }}",
-        params_body={"partition": "{{ ds }}"},
+        # A manual run (Airflow 3's default for the CLI and REST) has no logical date, and then no
+        # ``ds``: the day is the logical date when scheduled, the time it was asked for otherwise.
+        run_name="nightly-{{ (dag_run.logical_date or dag_run.run_after) | ds }}-{{ run_id }}",
+        params_body={"partition": "{{ (dag_run.logical_date or dag_run.run_after) | ds }}"},
         duration=6,
         result_rows=1000,
         deferrable=True,
@@ -51,7 +53,7 @@ with DAG(
     save = DemoResultToStorageOperator(
         task_id="save_result",
         run_id="{{ ti.xcom_pull('start_and_wait') }}",
-        destination="{{ var.value.get('flowruns_demo_output', '/tmp/flowruns-demo') }}/{{ ds }}",
+        destination="{{ var.value.get('flowruns_demo_output', '/tmp/flowruns-demo') }}/{{ (dag_run.logical_date or dag_run.run_after) | ds }}",
     )
     run >> save
     side >> watch

@@ -31,7 +31,7 @@ from airflow_provider_flowruns.transfers.habu import HabuFlowRunReportToStorageO
 CLEANROOM = "cr-acme"
 MATCH_NODE = "6f1c1b7e-0001-4000-8000-000000000001"
 REACH_NODE = "6f1c1b7e-0001-4000-8000-000000000002"
-REPORT = "{{ var.value.get('pipeline_report_dir', '/tmp/flowruns-pipeline') }}/{{ ds }}/reach.csv"
+REPORT = "{{ var.value.get('pipeline_report_dir', '/tmp/flowruns-pipeline') }}/{{ (dag_run.logical_date or dag_run.run_after) | ds }}/reach.csv"
 
 with DAG(
     "example_flowruns_pipeline",
@@ -48,9 +48,10 @@ with DAG(
         task_id="amperity_refresh",
         config_id="cg-pipeline-sources",
         run_mode="refresh",
-        # The day ending at the interval's end (a manual run's interval is empty).
-        range_from="{{ (data_interval_end - macros.timedelta(days=1)) | ts }}",
-        range_to="{{ data_interval_end | ts }}",
+        # The day before this run's moment: its logical date when scheduled, when it was asked for
+        # when triggered by hand (Airflow 3 then sets no logical date, ds or data interval).
+        range_from="{{ ((dag_run.logical_date or dag_run.run_after) - macros.timedelta(days=1)) | ts }}",
+        range_to="{{ (dag_run.logical_date or dag_run.run_after) | ts }}",
         deferrable=True,
         timeout=timedelta(hours=6),
     )
@@ -62,8 +63,8 @@ with DAG(
             {
                 "nodeIdentifier": MATCH_NODE,
                 "parameters": {
-                    "START_DATE": "{{ data_interval_start | ds }}",
-                    "END_DATE": "{{ data_interval_end | ds }}",
+                    "START_DATE": "{{ ((dag_run.logical_date or dag_run.run_after) - macros.timedelta(days=1)) | ds }}",
+                    "END_DATE": "{{ (dag_run.logical_date or dag_run.run_after) | ds }}",
                 },
             },
             {"nodeIdentifier": REACH_NODE, "parameters": {"BRAND": "acme"}},
@@ -93,7 +94,7 @@ with DAG(
         task_id="tableflow_extract",
         flow_id="flow_invoices",
         files={"invoice": "{{ ti.xcom_pull('report_to_storage')['uri'] }}"},
-        name="reach report {{ ds }}",
+        name="reach report {{ (dag_run.logical_date or dag_run.run_after) | ds }}",
         deferrable=True,
         timeout=timedelta(hours=2),
     )
@@ -101,7 +102,7 @@ with DAG(
         task_id="notify",
         flow_id="{{ var.value.get('pipeline_notify_flow_id', 'flowOk000000000000000') }}",
         payload={
-            "interval": "{{ ds }}",
+            "interval": "{{ (dag_run.logical_date or dag_run.run_after) | ds }}",
             "amperity_run": refresh.output,
             "habu_run": match.output,
             "report": "{{ ti.xcom_pull('report_to_storage')['uri'] }}",

@@ -48,8 +48,9 @@ with DAG(
             {
                 "nodeIdentifier": MATCH_NODE,
                 "parameters": {
-                    "START_DATE": "{{ data_interval_start | ds }}",
-                    "END_DATE": "{{ data_interval_end | ds }}",
+                    # The week before this run (scheduled: its logical date; by hand: when asked).
+                    "START_DATE": "{{ ((dag_run.logical_date or dag_run.run_after) - macros.timedelta(days=7)) | ds }}",
+                    "END_DATE": "{{ (dag_run.logical_date or dag_run.run_after) | ds }}",
                 },
             },
             {
@@ -72,8 +73,12 @@ with DAG(
             raise ValueError(f"only {matched} ids matched (minimum {minimum}); not resuming the flow run")
         return matched
 
+    # Airflow's @task typing expects the resolved value where an XComArg is passed (mypy arg-type).
     checked = check_match_rate(
-        match.output, CLEANROOM, MATCH_NODE, "{{ var.value.get('habu_min_matched', '100') }}"
+        match.output,  # type: ignore[arg-type]
+        CLEANROOM,
+        MATCH_NODE,
+        "{{ var.value.get('habu_min_matched', '100') }}",
     )
 
     resume = HabuResumeFlowRunOperator(
@@ -90,7 +95,7 @@ with DAG(
         cleanroom_id=CLEANROOM,
         run_id=match.output,
         node=REACH_NODE,
-        destination=REPORT_DIR + "/{{ data_interval_start | ds }}/reach.csv",
+        destination=REPORT_DIR + "/{{ (dag_run.logical_date or dag_run.run_after) | ds }}/reach.csv",
         format="csv",
     )
 

@@ -160,9 +160,11 @@ class FlowRunsHook(BaseHook):
         retry_base_delay: float = 1.0,
         retry_max_delay: float = 60.0,
         max_rps: float | None = None,
+        **conn_name: str | None,
     ) -> None:
         super().__init__()
-        self.conn_id = conn_id or self.default_conn_name
+        self.conn_id = self._conn_id_from(conn_id, conn_name) or self.default_conn_name
+        setattr(self, self.conn_name_attr, self.conn_id)
         if timeout <= 0 or connect_timeout <= 0:
             raise FlowRunsConfigError("timeout and connect_timeout must be positive")
         self.timeout = float(timeout)
@@ -178,6 +180,50 @@ class FlowRunsHook(BaseHook):
         self._conn_extra: dict[str, Any] = {}
         self._time_scale = 1.0
         self._urls: dict[str, httpx.URL] = {}
+
+    @classmethod
+    def _conn_id_from(cls, conn_id: str | None, conn_name: Mapping[str, str | None]) -> str | None:
+        """The connection id, given as ``conn_id`` or as the hook's :attr:`conn_name_attr`.
+
+        Airflow builds a hook as ``hook_class(**{conn_name_attr: conn_id})`` (``Connection.get_hook()``,
+        ``BaseHook.get_hook()``, the UI's Test button, ``airflow connections test``), while our
+        operators and triggers pass ``conn_id``: both spellings name the same connection.
+        """
+        unknown = sorted(set(conn_name) - {cls.conn_name_attr})
+        if unknown:
+            raise TypeError(
+                f"{cls.__name__}() got unexpected keyword argument(s) {', '.join(map(repr, unknown))}; "
+                f"the connection id is passed as conn_id or {cls.conn_name_attr}"
+            )
+        named = conn_name.get(cls.conn_name_attr)
+        if conn_id and named and conn_id != named:
+            raise FlowRunsConfigError(
+                f"{cls.__name__}: conn_id={conn_id!r} and {cls.conn_name_attr}={named!r} name different "
+                "connections; pass one of them"
+            )
+        return conn_id or named
+
+    # -- Airflow's Test Connection (UI button, CLI, REST) ----------------------------------------------
+    def test_connection(self) -> tuple[bool, str]:
+        """One cheap authenticated read, no side effect: ``(True, what was reached as whom)`` or
+        ``(False, why not)`` with the vendor's error text (never a secret).
+
+        Airflow calls this from the API server or the CLI, where a user waits for the answer, so
+        requests are retried once at most instead of the tasks' patient policy.
+        """
+        self.retry_policy = RetryPolicy(min(1, self.retry_policy.max_retries), 0.5, 2.0)
+        try:
+            return self.check_connection()
+        except FlowRunsError as exc:
+            return False, f"{self.vendor} connection {self.conn_id!r}{self._where()}: {exc}"
+
+    def check_connection(self) -> tuple[bool, str]:
+        """The vendor's test (see :meth:`test_connection`); raises :class:`FlowRunsError` on failure."""
+        raise NotSupported(f"{self.vendor} connections cannot be tested yet")
+
+    def _where(self) -> str:
+        """`` at <base URL>`` once the connection was read (it names what the test tried to reach)."""
+        return f" at {self._settings.base_url}" if self._settings else ""
 
     # -- what vendor hooks provide -----------------------------------------------------------------
     def client_settings(self, conn: Any) -> ClientSettings:

@@ -14,10 +14,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
-#: ``poll_schedule`` values an operator accepts.
-POLL_SCHEDULES = ("adaptive", "fixed")
+#: ``poll_schedule`` values an operator accepts (the type for signatures, the tuple for checks).
+PollScheduleMode = Literal["adaptive", "fixed"]
+POLL_SCHEDULES: tuple[PollScheduleMode, ...] = get_args(PollScheduleMode)
 #: Fewer past durations than this: too little to predict from, poll at the fixed interval.
 MIN_HISTORY = 3
 #: How many past durations are kept and used (recent runs predict best).

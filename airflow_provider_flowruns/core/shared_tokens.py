@@ -99,7 +99,8 @@ class SharedTokenCache:
 
     # -- record format --------------------------------------------------------------------------------
     @staticmethod
-    def _token_of(record: dict[str, Any]) -> CachedToken | None:
+    def token_of(record: dict[str, Any]) -> CachedToken | None:
+        """A token (or recorded refusal) from the record this cache writes; None if it is not one."""
         value, expires_at = record.get("token"), record.get("expires_at")
         # An empty value is a refusal (the vendor would not mint until ``expires_at``), shared too.
         if isinstance(value, str) and isinstance(expires_at, (int, float)):
@@ -118,7 +119,7 @@ class SharedTokenCache:
         return json.dumps(record)
 
     def _remember(self, key: str, record: dict[str, Any]) -> CachedToken | None:
-        token = self._token_of(record)
+        token = self.token_of(record)
         if token is not None:
             mask(token.value)
             self._memory.put(key, token)
@@ -195,7 +196,7 @@ class SharedTokenCache:
     def _ready(self, key: str, record: Record) -> bool:
         """Another process minted while we waited: take its token instead of minting. A token equal
         to the one in memory is the one just refused with 401, so it does not count."""
-        token = self._token_of(record)
+        token = self.token_of(record)
         if token is not None and token.valid(0) and self._memory.get(key) != token:
             self._remember(key, record)
             return True

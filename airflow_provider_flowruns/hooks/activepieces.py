@@ -27,6 +27,7 @@ from airflow_provider_flowruns.core.errors import (
 )
 from airflow_provider_flowruns.core.http import Call, ClientSettings, FlowRunsHook
 from airflow_provider_flowruns.core.models import ActivepiecesFlowRun, ActivepiecesSeekPage, read
+from airflow_provider_flowruns.core.pages import page_items
 from airflow_provider_flowruns.core.runs import RunRef, RunState, RunStatus, StatusMap
 from airflow_provider_flowruns.vendors.activepieces import (  # defined there for DAG parse; used here
     ACTIVEPIECES,
@@ -147,6 +148,18 @@ class ActivepiecesHook(FlowRunsHook):
 
     def client_settings(self, conn: Any) -> ClientSettings:
         return self.bearer_settings(conn, "platform API key")
+
+    def check_connection(self) -> tuple[bool, str]:
+        """Airflow's Test Connection: list one flow run of the project (a read; nothing runs)."""
+        page = self.call(
+            Call("GET", "v1/flow-runs", params=[*RunFilter().query(self.project_id), ("limit", "1")])
+        )
+        page_items(page, "data", what="Activepieces flow runs")
+        base = self._settings.base_url if self._settings else ""
+        return (
+            True,
+            f"Reached Activepieces at {base}; platform API key accepted for project {self.project_id}.",
+        )
 
     @property
     def project_id(self) -> str:

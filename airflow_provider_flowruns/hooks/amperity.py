@@ -32,10 +32,12 @@ from airflow_provider_flowruns.core.models import (
     AmperityWorkflowPage,
     read,
 )
+from airflow_provider_flowruns.core.pages import page_items
 from airflow_provider_flowruns.core.runs import RunRef, RunState, RunStatus, StatusMap
 from airflow_provider_flowruns.core.timestamps import parse_iso8601
 from airflow_provider_flowruns.vendors.amperity import (  # defined there for DAG parse; used here
     AMPERITY,
+    AUTH_MODES,
     CONFIG_PREFIXES,
     RUN_MODES,  # noqa: F401 - re-exported
     validate_start,
@@ -109,7 +111,12 @@ class AmperityHook(FlowRunsHook):
             "amperity-tenant": str(tenant),
             "api-version": str(self.extra.get("api_version") or DEFAULT_API_VERSION),
         }
-        if self.extra.get("auth") == "client_credentials":
+        mode = self.extra.get("auth") or "token"
+        if mode not in AUTH_MODES:
+            raise FlowRunsConfigError(
+                f"Connection {self.conn_id!r}: extra 'auth' must be one of {', '.join(AUTH_MODES)}, got {mode!r}"
+            )
+        if mode == "client_credentials":
             if not conn.login or not conn.password:
                 raise FlowRunsConfigError(
                     f"Connection {self.conn_id!r}: client credentials need login (client id) and password"
@@ -141,6 +148,19 @@ class AmperityHook(FlowRunsHook):
             if error is not None and error.message:
                 return None, error.message[:1000], error.request_id or error.trace_id
         return super().parse_error(body, response)
+
+    def check_connection(self) -> tuple[bool, str]:
+        """Airflow's Test Connection: list one workflow run (a read; nothing is started)."""
+        page = self.call(Call("GET", "workflow/runs", params={"limit": 1}))
+        page_items(page, "data", what="Amperity workflow runs")
+        conn = self.get_connection(self.conn_id)
+        who = (
+            f"OAuth client {conn.login!r} accepted (client credentials)"
+            if self.extra.get("auth") == "client_credentials"
+            else "API token accepted"
+        )
+        base = self._settings.base_url if self._settings else ""
+        return True, f"Reached Amperity tenant {self.extra.get('tenant')} at {base}; {who}."
 
     # -- workflow runs -------------------------------------------------------------------------------
     def start_workflow(

@@ -43,6 +43,7 @@ from airflow_provider_flowruns.core.pages import page_field, page_items
 from airflow_provider_flowruns.core.runs import RunRef, RunState, RunStatus, StatusMap
 from airflow_provider_flowruns.core.shared_tokens import SHARED_TOKEN_CACHE
 from airflow_provider_flowruns.core.storage import WrittenObject, download_to
+from airflow_provider_flowruns.core.token_lookup import cached_token
 from airflow_provider_flowruns.core.token_ration import TokenRation
 from airflow_provider_flowruns.vendors.habu import (  # defined there for DAG parse; used here
     FLOW_RUN,
@@ -144,6 +145,58 @@ class HabuHook(FlowRunsHook):
 
     def api(self, call: Call) -> Any:
         return unwrap(self.call(call))
+
+    def check_connection(self) -> tuple[bool, str]:
+        """Airflow's Test Connection, within the ration of 2 tokens a day per API user.
+
+        ``GET /health`` (unauthenticated) shows the API is reached. Credentials are then vouched
+        for by the token this deployment already shares (reported, not spent); with none cached
+        the test mints one only when the connection says so (extra ``test_connection_mints:
+        true``), because a mint is one of the API user's two for the day.
+        """
+        health = self.call(Call("GET", "health", authenticated=False))
+        base = self._settings.base_url if self._settings else ""
+        login = self.get_connection(self.conn_id).login
+        reached = f"Reached LiveRamp Clean Room at {base} (health: {page_field(health, 'status')})"
+        auth = self._settings.auth if self._settings else None
+        if not isinstance(auth, OAuth2ClientCredentials):  # pragma: no cover - client_settings builds one
+            raise FlowRunsConfigError(f"Connection {self.conn_id!r}: no OAuth client configured")
+        token = cached_token(auth)
+        if token is not None and token.valid(0):
+            until = datetime.fromtimestamp(token.expires_at, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+            if token.is_refusal:
+                return False, (
+                    f"{reached}, but Habu refused to mint a token for API user {login!r} (2 per day) "
+                    f"and is not asked again before {until}"
+                )
+            return True, (
+                f"{reached}; a token for API user {login!r} is cached and valid until {until} "
+                "(reused, not re-minted: Habu issues 2 tokens a day)"
+            )
+        if not self.test_connection_mints:
+            return False, (
+                f"{reached}, but the client id and secret were not checked: no token is cached for API "
+                f"user {login!r}, and minting one spends one of the 2 tokens Habu issues per day. Run a "
+                "task with this connection first, or set extra test_connection_mints: true to let the "
+                "test mint one."
+            )
+        self.call(Call("GET", "health"))  # authenticated: the auth flow mints and caches a token
+        return (
+            True,
+            f"{reached}; minted a token for API user {login!r} (one of its 2 a day); credentials accepted",
+        )
+
+    @property
+    def test_connection_mints(self) -> bool:
+        """Connection extra ``test_connection_mints`` (default false): may Test Connection mint a token?"""
+        raw = self.extra.get("test_connection_mints", False)
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.strip().lower() in {"true", "false"}:
+            return raw.strip().lower() == "true"
+        raise FlowRunsConfigError(
+            f"Connection {self.conn_id!r}: test_connection_mints must be true or false, got {raw!r}"
+        )
 
     # -- creating runs (20 per hour, never blindly repeated) ------------------------------------------
     def _create(self, call: Call, *, what: str, find: Any) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from airflow_provider_flowruns.core.errors import FlowRunsApiError, FlowRunsConfigError
 from airflow_provider_flowruns.core.http import LOST_ANSWER_SETTLE_SECONDS, Call, ClientSettings, FlowRunsHook
 from airflow_provider_flowruns.core.models import read
+from airflow_provider_flowruns.core.pages import page_items
 from airflow_provider_flowruns.core.runs import RunRef, RunState, RunStatus, StatusMap
 from airflow_provider_flowruns.core.storage import as_storage_path, sanitize_filename
 from airflow_provider_flowruns.hooks.tableflow_models import (
@@ -58,6 +59,14 @@ class TableflowHook(FlowRunsHook):
 
     def client_settings(self, conn: Any) -> ClientSettings:
         return self.bearer_settings(conn, "API key")
+
+    def check_connection(self) -> tuple[bool, str]:
+        """Airflow's Test Connection: list the workspace's active flows (a read; nothing runs)."""
+        flows = page_items(self.call(Call("GET", "flows")), None, what="Tableflow flows")
+        workspaces = sorted({str(f["workspace_id"]) for f in flows if f.get("workspace_id")})
+        where = f" (workspace {', '.join(workspaces)})" if workspaces else ""
+        base = self._settings.base_url if self._settings else ""
+        return True, f"Reached Tableflow at {base}; API key accepted; {len(flows)} active flow(s){where}."
 
     # -- flows and runs ------------------------------------------------------------------------------
     def get_flow(self, flow_id: str) -> dict[str, Any]:

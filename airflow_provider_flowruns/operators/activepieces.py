@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from airflow_provider_flowruns.core.errors import FlowRunsApiError, FlowRunsConfigError, RunFailed
 from airflow_provider_flowruns.core.runs import RunRef, RunState
@@ -19,6 +19,7 @@ from airflow_provider_flowruns.vendors.activepieces import ACTIVEPIECES, RETRY_S
 
 if TYPE_CHECKING:
     from airflow_provider_flowruns.core.http import FlowRunsHook
+    from airflow_provider_flowruns.core.params import RunIdArg
 
 OnPause = Literal["wait", "return", "fail"]
 
@@ -44,8 +45,10 @@ class ActivepiecesRunOperator(FlowRunOperator):
 
     def __init__(self, *, on_pause: OnPause = "wait", **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if on_pause not in ("wait", "return", "fail"):
-            raise FlowRunsConfigError(f"on_pause must be 'wait', 'return' or 'fail', got {on_pause!r}")
+        if on_pause not in get_args(OnPause):
+            raise FlowRunsConfigError(
+                f"on_pause must be one of {', '.join(map(repr, get_args(OnPause)))}, got {on_pause!r}"
+            )
         self.on_pause = on_pause
 
     def stop_states(self) -> frozenset[RunState]:
@@ -230,7 +233,7 @@ class ActivepiecesRetryFlowRunOperator(ActivepiecesRunOperator):
 
     template_fields: Sequence[str] = ("conn_id", "run_id", "strategy")
 
-    def __init__(self, *, run_id: str, strategy: str = "FROM_FAILED_STEP", **kwargs: Any) -> None:
+    def __init__(self, *, run_id: RunIdArg, strategy: str = "FROM_FAILED_STEP", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if not run_id:
             raise FlowRunsConfigError("run_id is required")
@@ -279,7 +282,7 @@ class ActivepiecesResumeFlowRunOperator(ActivepiecesRunOperator):
     def __init__(
         self,
         *,
-        run_id: str,
+        run_id: RunIdArg,
         payload: Any = None,
         waitpoint_id: str | None = None,
         sync: bool = False,

@@ -24,6 +24,8 @@ from airflow_provider_flowruns.vendors.activepieces import (
 )
 
 if TYPE_CHECKING:
+    from airflow.sdk import Context
+
     from airflow_provider_flowruns.hooks.activepieces import ActivepiecesHook
 
 #: Task-state-store key: a bulk retry that already went through is not sent again by a task retry.
@@ -148,7 +150,7 @@ class ActivepiecesCancelFlowRunsOperator(ActivepiecesBulkOperator):
     default_statuses = CANCELLABLE
     allowed_statuses = CANCELLABLE
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    def execute(self, context: Context) -> dict[str, Any]:
         hook = self.hook()
         run_filter = self.run_filter()
         if run_filter.failed_step_name or run_filter.failed_step_message:
@@ -216,8 +218,8 @@ class ActivepiecesBulkRetryFlowRunsOperator(ActivepiecesBulkOperator):
         self.strategy = strategy
         super().__init__(**kwargs)
 
-    def execute(self, context: Any) -> list[dict[str, Any]]:
-        store = context.get("task_state_store")
+    def execute(self, context: Context) -> list[dict[str, Any]]:
+        store: Any = context.get("task_state_store")  # holds this task's own JSON (see below)
         saved = store.get(BULK_RETRY_KEY) if store is not None else None
         if isinstance(saved, dict) and saved.get(DONE_FLAG):
             # Only a clear runs a task again after it succeeded: the user asks to retry anew.
@@ -254,7 +256,7 @@ class ActivepiecesArchiveFlowRunsOperator(ActivepiecesBulkOperator):
     Returns the archived run ids.
     """
 
-    def execute(self, context: Any) -> list[str]:
+    def execute(self, context: Context) -> list[str]:
         runs = self.hook().bulk_archive(self.run_filter())
         ids = [str(r["id"]) for r in runs if r.get("id")]
         self.log.info("Archived %d Activepieces run(s): %s", len(ids), ", ".join(ids) or "-")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_flowruns.core.runs import RunRef
 from airflow_provider_flowruns.links import AmperityRunLink
 from airflow_provider_flowruns.operators.base import FlowRunOperator
-from airflow_provider_flowruns.vendors.amperity import AMPERITY, validate_start
+from airflow_provider_flowruns.vendors.amperity import AMPERITY, RunMode, validate_start
 
 if TYPE_CHECKING:
     from airflow_provider_flowruns.core.http import FlowRunsHook
@@ -39,7 +39,7 @@ class AmperityRunWorkflowOperator(FlowRunOperator):
         self,
         *,
         config_id: str,
-        run_mode: str | None = None,
+        run_mode: RunMode | None = None,
         range_from: str | None = None,
         range_to: str | None = None,
         **kwargs: Any,

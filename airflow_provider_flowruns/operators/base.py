@@ -17,11 +17,13 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_flowruns.core.errors import FlowRunsApiError, FlowRunsConfigError, NotSupported
 from airflow_provider_flowruns.core.runs import RunRef, RunState, RunStatus
-from airflow_provider_flowruns.core.schedule import POLL_SCHEDULES
+from airflow_provider_flowruns.core.schedule import POLL_SCHEDULES, PollScheduleMode
 from airflow_provider_flowruns.links import RUN_URL_XCOM_KEY
 from airflow_provider_flowruns.version_compat import default_deferrable
 
 if TYPE_CHECKING:
+    from airflow.sdk import Context
+
     from airflow_provider_flowruns.core.http import FlowRunsHook
     from airflow_provider_flowruns.core.schedule import PollSchedule
     from airflow_provider_flowruns.vendors import HookRef
@@ -115,7 +117,7 @@ class FlowRunOperator(BaseOperator):
         cancel_on_kill: bool = True,
         durable: bool = True,
         hook_params: dict[str, Any] | None = None,
-        poll_schedule: str = "adaptive",
+        poll_schedule: PollScheduleMode = "adaptive",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -219,7 +221,7 @@ class FlowRunOperator(BaseOperator):
         )
         return PollSchedule.adaptive(interval, floor, started_at=self._submitted_at, expected=expected)
 
-    def execute(self, context: Any) -> Any:
+    def execute(self, context: Context) -> Any:
         from airflow_provider_flowruns.triggers.run import FlowRunTrigger, first_poll_delay, status_event
 
         hook = self.hook
@@ -265,7 +267,7 @@ class FlowRunOperator(BaseOperator):
 
     def execute_complete(
         self,
-        context: Any,
+        context: Context,
         event: dict[str, Any],
         run_ref: dict[str, Any] | None = None,
         submitted_at: float | None = None,

@@ -30,7 +30,10 @@ from airflow_provider_flowruns.operators.base import FlowRunOperator, to_seconds
 from airflow_provider_flowruns.vendors.habu import FLOW_RUN, HABU, QUESTION_RUN, level_number, nodes_payload
 
 if TYPE_CHECKING:
+    from airflow.sdk import Context
+
     from airflow_provider_flowruns.core.http import FlowRunsHook
+    from airflow_provider_flowruns.core.params import RunIdArg
 
 OnCreateLimit = Literal["wait", "fail"]
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.:+\-]+")
@@ -91,14 +94,14 @@ class HabuCreateRunOperator(FlowRunOperator):
     def run_name(self, context: Any) -> str:
         return str(self.name) if self.name else default_run_name(context)
 
-    def execute(self, context: Any) -> Any:
+    def execute(self, context: Context) -> Any:
         try:
             return super().execute(context)
         except RateLimitBudgetExhausted as exc:
             return self._wait_for_window(context, exc)
 
     def execute_after_window(
-        self, context: Any, event: Any = None, waiting_since: float | None = None
+        self, context: Context, event: Any = None, waiting_since: float | None = None
     ) -> Any:
         self._waiting_since = waiting_since
         self.log.info("A new create window has opened; trying again.")
@@ -255,7 +258,7 @@ class HabuReplayFlowRunOperator(HabuCreateRunOperator):
         self,
         *,
         cleanroom_id: str,
-        run_id: str,
+        run_id: RunIdArg,
         flow_id: str | None = None,
         nodes: Any = None,
         pause_level: int | str | None = None,
@@ -320,7 +323,7 @@ class HabuResumeFlowRunOperator(FlowRunOperator):
     template_fields: Sequence[str] = ("conn_id", "cleanroom_id", "run_id", "pause_level")
 
     def __init__(
-        self, *, cleanroom_id: str, run_id: str, pause_level: int | str | None = None, **kwargs: Any
+        self, *, cleanroom_id: str, run_id: RunIdArg, pause_level: int | str | None = None, **kwargs: Any
     ) -> None:
         super().__init__(**kwargs)
         if not cleanroom_id or not run_id:

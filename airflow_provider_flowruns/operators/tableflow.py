@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from airflow_provider_flowruns.core.errors import FlowRunsConfigError, RunFailed
 from airflow_provider_flowruns.core.runs import RunRef, RunState
@@ -51,8 +51,10 @@ class TableflowRunFlowOperator(FlowRunOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if on_review not in ("wait", "fail", "succeed"):
-            raise FlowRunsConfigError(f"on_review must be 'wait', 'fail' or 'succeed', got {on_review!r}")
+        if on_review not in get_args(OnReview):
+            raise FlowRunsConfigError(
+                f"on_review must be one of {', '.join(map(repr, get_args(OnReview)))}, got {on_review!r}"
+            )
         if not flow_id:
             raise FlowRunsConfigError("flow_id is required")
         check_files(files)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseSensorOperator
@@ -13,7 +14,10 @@ from airflow_provider_flowruns.core.runs import RunRef, RunState
 from airflow_provider_flowruns.operators.base import default_poll_interval, hook_params_checked
 
 if TYPE_CHECKING:
+    from airflow.sdk import Context
+
     from airflow_provider_flowruns.core.http import FlowRunsHook
+    from airflow_provider_flowruns.core.params import RunIdArg
     from airflow_provider_flowruns.vendors import HookRef
 
 # As in operators/base.py: the run engine and the trigger are imported where they are used.
@@ -22,8 +26,9 @@ if TYPE_CHECKING:
 class FlowRunSensor(BaseSensorOperator):
     """Succeeds when the run succeeds; fails with the vendor's error when it fails or is cancelled.
 
-    ``poke_interval`` is raised to the vendor's poll floor. With ``deferrable=True`` the sensor checks
-    once and then waits in the triggerer through the same :class:`FlowRunTrigger` the operators use.
+    ``poke_interval`` (Airflow's name for a sensor's interval) is raised to the vendor's poll floor;
+    ``poll_interval``, the run operators' name for the same thing, is accepted as an alias so one
+    word works on both. With ``deferrable=True`` the sensor checks once and then waits in the triggerer through the same :class:`FlowRunTrigger` the operators use.
     It never cancels the run it watches: it did not start it.
     """
 
@@ -33,15 +38,23 @@ class FlowRunSensor(BaseSensorOperator):
     def __init__(
         self,
         *,
-        run_id: str,
+        run_id: RunIdArg,
         conn_id: str | None = None,
         deferrable: bool | None = None,
         succeed_on_pause: bool = False,
         hook_params: dict[str, Any] | None = None,
+        poll_interval: float | timedelta | None = None,
         **kwargs: Any,
     ) -> None:
         from airflow_provider_flowruns.version_compat import default_deferrable
 
+        if poll_interval is not None:
+            if kwargs.get("poke_interval") not in (None, poll_interval):
+                raise FlowRunsConfigError(
+                    f"poll_interval={poll_interval!r} and poke_interval={kwargs['poke_interval']!r} disagree: "
+                    "on a sensor poll_interval is an alias of poke_interval (Airflow's name); pass one of them"
+                )
+            kwargs["poke_interval"] = poll_interval
         kwargs.setdefault("poke_interval", default_poll_interval(self.hook_class))
         kwargs.setdefault("timeout", 7 * 24 * 3600)
         super().__init__(**kwargs)
@@ -75,7 +88,7 @@ class FlowRunSensor(BaseSensorOperator):
     def _accept(self) -> frozenset[str]:
         return frozenset({"paused"}) if self.succeed_on_pause else frozenset()
 
-    def poke(self, context: Any) -> bool:
+    def poke(self, context: Context) -> bool:
         from airflow_provider_flowruns.core.outcome import raise_for_event
         from airflow_provider_flowruns.triggers.run import status_event
 
@@ -94,7 +107,7 @@ class FlowRunSensor(BaseSensorOperator):
             return True
         return False
 
-    def execute(self, context: Any) -> Any:
+    def execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
         from airflow_provider_flowruns.core.schedule import PollSchedule
@@ -124,7 +137,7 @@ class FlowRunSensor(BaseSensorOperator):
         )
         return None
 
-    def execute_complete(self, context: Any, event: dict[str, Any]) -> None:
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> None:
         from airflow_provider_flowruns.core.outcome import raise_for_event
 
         raise_for_event(event, vendor=self.hook_class.vendor, accept=self._accept())

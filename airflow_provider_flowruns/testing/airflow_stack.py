@@ -278,14 +278,21 @@ class AirflowStack:
         *,
         conf: Mapping[str, Any] | None = None,
         logical_date: datetime | None = None,
+        without_logical_date: bool = False,
         wait_parse: float = 120,
     ) -> str:
-        """Unpause ``dag_id`` and start a manual run of it; its run id."""
+        """Unpause ``dag_id`` and start a manual run of it; its run id.
+
+        ``without_logical_date``: trigger as ``airflow dags trigger`` and the REST API do by default
+        in Airflow 3 (no ``ds``, ``logical_date`` or data interval in the task context).
+        """
         self.unpause(dag_id, wait_parse=wait_parse)
         run_id = f"e2e__{secrets.token_hex(4)}"
         body = {
             "dag_run_id": run_id,
-            "logical_date": (logical_date or datetime.now(timezone.utc)).isoformat(),
+            "logical_date": None
+            if without_logical_date
+            else (logical_date or datetime.now(timezone.utc)).isoformat(),
             "conf": dict(conf or {}),
         }
         self.api("POST", f"/dags/{dag_id}/dagRuns", body)

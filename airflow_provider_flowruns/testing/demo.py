@@ -9,7 +9,7 @@ and what ``make demo`` and the engine's end-to-end tests run. Connection: ``conn
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
@@ -20,6 +20,9 @@ from airflow_provider_flowruns.core.runs import RunRef, RunState, RunStatus, Sta
 from airflow_provider_flowruns.core.storage import as_storage_path, child_path, download_to
 from airflow_provider_flowruns.operators.base import FlowRunOperator
 from airflow_provider_flowruns.sensors.base import FlowRunSensor
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
 
 
 class DemoHook(FlowRunsHook):
@@ -143,7 +146,7 @@ class DemoResultToStorageOperator(BaseOperator):
         self.destination = destination
         self.conn_id = conn_id or DemoHook.default_conn_name
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    def execute(self, context: Context) -> dict[str, Any]:
         hook = DemoHook(self.conn_id)
         dest = child_path(as_storage_path(self.destination), f"{self.run_id}.csv")
         written = download_to(lambda: hook.stream(Call("GET", f"runs/{self.run_id}/result")), dest)

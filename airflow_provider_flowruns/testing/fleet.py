@@ -149,6 +149,8 @@ class EmulatorFleet:
                 # Only the runs we trigger: unpausing a DAG must not add its latest interval, which
                 # would race the triggered run for the same inbox and emulated state.
                 "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+                # Test Connection (UI button, REST, CLI) is off unless a deployment enables it.
+                "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
                 "AIRFLOW__FLOWRUNS__AMPERITY_POLL_INTERVAL": "10",
                 "AIRFLOW__FLOWRUNS__ACTIVEPIECES_POLL_INTERVAL": "5",
                 "AIRFLOW__FLOWRUNS__TABLEFLOW_POLL_INTERVAL": "10",
@@ -169,11 +171,14 @@ class EmulatorFleet:
 
 
 def start_example_runs(stack: AirflowStack) -> list[tuple[str, str]]:
-    """Start every example DAG on ``stack``: (dag id, run id) of each run, catchup windows included."""
+    """Start every example DAG on ``stack``: (dag id, run id) of each run, catchup windows included.
+
+    Each DAG is triggered through the REST API without a logical date, as Airflow 3 triggers by
+    default (CLI, REST, UI); a DAG with a catchup window also runs its intervals, as scheduled.
+    """
     runs: list[tuple[str, str]] = []
     for dag in EXAMPLE_DAGS:
         if dag in CATCHUP_WINDOWS:
             runs += [(dag, run_id) for run_id in stack.backfill(dag, *CATCHUP_WINDOWS[dag])]
-        else:
-            runs.append((dag, stack.trigger(dag)))
+        runs.append((dag, stack.trigger(dag, without_logical_date=True)))
     return runs

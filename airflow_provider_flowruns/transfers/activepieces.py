@@ -12,8 +12,9 @@ from airflow_provider_flowruns.core.errors import FlowRunsConfigError, FlowRunsE
 from airflow_provider_flowruns.vendors.activepieces import ACTIVEPIECES
 
 if TYPE_CHECKING:
-    from airflow.sdk import ObjectStoragePath
+    from airflow.sdk import Context, ObjectStoragePath
 
+    from airflow_provider_flowruns.core.params import RunIdArg
     from airflow_provider_flowruns.core.storage import WrittenObject
 
 # The hook and the storage engine are imported where they are used (see ``vendors``).
@@ -59,7 +60,7 @@ class ActivepiecesStepOutputsToStorageOperator(BaseOperator):
     def __init__(
         self,
         *,
-        run_id: str,
+        run_id: RunIdArg,
         destination: str,
         steps: list[str] | None = None,
         overwrite: bool = True,
@@ -75,7 +76,7 @@ class ActivepiecesStepOutputsToStorageOperator(BaseOperator):
         self.overwrite = overwrite
         self.conn_id = conn_id or ACTIVEPIECES.default_conn_name
 
-    def execute(self, context: Any) -> list[dict[str, Any]]:
+    def execute(self, context: Context) -> list[dict[str, Any]]:
         from airflow_provider_flowruns.core.models import ActivepiecesStepOutput, read
         from airflow_provider_flowruns.core.storage import (
             all_or_nothing,

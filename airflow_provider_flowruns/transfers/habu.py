@@ -13,6 +13,9 @@ from airflow_provider_flowruns.core.rows import FORMATS
 from airflow_provider_flowruns.vendors.habu import HABU, REPORT_PAGE_SIZE
 
 if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_provider_flowruns.core.params import RunIdArg
     from airflow_provider_flowruns.core.storage import WrittenObject
 
 # The hook and the storage engine are imported where they are used (see ``vendors``).
@@ -82,7 +85,7 @@ class HabuFlowRunReportToStorageOperator(BaseOperator):
         self,
         *,
         cleanroom_id: str,
-        run_id: str,
+        run_id: RunIdArg,
         node: str,
         destination: str,
         format: str = "csv",
@@ -107,7 +110,7 @@ class HabuFlowRunReportToStorageOperator(BaseOperator):
         self.overwrite = overwrite
         self.conn_id = conn_id or HABU.default_conn_name
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    def execute(self, context: Context) -> dict[str, Any]:
         if self.format not in FORMATS:
             raise FlowRunsConfigError(f"format must be one of {', '.join(FORMATS)}, got {self.format!r}")
         from airflow_provider_flowruns.core.storage import as_storage_path
@@ -143,7 +146,7 @@ class HabuQuestionRunFilesToStorageOperator(BaseOperator):
     def __init__(
         self,
         *,
-        run_id: str,
+        run_id: RunIdArg,
         destination: str,
         files: list[str] | None = None,
         include_data: str | None = None,
@@ -163,7 +166,7 @@ class HabuQuestionRunFilesToStorageOperator(BaseOperator):
         self.overwrite = overwrite
         self.conn_id = conn_id or HABU.default_conn_name
 
-    def execute(self, context: Any) -> list[dict[str, Any]]:
+    def execute(self, context: Context) -> list[dict[str, Any]]:
         from airflow_provider_flowruns.core.storage import all_or_nothing, as_storage_path, child_path
         from airflow_provider_flowruns.hooks.habu import HabuHook
 

@@ -21,8 +21,9 @@ from airflow_provider_flowruns.operators.base import hook_params_checked
 from airflow_provider_flowruns.vendors.tableflow import TABLEFLOW
 
 if TYPE_CHECKING:
-    from airflow.sdk import ObjectStoragePath
+    from airflow.sdk import Context, ObjectStoragePath
 
+    from airflow_provider_flowruns.core.params import RunIdArg
     from airflow_provider_flowruns.core.storage import WrittenObject
 
 # The hook, its models and the storage engine are imported where they are used (see ``vendors``).
@@ -47,7 +48,7 @@ class TableflowRunResultsToStorageOperator(BaseOperator):
     The run id folder keeps mapped runs saved to one destination apart.
 
     :param run_id: the Tableflow flow run (templated, e.g. ``{{ ti.xcom_pull('run_flow') }}``).
-    :param destination: prefix URI (``s3://bucket/tableflow/{{ ds }}``, ``/data/out``).
+    :param destination: prefix URI (``s3://bucket/tableflow/{{ (dag_run.logical_date or dag_run.run_after) | ds }}``, ``/data/out``).
     :param row_filter: ``all`` (default), ``valid`` or ``invalid`` rows of extraction tables.
     :param include_originals: also copy each extraction's original document.
     :param overwrite: replace existing objects (default True; False fails on an existing object).
@@ -68,7 +69,7 @@ class TableflowRunResultsToStorageOperator(BaseOperator):
     def __init__(
         self,
         *,
-        run_id: str,
+        run_id: RunIdArg,
         destination: str,
         row_filter: RowFilter = "all",
         include_originals: bool = False,
@@ -90,7 +91,7 @@ class TableflowRunResultsToStorageOperator(BaseOperator):
         self.conn_id = conn_id or TABLEFLOW.default_conn_name
         self.hook_params = hook_params_checked(hook_params)
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    def execute(self, context: Context) -> dict[str, Any]:
         from functools import partial
 
         from airflow_provider_flowruns.core.errors import UnexpectedResponse

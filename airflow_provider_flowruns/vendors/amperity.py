@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from airflow_provider_flowruns.core.errors import FlowRunsConfigError
 from airflow_provider_flowruns.core.timestamps import parse_iso8601
@@ -18,7 +18,12 @@ AMPERITY: HookRef[AmperityHook] = HookRef(
     default_conn_name="amperity_default",
     default_poll_interval=60.0,
 )
-RUN_MODES = ("source", "refresh", "full")
+#: ``run_mode`` of a courier-group start (the type for signatures, the tuple for checks).
+RunMode = Literal["source", "refresh", "full"]
+RUN_MODES: tuple[RunMode, ...] = get_args(RunMode)
+#: Connection extra ``auth``: a UI-issued token in the password (default) or OAuth client credentials.
+AmperityAuth = Literal["token", "client_credentials"]
+AUTH_MODES: tuple[AmperityAuth, ...] = get_args(AmperityAuth)
 #: Workflow ``type`` per config-id prefix: courier group, orchestration group, campaign.
 CONFIG_PREFIXES = {
     "cg-": "courier.group/run",

@@ -4,7 +4,9 @@ uvicorn process. Every example DAG runs, with sentinel credentials that must nev
 
 from __future__ import annotations
 
+import json
 import threading
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -68,15 +70,31 @@ def test_every_example_dag_succeeds(stack_and_fleet):
         assert set(report.tasks.values()) == {"success"}, (report.dag_id, report.tasks)
 
 
+def test_every_example_dag_runs_when_triggered_without_a_logical_date(stack_and_fleet):
+    """Airflow 3's default trigger (CLI, REST, UI) sets no logical date, so no ``ds``,
+    ``logical_date`` or ``data_interval_*`` in the context: the examples used to fail rendering."""
+    stack, _, _, _ = stack_and_fleet
+    manual = {
+        dag: state
+        for dag, state in stack.query(
+            "select dag_id, state from dag_run where logical_date is null and run_type='manual'"
+        )
+    }
+    assert manual == dict.fromkeys(EXAMPLE_DAGS, "success")
+
+
 def test_chained_pipeline_ran_each_interval_through_all_four_vendors(stack_and_fleet):
     """Amperity refresh -> Habu flow run (paused, resumed) -> report to storage -> Tableflow over
     that report -> Activepieces notified; once per interval of its catchup window."""
     stack, fleet, _, workdir = stack_and_fleet
     dag = "example_flowruns_pipeline"
-    pipeline = [r for r in stack.all_reports if r.dag_id == dag]
+    pipeline = [r for r in stack.all_reports if r.dag_id == dag and not r.run_id.startswith("e2e__")]
     assert len(pipeline) == 2, [r.run_id for r in pipeline]  # two daily intervals
     days = sorted(p.name for p in (workdir / "pipeline").iterdir())
-    assert days == ["2026-01-01", "2026-01-02"], days
+    # ... and the run triggered by hand, filed under the day it was asked for (no logical date).
+    (asked,) = stack.query("select run_after from dag_run where dag_id=:d and logical_date is null", d=dag)
+    asked_day = asked[0].astimezone(timezone.utc) if isinstance(asked[0], datetime) else asked[0]
+    assert days == sorted(["2026-01-01", "2026-01-02", str(asked_day)[:10]]), days
     runs: dict[str, set[str]] = {}
     for report in pipeline:
         saved = report.xcoms["report_to_storage.return_value"]
@@ -186,3 +204,36 @@ def test_no_secret_or_token_anywhere_airflow_writes(stack_and_fleet):
     for where, text in haystacks.items():
         for needle in needles:
             assert needle not in text, f"secret leaked into {where}"
+
+
+def test_rest_connection_test_reaches_every_vendor(stack_and_fleet):
+    """``POST /api/v2/connections/test`` (what the UI's Test button sends) in the API server: the hook
+    is built as Airflow builds it and tests itself. Habu's answer rides on the token the tasks
+    minted and share through the metadata database; nothing new is minted."""
+    stack, fleet, _, _ = stack_and_fleet
+    minted = fleet.stats("habu")["tokens_minted"]
+    expected = {
+        "amperity_default": "Reached Amperity tenant acme at {host}; OAuth client 'amperity-client' accepted "
+        "(client credentials).",
+        "activepieces_default": "Reached Activepieces at {host}; platform API key accepted for project "
+        "projAcme0000000000000.",
+        "tableflow_default": "Reached Tableflow at {host}; API key accepted; 4 active flow(s) (workspace "
+        "uT2bJNWN75YPU95r).",
+        "habu_default": "Reached LiveRamp Clean Room at {host} (health: UP); a token for API user "
+        "'habu-client' is cached and valid until ",
+    }
+    for conn_id, message in expected.items():
+        conn = json.loads(fleet.env[f"AIRFLOW_CONN_{conn_id.upper()}"])
+        body = {
+            "connection_id": conn_id,
+            "conn_type": conn["conn_type"],
+            "host": conn["host"],
+            "login": conn.get("login"),
+            "password": conn["password"],
+            "extra": json.dumps(conn.get("extra") or {}),
+        }
+        answer = stack.api("POST", "/connections/test", body)
+        assert answer["status"] is True, (conn_id, answer)
+        assert answer["message"].startswith(message.format(host=conn["host"])), (conn_id, answer)
+        assert SECRET not in answer["message"]
+    assert fleet.stats("habu")["tokens_minted"] == minted
