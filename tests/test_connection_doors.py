@@ -133,7 +133,7 @@ def test_a_wrong_key_fails_with_the_vendors_words_and_no_secret(doors, emu):
     # The vendor's own words; a request id (different each time) may follow.
     expected = {
         "amperity_door": f"Amperity connection 'amperity_door' at {emu.url('amperity', '/api')}: GET "
-        "workflow/runs failed with HTTP 401: 401: Invalid or expired access token",
+        "workflow/runs failed with HTTP 401: Invalid or expired access token; request id ",
         "activepieces_door": f"Activepieces connection 'activepieces_door' at {emu.url('activepieces', '/api')}: "
         "GET v1/flow-runs failed with HTTP 401: INVALID_API_KEY: Invalid API key",
         "tableflow_door": f"Tableflow connection 'tableflow_door' at {emu.url('tableflow', '/v2')}: GET flows "
@@ -222,7 +222,10 @@ def test_habu_cli_test_reuses_the_token_the_deployment_shares(doors, emu):
     """Where Airflow runs the test (CLI, API server) there is no task supervisor: the token that tasks
     share is read through Airflow's Variable model (secrets backends, then the metadata database;
     here the Variable comes from an ``AIRFLOW_VAR_*`` variable), reported, and nothing is minted."""
-    key = shared_tokens.SHARED_TOKEN_CACHE.variable_key(f"{emu.url('habu', '/v1')}/oauth/token|habu-client")
+    from airflow_provider_flowruns.core.auth import secret_digest
+
+    credential = f"{emu.url('habu', '/v1')}/oauth/token|habu-client|{secret_digest('habu-secret')}"
+    key = shared_tokens.SHARED_TOKEN_CACHE.variable_key(credential)
     result = subprocess.run(
         [sys.executable, "-m", "airflow", "connections", "test", "habu_door"],
         capture_output=True,
