@@ -10,17 +10,17 @@ names the field; never a success with empty, partial or guessed output.
 from __future__ import annotations
 
 import csv
-import io
 import json
 
 import pytest
 from contract_examples import example
 
-from airflow_provider_flowruns.core.errors import FlowRunsApiError, UnexpectedResponse
+from airflow_provider_flowruns.core.errors import FlowRunsApiError, FlowRunsConfigError, UnexpectedResponse
 from airflow_provider_flowruns.core.runs import RunRef, RunState
 from airflow_provider_flowruns.core.storage import IncompleteTransfer
 from airflow_provider_flowruns.hooks import habu as habu_hooks
 from airflow_provider_flowruns.hooks.habu import FLOW_RUN, QUESTION_RUN, HabuHook
+from airflow_provider_flowruns.operators.habu import HabuQuestionRunOperator
 from airflow_provider_flowruns.sensors.habu import HabuFlowRunSensor, HabuQuestionRunSensor
 from airflow_provider_flowruns.testing.process import EmulatorProcess
 from airflow_provider_flowruns.transfers.habu import (
@@ -375,7 +375,7 @@ def test_spec_create_request_is_sent_as_documented_and_answered_with_flow_run_me
 def test_a_create_answer_without_a_run_id_fails_naming_it(habu, body):
     path = f"/cleanrooms/{CR}/cleanroom-flows/f1/cleanroom-flow-runs"
     habu.serve_verbatim({"method": "POST", "path": V1 + path, "body": body})
-    with pytest.raises(UnexpectedResponse, match="no run id|valid dictionary") as exc:
+    with pytest.raises(UnexpectedResponse, match=r"no run id|valid dictionary") as exc:
         HabuHook(**FAST).create_flow_run(CR, "f1", name="n", nodes={})
     assert "the run may exist" in str(exc.value)
 
@@ -626,3 +626,36 @@ def test_the_emulator_health_answer_is_the_documented_one(habu):
     import httpx
 
     assert httpx.get(habu.url("habu", "/v1/health")).json() == example("habu", "health").body
+
+
+# -- question parameters at DAG parse (the create-run body maps names to strings) -------------------------
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"parameters": {"BRANDS": ["acme", "zeta"]}}, "parameters['BRANDS'] must be a string"),
+        ({"parameters": {"RANGE": {"from": "2025-01-01"}}}, "parameters['RANGE'] must be a string"),
+        ({"partition_parameters": {"digital.app_id": None}}, "partition_parameters['digital.app_id']"),
+        ({"parameters": {"ENABLED": True}}, "got bool True (pass 'true' or 'false' as a string)"),
+    ],
+)
+def test_non_string_question_parameters_fail_at_parse_naming_the_parameter(kwargs, message):
+    with pytest.raises(FlowRunsConfigError) as exc:
+        HabuQuestionRunOperator(task_id="q", question_id="crq1234", **kwargs)
+    assert message in str(exc.value)
+
+
+def test_string_templated_and_number_parameters_are_accepted_and_sent_as_strings(habu):
+    op = HabuQuestionRunOperator(
+        task_id="q", question_id="crq1234", parameters={"START_DATE": "{{ ds }}", "DAYS": 30, "RATE": 0.5}
+    )
+    assert op.parameters["DAYS"] == 30  # kept as given until the run: templates render first
+    path = "/cleanroom-questions/crq1234/create-run"
+    serve(habu, "create_question_run_response_seed", "POST", path)
+    HabuHook(**FAST).create_question_run("crq1234", name="n", parameters={"DAYS": 30, "RATE": 0.5, "D": "x"})
+    assert sent(habu, path) == [{"name": "n", "parameters": {"DAYS": "30", "RATE": "0.5", "D": "x"}}]
+
+
+def test_a_list_parameter_rendered_at_run_time_is_refused_before_anything_is_sent(habu):
+    with pytest.raises(FlowRunsConfigError, match=r"parameters\['BRANDS'\]"):
+        HabuHook(**FAST).create_question_run("crq1234", name="n", parameters={"BRANDS": ["a"]})
+    assert habu.stats()["vendors"]["habu"].get("runs_created", 0) == 0

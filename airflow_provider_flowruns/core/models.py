@@ -47,10 +47,8 @@ def describe(exc: ValidationError, *, prefix: str = "") -> str:
     for error in exc.errors(include_url=False)[:MAX_PROBLEMS]:
         path = field_path(tuple(error.get("loc", ())))
         if prefix:
-            if path == "(body)":
-                path = prefix
-            else:
-                path = f"{prefix}{'' if path.startswith('[') else '.'}{path}"
+            joint = "" if path.startswith("[") else "."  # response[0].id, response.id
+            path = prefix if path == "(body)" else f"{prefix}{joint}{path}"
         problems.append(f"{path}: {error.get('msg', 'invalid')}")
     extra = exc.error_count() - len(problems)
     if extra > 0:

@@ -65,7 +65,7 @@ from airflow_provider_flowruns.vendors.habu import (  # defined there for DAG pa
     level_id,
     level_number,
     nodes_payload,
-    parameter_value,
+    question_parameters,
 )
 
 #: The vendor's create window; a 429 on create means "not before the next one".
@@ -409,7 +409,7 @@ class HabuHook(FlowRunsHook):
             raise FlowRunsConfigError("a question run needs a name")
         body = {
             "name": name,
-            "parameters": {str(k): parameter_value(v) for k, v in (parameters or {}).items()},
+            "parameters": question_parameters(parameters),
             **extra,
         }
         created = self._create(
@@ -530,7 +530,7 @@ class HabuHook(FlowRunsHook):
 
     def parse_status(self, ref: RunRef, body: Any) -> RunStatus:
         body, prefix = unwrapped(body)
-        seen = read(RunStatusBody, body, what=f"Habu's status of run {ref.run_id}", prefix=prefix)
+        seen = read(RunStatusBody, body, what=f"{self.vendor}'s status of run {ref.run_id}", prefix=prefix)
         vendor_status = seen.status
         status_map = QUESTION_RUN_STATUS if ref.kind == QUESTION_RUN else FLOW_RUN_STATUS
         message = seen.failureReason or seen.runMessage or None
