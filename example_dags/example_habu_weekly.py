@@ -68,7 +68,10 @@ with DAG(
     def check_match_rate(flow_run_id: str, cleanroom_id: str, node: str, minimum: str) -> int:
         """Read the level-1 report; fail before resuming when too few ids matched."""
         page = next(HabuHook().iter_report(cleanroom_id, flow_run_id, node, page_size=10))
-        matched = int((page.get("stats") or [{}])[0].get("matched_ids", 0))
+        first = next(page.rows(), None)  # either report shape, read as one table
+        if first is None or "matched_ids" not in first:
+            raise ValueError(f"the match report of node {node} has no matched_ids row: {first!r}")
+        matched = int(first["matched_ids"])
         if matched < int(minimum):
             raise ValueError(f"only {matched} ids matched (minimum {minimum}); not resuming the flow run")
         return matched

@@ -434,9 +434,7 @@ def test_report_to_storage_keeps_every_row_and_value(habu, tmp_path, fmt):
         page_size=200,
     )
     result = op.execute({})
-    expected = [
-        row for page in hook.iter_report(CR, run_id, "Q-1002", page_size=1000) for row in page["stats"]
-    ]
+    expected = [row for page in hook.iter_report(CR, run_id, "Q-1002", page_size=1000) for row in page.rows()]
     assert len(expected) == result["rows"] == 1234
     if fmt == "csv":
         with dest.open(newline="", encoding="utf-8") as fh:  # keep \r\n inside values as written

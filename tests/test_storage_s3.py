@@ -126,3 +126,84 @@ def test_a_multi_object_try_lands_whole_in_the_bucket(prefix):
         write_atomically(prefix / "b.csv", [b"two"])
     assert keys_under(prefix) == ["a.csv", "b.csv"]
     assert (prefix / "b.csv").read_bytes() == b"two"
+
+
+# -- a Habu question run's files into S3: all of them or none ---------------------------------------------
+@pytest.fixture
+def habu_verbatim(monkeypatch, tmp_path):
+    """The Habu emulator, answering the run's result data with the vendor spec's example (§1.5)
+    and its two output files verbatim."""
+    from contract_examples import example
+
+    from airflow_provider_flowruns.core import shared_tokens
+    from airflow_provider_flowruns.testing.process import EmulatorProcess
+
+    with EmulatorProcess(["habu"], speed=600) as emu:
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_HABU_DEFAULT",
+            json.dumps(
+                {
+                    "conn_type": "habu",
+                    "host": emu.url("habu", "/v1"),
+                    "login": "habu-client",
+                    "password": "habu-secret",
+                    "extra": {"emulator_time_scale": 600},
+                }
+            ),
+        )
+        monkeypatch.setenv("AIRFLOW__FLOWRUNS__TOKEN_LOCK_DIR", str(tmp_path / "locks"))
+        monkeypatch.setattr(shared_tokens.SHARED_TOKEN_CACHE, "_memory", shared_tokens.MemoryTokenCache())
+        run = "/habu/v1/cleanroom-question-runs/qr-1"
+        emu.serve_verbatim(
+            *(
+                {
+                    "method": "GET",
+                    "path": f"{run}/download/{n}",
+                    "text": f"file {n}\n",
+                    "content_type": "text/csv",
+                }
+                for n in ("output_a.csv", "output_b.csv")
+            ),
+            {
+                "method": "GET",
+                "path": f"{run}/data",
+                "query": {"limit": "1"},
+                "body": example("habu", "question_run_result_data").body,
+            },
+        )
+        yield emu, f"{run}/data"
+
+
+def _files_op(prefix: ObjectStoragePath):
+    from airflow_provider_flowruns.transfers.habu import HabuQuestionRunFilesToStorageOperator
+
+    return HabuQuestionRunFilesToStorageOperator(
+        task_id="files", run_id="qr-1", destination=f"s3://{CONN_ID}@{prefix.path}/out", include_data="csv"
+    )
+
+
+def test_habu_question_files_land_whole_in_the_bucket(prefix, habu_verbatim):
+    from contract_examples import example
+
+    emu, data = habu_verbatim
+    emu.serve_verbatim(
+        {"method": "GET", "path": data, "body": example("habu", "question_run_result_data").body}
+    )
+    written = _files_op(prefix).execute({})
+    assert [w["source"] for w in written] == ["output_a.csv", "output_b.csv", "data"]
+    assert keys_under(prefix) == ["data.csv", "output_a.csv", "output_b.csv"]
+    assert (prefix / "out" / "data.csv").read_bytes() == b"brand,reach\r\nnike,1234\r\nnike,1234\r\n"
+
+
+def test_a_failing_habu_data_page_after_two_downloads_leaves_nothing_in_the_bucket(prefix, habu_verbatim):
+    from airflow_provider_flowruns.core.errors import FlowRunsApiError
+
+    emu, data = habu_verbatim
+    emu.serve_verbatim(
+        {"method": "GET", "path": data, "status": 500, "body": {"code": "500", "message": "boom"}}
+    )
+    with pytest.raises(FlowRunsApiError) as exc:
+        _files_op(prefix).execute({})
+    assert exc.value.status == 500
+    assert len([r for r in emu.verbatim_requests() if "/download/" in r["path"]]) == 2  # both were fetched
+    assert keys_under(prefix) == []  # temporaries included

@@ -47,7 +47,8 @@ def describe(exc: ValidationError, *, prefix: str = "") -> str:
     for error in exc.errors(include_url=False)[:MAX_PROBLEMS]:
         path = field_path(tuple(error.get("loc", ())))
         if prefix:
-            path = f"{prefix}.{path}" if path != "(body)" else prefix
+            joint = "" if path.startswith("[") else "."  # response[0].id, response.id
+            path = prefix if path == "(body)" else f"{prefix}{joint}{path}"
         problems.append(f"{path}: {error.get('msg', 'invalid')}")
     extra = exc.error_count() - len(problems)
     if extra > 0:

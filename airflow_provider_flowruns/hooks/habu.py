@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 from airflow.sdk import ObjectStoragePath
+from pydantic import RootModel
 
 from airflow_provider_flowruns.core.auth import OAuth2ClientCredentials, TokenMintError
 from airflow_provider_flowruns.core.create_budget import SharedCreateBudget
@@ -39,12 +40,25 @@ from airflow_provider_flowruns.core.http import (
     FlowRunsHook,
     secret_digest,
 )
+from airflow_provider_flowruns.core.models import read
 from airflow_provider_flowruns.core.pages import page_field, page_items
 from airflow_provider_flowruns.core.runs import RunRef, RunState, RunStatus, StatusMap
 from airflow_provider_flowruns.core.shared_tokens import SHARED_TOKEN_CACHE
 from airflow_provider_flowruns.core.storage import WrittenObject, download_to
 from airflow_provider_flowruns.core.token_lookup import cached_token
 from airflow_provider_flowruns.core.token_ration import TokenRation
+from airflow_provider_flowruns.hooks.habu_models import (
+    CreatedQuestion,
+    FlowRunParameterNode,
+    IdentifiedObject,
+    QuestionParameters,
+    ReportPage,
+    ResultOutputs,
+    RunBody,
+    RunStatusBody,
+    created_run_id,
+    unwrapped,
+)
 from airflow_provider_flowruns.vendors.habu import (  # defined there for DAG parse; used here
     FLOW_RUN,
     HABU,
@@ -53,7 +67,7 @@ from airflow_provider_flowruns.vendors.habu import (  # defined there for DAG pa
     level_id,
     level_number,
     nodes_payload,
-    parameter_value,
+    question_parameters,
 )
 
 #: The vendor's token ration: 2 mints per API user per 24 h (vendor time).
@@ -88,18 +102,20 @@ QUESTION_RUN_STATUS = StatusMap(
 
 def unwrap(body: Any) -> Any:
     """Some documented responses wrap the payload as ``{"response": ...}``; accept both."""
-    if isinstance(body, dict) and set(body) == {"response"}:
-        return body["response"]
-    return body
+    return unwrapped(body)[0]
 
 
-def run_id_of(body: Any) -> str:
-    body = unwrap(body)
-    if isinstance(body, dict):
-        for key in ("id", "Id", "cleanRoomFlowRunID", "runId"):
-            if body.get(key):
-                return str(body[key])
-    raise FlowRunsApiError(f"Habu answered a create without a run id: {str(body)[:200]}")
+def run_id_of(body: Any, *, what: str = "Habu's answer to a create") -> str:
+    """The new run's id (``id``, ``Id`` or ``cleanRoomFlowRunID``); an answer without one fails
+    naming the fields it lacks (``habu_models.CreatedRun``)."""
+    return created_run_id(body, what=what)
+
+
+def _checked(model: Any, body: Any, *, what: str) -> dict[str, Any]:
+    """``body`` unwrapped, after checking the fields we use with ``model``; returned whole."""
+    payload, prefix = unwrapped(body)
+    read(model, payload, what=what, prefix=prefix)
+    return dict(payload)
 
 
 class HabuHook(FlowRunsHook):
@@ -211,7 +227,7 @@ class HabuHook(FlowRunsHook):
         booking = CREATE_BUDGET.book(self.api_user, limit=self.creates_per_hour, window=window, what=what)
         asked_at = time.time()
         try:
-            return dict(unwrap(self.call(call)) or {})
+            answer = self.call(call)
         except TokenMintError:
             # No token, so the create was never sent (or was answered 401): nothing was created
             # and the slot goes back. A token refusal is not the create limit's 429.
@@ -236,8 +252,12 @@ class HabuHook(FlowRunsHook):
             found = find(asked_at)
             if found is not None:
                 self.log.info("Found the run the lost create made: %s", run_id_of(found))
-                return dict(found)
+                return {**found, "id": run_id_of(found)}
             raise
+        # Outside the try: an answer we cannot read may well stand for a run Habu made, so its
+        # slot stays booked and the error says so.
+        run_id = run_id_of(answer, what=f"Habu's answer to creating {what} (the run may exist)")
+        return {**unwrap(answer), "id": run_id}
 
     @property
     def api_user(self) -> str:
@@ -258,11 +278,18 @@ class HabuHook(FlowRunsHook):
 
     # -- flow runs -------------------------------------------------------------------------------------
     def flow_run_parameters(self, cleanroom_id: str, flow_id: str) -> list[dict[str, Any]]:
-        body = self.api(
+        raw = self.call(
             Call("GET", f"cleanrooms/{cleanroom_id}/cleanroom-flows/{flow_id}/flow-run-parameters")
         )
-        params = body.get("flowRunParameters", []) if isinstance(body, dict) else body
-        return list(params or [])
+        body, prefix = unwrapped(raw)
+        if isinstance(body, dict):  # the spec's {"flowRunParameters": [...]}
+            body, prefix = (
+                body.get("flowRunParameters"),
+                (f"{prefix}." if prefix else "") + "flowRunParameters",
+            )
+        what = f"Habu's run parameters of flow {flow_id}"
+        read(_NodeList, body, what=what, prefix=prefix)  # seed 000: the bare list, wrapped
+        return list(body)
 
     def create_flow_run(
         self,
@@ -308,7 +335,7 @@ class HabuHook(FlowRunsHook):
             what=f"flow run {name!r}",
             find=lambda since: self.find_flow_run(cleanroom_id, flow_id, name, submitted_after=since - 120),
         )
-        return {**created, "id": run_id_of(created)}
+        return created
 
     def list_flow_runs(
         self, cleanroom_id: str, flow_id: str, *, search: str | None = None, page_size: int = 30
@@ -344,13 +371,14 @@ class HabuHook(FlowRunsHook):
 
     def get_flow_run(self, cleanroom_id: str, run_id: str) -> dict[str, Any]:
         ref = RunRef(run_id, kind=FLOW_RUN, scope={"cleanroom_id": cleanroom_id})
-        return dict(self.api(self.status_call(ref)))  # a status read: paced like every poll
+        body = self.call(self.status_call(ref))  # a status read: paced like every poll
+        return _checked(RunBody, body, what=f"Habu flow run {run_id}")
 
     def resume_flow_run(self, cleanroom_id: str, run_id: str, *, pause_level: Any = None) -> dict[str, Any]:
         """Resume a PAUSED run from its intermediate results, optionally pausing again further on."""
         body = {"pauseLevelID": level_id(pause_level, "pause_level")} if pause_level is not None else {}
-        return dict(
-            self.api(
+        answer = unwrap(
+            self.call(
                 Call(
                     "POST",
                     f"cleanrooms/{cleanroom_id}/cleanroom-flow-runs/{run_id}/resume-flow-run",
@@ -358,8 +386,10 @@ class HabuHook(FlowRunsHook):
                     idempotent=False,
                 )
             )
-            or {}
         )
+        if isinstance(answer, dict) and answer.get("success") is False:  # spec: {"success": true}
+            raise FlowRunsApiError(f"Habu did not resume flow run {run_id}: {str(answer)[:200]}", status=200)
+        return dict(answer or {}) if isinstance(answer, dict) else {}
 
     def replay_flow_run(
         self,
@@ -402,7 +432,7 @@ class HabuHook(FlowRunsHook):
             what=f"a replay of flow run {run_id}",
             find=find,
         )
-        return run_id_of(created)
+        return str(created["id"])
 
     def output_nodes(self, cleanroom_id: str, run_id: str) -> list[dict[str, Any]]:
         body = self.api(Call("GET", f"cleanrooms/{cleanroom_id}/cleanroom-flow-runs/{run_id}/output-nodes"))
@@ -410,8 +440,8 @@ class HabuHook(FlowRunsHook):
 
     def iter_report(
         self, cleanroom_id: str, run_id: str, node: str, *, page_size: int = REPORT_PAGE_SIZE
-    ) -> Iterator[dict[str, Any]]:
-        """Every page of a node's report (``QuestionRunResultData``), fetched as it is consumed."""
+    ) -> Iterator[ReportPage]:
+        """Every page of a node's report (either documented shape), fetched as it is consumed."""
         return self._pages(
             f"cleanrooms/{cleanroom_id}/cleanroom-flow-runs/{run_id}/report", {"node": node}, page_size
         )
@@ -428,10 +458,12 @@ class HabuHook(FlowRunsHook):
     # -- question runs -----------------------------------------------------------------------------------
     def question_parameters(self, question_id: str) -> dict[str, Any]:
         """A clean-room question's run parameters (PascalCase fields, as the API returns them)."""
-        return dict(self.api(Call("GET", f"cleanroom-questions/{question_id}/cleanroom-question-parameters")))
+        body = self.call(Call("GET", f"cleanroom-questions/{question_id}/cleanroom-question-parameters"))
+        return _checked(QuestionParameters, body, what=f"Habu's parameters of question {question_id}")
 
     def get_question(self, question_id: str) -> dict[str, Any]:
-        return dict(self.api(Call("GET", f"cleanroom-questions/{question_id}")))
+        body = self.call(Call("GET", f"cleanroom-questions/{question_id}"))
+        return _checked(IdentifiedObject, body, what=f"Habu question {question_id}")
 
     def create_question_run(
         self, question_id: str, *, name: str, parameters: Mapping[str, Any] | None = None, **extra: Any
@@ -441,7 +473,7 @@ class HabuHook(FlowRunsHook):
             raise FlowRunsConfigError("a question run needs a name")
         body = {
             "name": name,
-            "parameters": {str(k): parameter_value(v) for k, v in (parameters or {}).items()},
+            "parameters": question_parameters(parameters),
             **extra,
         }
         created = self._create(
@@ -449,7 +481,7 @@ class HabuHook(FlowRunsHook):
             what=f"question run {name!r}",
             find=lambda since: self.find_question_run(question_id, name, submitted_after=since - 120),
         )
-        return {**created, "id": run_id_of(created)}
+        return created
 
     def list_question_runs(
         self,
@@ -488,19 +520,20 @@ class HabuHook(FlowRunsHook):
         return None
 
     def get_question_run(self, run_id: str) -> dict[str, Any]:
-        return dict(self.api(self.status_call(RunRef(run_id, kind=QUESTION_RUN))))  # paced like a poll
+        body = self.call(self.status_call(RunRef(run_id, kind=QUESTION_RUN)))  # paced like a poll
+        return _checked(RunBody, body, what=f"Habu question run {run_id}")
 
-    def iter_question_data(
-        self, run_id: str, *, page_size: int = REPORT_PAGE_SIZE
-    ) -> Iterator[dict[str, Any]]:
+    def iter_question_data(self, run_id: str, *, page_size: int = REPORT_PAGE_SIZE) -> Iterator[ReportPage]:
         return self._pages(f"cleanroom-question-runs/{run_id}/data", {}, page_size)
 
     def question_result_files(self, run_id: str) -> list[str]:
         """The run's output file names (``multipleOutputs`` of its result data)."""
-        first = self.api(
-            Call("GET", f"cleanroom-question-runs/{run_id}/data", params={"limit": 1, "offset": 0})
+        first, prefix = unwrapped(
+            self.call(Call("GET", f"cleanroom-question-runs/{run_id}/data", params={"limit": 1, "offset": 0}))
         )
-        return [str(f) for f in (first or {}).get("multipleOutputs") or [] if f]
+        what = f"Habu question run {run_id} result data"
+        listed = read(ResultOutputs, first, what=what, prefix=prefix).multipleOutputs
+        return [str(f) for f in listed or [] if f]
 
     def download_question_file(self, run_id: str, file_name: str, dest: ObjectStoragePath) -> WrittenObject:
         path = f"cleanroom-question-runs/{run_id}/download/{quote(file_name, safe='')}"
@@ -509,14 +542,18 @@ class HabuHook(FlowRunsHook):
     # -- provisioning (set-up steps, not run steps) -----------------------------------------------------
     def create_question(self, question: Mapping[str, Any], *, cleanroom_id: str | None = None) -> str:
         params = {"cleanRoomID": cleanroom_id} if cleanroom_id else None
-        body = self.api(Call("POST", "question", params=params, json=dict(question), idempotent=False))
-        return str(body.get("questionID") or body.get("questionId"))
+        body, prefix = unwrapped(
+            self.call(Call("POST", "question", params=params, json=dict(question), idempotent=False))
+        )
+        created = read(CreatedQuestion, body, what="Habu's answer to creating a question", prefix=prefix)
+        return str(created.questionID or created.questionId)
 
     def add_question_to_cleanroom(
         self, cleanroom_id: str, question_id: str, *, editable: bool = True
     ) -> dict[str, Any]:
         params = {"questionId": question_id, "isEditable": str(editable).lower()}
-        return dict(self.api(Call("POST", f"cleanrooms/{cleanroom_id}/cleanroom-questions", params=params)))
+        body = self.call(Call("POST", f"cleanrooms/{cleanroom_id}/cleanroom-questions", params=params))
+        return _checked(IdentifiedObject, body, what=f"Habu's answer to adding question {question_id}")
 
     def assign_dataset_ownership(self, question_id: str, owners: list[dict[str, Any]]) -> Any:
         return self.api(Call("POST", f"cleanroom-questions/{question_id}/datasets-ownership", json=owners))
@@ -525,20 +562,24 @@ class HabuHook(FlowRunsHook):
         return self.api(Call("POST", f"cleanroom-questions/{question_id}/datasets", json=datasets))
 
     # -- result pages shared by flow reports and question data ------------------------------------------
-    def _pages(self, path: str, params: Mapping[str, Any], page_size: int) -> Iterator[dict[str, Any]]:
+    def _pages(self, path: str, params: Mapping[str, Any], page_size: int) -> Iterator[ReportPage]:
+        """Result pages, each read once as :class:`ReportPage` (either documented shape).
+
+        The next offset moves by the rows (record groups) a page held. The end: an empty page; the
+        announced ``count`` reached; or, with no count (always so in the seed's ``recordStats``
+        shape), a page shorter than ``limit``. A full page without a count is followed by another
+        request, so a vendor that ignores ``limit`` costs one more page, never a lost one."""
         offset = 0
         while True:
-            page = self.api(Call("GET", path, params={**params, "limit": page_size, "offset": offset}))
-            if not isinstance(page, dict):
-                raise FlowRunsApiError(f"{path}: expected result data, got {type(page).__name__}")
-            rows = page.get("stats") or []
+            body = self.call(Call("GET", path, params={**params, "limit": page_size, "offset": offset}))
+            page = ReportPage(body, what=f"Habu {path} (offset {offset})")
             yield page
-            offset += len(rows)
-            total = page.get("count")
+            offset += page.size
+            total = page.count
             if (
-                not rows
-                or (isinstance(total, int) and offset >= total)
-                or (total is None and len(rows) < page_size)
+                not page.size
+                or (total is not None and offset >= total)
+                or (total is None and page.size < page_size)
             ):
                 return
 
@@ -552,12 +593,13 @@ class HabuHook(FlowRunsHook):
         return Call("GET", f"cleanrooms/{cleanroom}/cleanroom-flow-runs/{ref.run_id}", paced=True)
 
     def parse_status(self, ref: RunRef, body: Any) -> RunStatus:
-        body = unwrap(body)
-        vendor_status = str(body.get("status") or "UNKNOWN")
+        body, prefix = unwrapped(body)
+        seen = read(RunStatusBody, body, what=f"{self.vendor}'s status of run {ref.run_id}", prefix=prefix)
+        vendor_status = seen.status
         status_map = QUESTION_RUN_STATUS if ref.kind == QUESTION_RUN else FLOW_RUN_STATUS
-        message = body.get("failureReason") or body.get("runMessage") or None
-        if message and body.get("isRetryable") is not None and status_map(vendor_status) is RunState.FAILED:
-            message = f"{message} (Habu marks it {'' if body['isRetryable'] else 'not '}retryable)"
+        message = seen.failureReason or seen.runMessage or None
+        if message and seen.isRetryable is not None and status_map(vendor_status) is RunState.FAILED:
+            message = f"{message} (Habu marks it {'' if seen.isRetryable else 'not '}retryable)"
         return RunStatus(
             run_id=ref.run_id,
             state=status_map(vendor_status),
@@ -573,6 +615,10 @@ class HabuHook(FlowRunsHook):
             return None
         section = "questions" if ref.kind == QUESTION_RUN else "flows"
         return f"{self.ui_base_url}/clean-rooms/{cleanroom}/{section}/runs/{ref.run_id}"
+
+
+class _NodeList(RootModel[list[FlowRunParameterNode]]):
+    """Flow-run parameters: one record per node, each naming its ``nodeId``."""
 
 
 def _submitted(run: Mapping[str, Any]) -> float:

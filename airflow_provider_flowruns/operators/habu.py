@@ -27,7 +27,14 @@ from airflow_provider_flowruns.core.errors import (
 from airflow_provider_flowruns.core.runs import RunRef, RunState
 from airflow_provider_flowruns.links import HabuRunLink
 from airflow_provider_flowruns.operators.base import FlowRunOperator, to_seconds
-from airflow_provider_flowruns.vendors.habu import FLOW_RUN, HABU, QUESTION_RUN, level_number, nodes_payload
+from airflow_provider_flowruns.vendors.habu import (
+    FLOW_RUN,
+    HABU,
+    QUESTION_RUN,
+    level_number,
+    nodes_payload,
+    question_parameters,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -402,6 +409,8 @@ class HabuQuestionRunOperator(HabuCreateRunOperator):
         for value, label in ((parameters, "parameters"), (partition_parameters, "partition_parameters")):
             if value is not None and not isinstance(value, dict) and not _templated(value):
                 raise FlowRunsConfigError(f"{label} must be a dict of parameter name -> value, got {value!r}")
+            if isinstance(value, dict):
+                question_parameters(value, label)  # values: strings (templated or not) or numbers
         self.question_id = question_id
         self.parameters = parameters
         self.partition_parameters = partition_parameters

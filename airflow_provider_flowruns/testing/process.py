@@ -110,6 +110,10 @@ class EmulatorProcess:
         """Serve documented examples as they stand (see ``server.VerbatimAnswer``), first match wins."""
         self.control("POST", "verbatim", json=list(answers))
 
+    def verbatim_requests(self) -> list[dict[str, Any]]:
+        """The requests verbatim answers went to, oldest first: ``{method, path, query, body}``."""
+        return list(self.control("GET", "verbatim"))
+
     def clear_verbatim(self) -> None:
         self.control("DELETE", "verbatim")
 

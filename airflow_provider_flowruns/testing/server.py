@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import re
 import threading
 from collections import Counter
@@ -172,6 +173,9 @@ class EmulatorServer:
         self.requests: Counter[str] = Counter()
         #: documented examples served as they stand, first match wins (``/_emulator/verbatim``)
         self.verbatim: list[VerbatimAnswer] = []
+        #: the requests verbatim answers were given to (method, path, query, JSON body), so a contract
+        #: test can compare what a client sent with a documented request body
+        self.verbatim_seen: list[dict[str, Any]] = []
         #: vendor -> distinct client (host, port) pairs seen: the TCP connections each vendor's
         #: clients opened (a port names one connection for its lifetime).
         self.peers: dict[str, set[tuple[str, int]]] = {}
@@ -210,6 +214,19 @@ class EmulatorServer:
         async def _verbatim(request: Request, call_next: Any) -> Any:
             for answer in self.verbatim:
                 if answer.matches(request.method, request.url.path, request.query_params, request.headers):
+                    raw = await request.body()
+                    try:
+                        sent: Any = json.loads(raw) if raw else None
+                    except ValueError:
+                        sent = raw.decode("utf-8", "replace")
+                    self.verbatim_seen.append(
+                        {
+                            "method": request.method,
+                            "path": request.url.path,
+                            "query": dict(request.query_params),
+                            "body": sent,
+                        }
+                    )
                     if answer.times is not None:
                         answer.times -= 1
                         if answer.times <= 0:
@@ -250,9 +267,14 @@ class EmulatorServer:
             self.verbatim.extend(answers)
             return {"armed": len(answers)}
 
+        @control.get("/verbatim")
+        async def verbatim_seen() -> list[dict[str, Any]]:
+            return self.verbatim_seen
+
         @control.delete("/verbatim")
         async def clear_verbatim() -> dict[str, Any]:
             self.verbatim.clear()
+            self.verbatim_seen.clear()
             return {"cleared": True}
 
         @control.get("/stats")
@@ -271,6 +293,7 @@ class EmulatorServer:
         async def reset() -> dict[str, bool]:
             self.plan.reset()
             self.verbatim.clear()
+            self.verbatim_seen.clear()
             self.requests.clear()
             self.peers.clear()
             for emulator in self.emulators.values():

@@ -17,30 +17,22 @@ if TYPE_CHECKING:
 
     from airflow_provider_flowruns.core.params import RunIdArg
     from airflow_provider_flowruns.core.storage import WrittenObject
+    from airflow_provider_flowruns.hooks.habu_models import ReportPage
 
 # The hook and the storage engine are imported where they are used (see ``vendors``).
 
 
-def _columns(page: Mapping[str, Any]) -> list[str]:
-    """Header from the result metadata (``columnName``, else ``fieldName``), else the first row."""
-    columns = [
-        str(m.get("columnName") or m.get("fieldName"))
-        for m in page.get("metadata") or []
-        if isinstance(m, Mapping) and (m.get("columnName") or m.get("fieldName"))
-    ]
-    if columns:
-        return columns
-    first = (page.get("stats") or [{}])[0]
-    return [str(k) for k in first] if isinstance(first, Mapping) else []
-
-
 def write_result_pages(
-    pages: Iterator[dict[str, Any]], dest: Any, fmt: str, *, overwrite: bool = True
+    pages: Iterator[ReportPage], dest: Any, fmt: str, *, overwrite: bool = True
 ) -> tuple[WrittenObject, int]:
-    """Stream paginated ``QuestionRunResultData`` into ``dest`` as CSV or JSON Lines.
+    """Stream paginated result data (either documented shape, read by the hook as
+    ``habu_models.ReportPage``) into ``dest`` as CSV or JSON Lines.
 
-    The row total the vendor announced (``count``) is checked before the object is moved into
-    place: a report that lost rows on the way never lands."""
+    The CSV header is the first page's declared columns plus every column a row brings, in order
+    of first appearance (``core.rows.csv_chunks``). The row total the vendor announced (``count``)
+    is checked before the object is moved into place: a report that lost rows on the way never
+    lands. A first page without any rows is an empty report only because the vendor said so in a
+    shape it documents (an empty ``stats``/``recordStats`` list, or ``count: 0``)."""
     from airflow_provider_flowruns.core.pages import read_ahead
     from airflow_provider_flowruns.core.rows import RowCounter, encode_rows
     from airflow_provider_flowruns.core.storage import IncompleteTransfer, write_atomically
@@ -49,17 +41,17 @@ def write_result_pages(
     first = next(pages, None)
     if first is None:
         raise IncompleteTransfer("the API returned no result page")
-    announced = first.get("count")
+    announced = first.count
 
     def rows() -> Iterator[Mapping[str, Any]]:
         for page in itertools.chain([first], pages):  # one page in memory at a time
-            yield from page.get("stats") or []
+            yield from page.rows()
 
     counter = RowCounter(rows())
 
     def chunks() -> Iterator[bytes]:
-        yield from encode_rows(fmt, _columns(first), counter)
-        if isinstance(announced, int) and counter.count != announced:
+        yield from encode_rows(fmt, first.columns, counter)
+        if announced is not None and counter.count != announced:
             raise IncompleteTransfer(f"received {counter.count} rows, the API announced {announced}")
 
     return write_atomically(dest, chunks(), overwrite=overwrite), counter.count
@@ -72,7 +64,8 @@ class HabuFlowRunReportToStorageOperator(BaseOperator):
     :param run_id: the flow run (templated, e.g. ``{{ ti.xcom_pull('flow_run') }}``).
     :param node: the node: its UUID, or the question display id (``Q-004368``, ``Q-004368_1``).
     :param destination: the object to write (``s3://bucket/reports/{{ ds }}/reach.csv``, ``/data/x.csv``).
-    :param format: ``csv`` (header from the report metadata) or ``jsonl`` (every field as sent).
+    :param format: ``csv`` (header: the report's declared columns, then any other column a row
+        carries, in order of first appearance) or ``jsonl`` (every field as sent).
     :param page_size: rows per API page (Habu's default and maximum page is 500-1000).
 
     Streamed page by page; every value is kept as Habu sent it (strings). The object appears whole

@@ -68,6 +68,32 @@ def nodes_payload(nodes: Any) -> list[dict[str, Any]]:
     return out
 
 
+def question_parameters(parameters: Mapping[str, Any] | None, label: str = "parameters") -> dict[str, str]:
+    """A question run's ``parameters`` as the create-run body takes them: a map of name -> string.
+
+    Every documented create-run body (spec §1.4; seed 001's ``question_run_details``) holds string
+    values only, dates included. A string is sent as it is; a whole number or a decimal is sent as
+    its decimal text (``30`` -> ``"30"``), which is what the string form of a number parameter is.
+    Anything else fails here, at DAG parse where it can, naming the parameter: a list or a dict has
+    no string form Habu documents (a list-valued parameter would be sent as ``"['a', 'b']"``); a
+    bool is refused because ``"True"`` is not ``"true"`` - pass the string Habu expects; ``None``
+    would be sent as ``"None"``.
+    """
+    out: dict[str, str] = {}
+    for name, value in (parameters or {}).items():
+        if isinstance(value, str):
+            out[str(name)] = value
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[str(name)] = str(value)
+        else:
+            hint = " (pass 'true' or 'false' as a string)" if isinstance(value, bool) else ""
+            raise FlowRunsConfigError(
+                f"{label}[{name!r}] must be a string (or a number, sent as its text): Habu's create-run "
+                f"parameters map names to strings, got {type(value).__name__} {value!r}{hint}"
+            )
+    return out
+
+
 def parameter_value(value: Any) -> Any:
     """Parameter values are sent as strings (dates from ``{{ ds }}`` already are)."""
     return value if isinstance(value, (str, dict)) else str(value)
