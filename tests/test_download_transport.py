@@ -397,6 +397,28 @@ async def test_download_to_writes_a_compressed_body_decoded(tmp_path, monkeypatc
     assert (written.size, written.sha256) == (len(body), hashlib.sha256(body).hexdigest())
 
 
+async def test_download_to_over_httpx_s_own_transport_writes_the_raw_body(tmp_path, monkeypatch):
+    """``download_transport = httpx``: no reused buffer, the raw body is iterated (iter_raw)."""
+    monkeypatch.setenv("AIRFLOW__FLOWRUNS__DOWNLOAD_TRANSPORT", "httpx")
+    body = bytes(range(256)) * 4000
+    async with raw_server(replying(answer("200 OK", body), keep_alive=False)) as server:
+        dest = ObjectStoragePath(f"file://{tmp_path}/out.bin")
+        with client() as http:
+            written = await in_thread(
+                download_to, partial(http.stream, "GET", f"http://127.0.0.1:{server.port}/f"), dest
+            )
+    assert (tmp_path / "out.bin").read_bytes() == body and written.size == len(body)
+
+
+async def test_download_to_writes_a_chunked_body_whose_length_was_not_announced(tmp_path, monkeypatch):
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+    async with raw_server(replying(chunked, keep_alive=False)) as server:
+        hook = _hook_for(server, monkeypatch)
+        dest = ObjectStoragePath(f"file://{tmp_path}/out.txt")
+        written = await in_thread(download_to, partial(hook.stream, Call("GET", "runs/r1/result")), dest)
+    assert (tmp_path / "out.txt").read_bytes() == b"hello world" and written.size == 11
+
+
 async def test_download_to_with_a_chunk_size_writes_the_body_whole(tmp_path, monkeypatch):
     body = bytes(range(256)) * 1000
     async with raw_server(replying(answer("200 OK", body), keep_alive=False)) as server:
@@ -448,4 +470,8 @@ async def test_download_to_replaces_an_earlier_object_by_default(tmp_path, monke
         hook = _hook_for(server, monkeypatch)
         dest = ObjectStoragePath(f"file://{tmp_path}/out.bin")
         await in_thread(download_to, partial(hook.stream, Call("GET", "runs/r1/result")), dest)
+        with pytest.raises(FlowRunsConfigError, match="already exists and overwrite=False"):
+            await in_thread(
+                download_to, partial(hook.stream, Call("GET", "runs/r1/result")), dest, overwrite=False
+            )
     assert (tmp_path / "out.bin").read_bytes() == b"new"

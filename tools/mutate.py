@@ -298,8 +298,12 @@ def main(argv: list[str] | None = None) -> int:
             rc, more = run_mutmut(wd, args.jobs, fresh)
             wall += more
         if rc != 0:
-            print(f"!! mutmut failed (exit {rc}); see {wd / 'mutmut.log'}", flush=True)
-            return rc
+            log = (wd / "mutmut.log").read_text(errors="replace")
+            if "could not find any test case for any mutant" not in log:
+                print(f"!! mutmut failed (exit {rc}); see {wd / 'mutmut.log'}", flush=True)
+                return rc
+            # none of the module's fast tests calls it: every mutant survives, and the table says so
+            print(f"!! no test in {', '.join(TARGETS[module])} calls {module}", flush=True)
         score = collect(module, TARGETS[module], wd, equivalents.get(module, {}))
         score.wall_s, score.survivors_only = wall, bool(names)
         scores.append(score)
