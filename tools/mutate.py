@@ -241,7 +241,9 @@ def write_report(scores: list[Score], command: str) -> None:
             survivors[line.split("`")[1]] = line
     for s in scores:
         rows[s.module] = row(s)
-        listed = ", ".join(f"`{n}`" for n in s.survivors) or "none"
+        listed = ", ".join(f"`{n}`" for n in s.survivors[:20]) or "none"
+        if len(s.survivors) > 20:
+            listed += f" and {len(s.survivors) - 20} more (`mutmut results` in {work_dir(s.module).relative_to(ROOT)})"
         stale = f" Out-of-date equivalents: {', '.join(s.stale)}." if s.stale else ""
         survivors[s.module] = f"- `{s.module}` ({', '.join(s.tests)}): {listed}.{stale}"
     order = [m for m in TARGETS if m in rows]
@@ -283,16 +285,16 @@ def main(argv: list[str] | None = None) -> int:
         wd = prepare(module, TARGETS[module], keep=args.keep or args.survivors)
         names = not_killed(module, wd) if args.survivors else []
         if args.survivors and not names:
-            print(
-                f"== {module}: no earlier run in {wd.relative_to(ROOT)} left a survivor; skipped", flush=True
-            )
-            continue
+            if not (wd / "mutants" / PACKAGE / f"{module}.meta").exists():
+                print(f"== {module}: no earlier run in {wd.relative_to(ROOT)}; skipped", flush=True)
+                continue
+            print(f"== {module}: the earlier run killed every mutant; its verdicts are reported", flush=True)
         what = f"{len(names)} earlier survivors" if names else "every mutant"
         print(
             f"== {module}: {what}, in {wd.relative_to(ROOT)}, against {', '.join(TARGETS[module])}",
             flush=True,
         )
-        rc, wall = run_mutmut(wd, args.jobs, names)
+        rc, wall = run_mutmut(wd, args.jobs, names) if names or not args.survivors else (0, 0.0)
         if rc == 0 and names and (fresh := not_killed(module, wd, only="not checked")):
             # functions edited since the earlier run got new mutants: test those too
             rc, more = run_mutmut(wd, args.jobs, fresh)
