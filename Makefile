@@ -3,6 +3,7 @@
 #   make test   - install, lint, type-check, unit + dag.test() + end-to-end tests on Airflow 3.3
 #                 (incl. the distributed CeleryExecutor suite), then the same on the Airflow 3.1 floor
 #   make soak   - the long runs: 300 deferred runs on the distributed Airflow
+#   make mutate - mutation testing of core/ and triggers/ (MODULES="core/storage.py" for one); docs/mutation.md
 PYTHON ?= python3
 AIRFLOW_VERSION ?= 3.3.2
 AIRFLOW_FLOOR ?= 3.1.8
@@ -15,8 +16,11 @@ BENCH := .venv-bench
 # Three workers on two cores: most test time is spent waiting on emulated vendors, not computing.
 # --dist loadfile keeps a file's module-scoped emulator in one worker.
 PYTEST_FLAGS ?= -q -rs -p no:cacheprovider -n 3 --dist loadfile --durations=25
+# make mutate only: installed into $(VENV) on first use, not a dev extra (CI's make test never needs it).
+MUTMUT_VERSION := 3.8.1
+MODULES ?=
 
-.PHONY: demo test lint typecheck test-main test-floor test-floor-extra soak services clean emulator bench bench-smoke
+.PHONY: demo test lint typecheck test-main test-floor test-floor-extra soak services clean emulator bench bench-smoke mutate
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +38,10 @@ $(BENCH)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(BENCH)
 	$(BENCH)/bin/python -m pip install -q --disable-pip-version-check uv
 	$(BENCH)/bin/uv pip install -q --compile-bytecode --python $(BENCH)/bin/python "apache-airflow==$(AIRFLOW_VERSION)" -e ".[dev,bench]"
+	touch $@
+
+$(VENV)/.mutmut: $(VENV)/.installed Makefile
+	$(VENV)/bin/uv pip install -q --python $(VENV)/bin/python "mutmut==$(MUTMUT_VERSION)"
 	touch $@
 
 # PostgreSQL (metadata DB) and Redis (Celery broker), started if installed but stopped.
@@ -87,5 +95,10 @@ bench: $(BENCH)/.installed
 bench-smoke: $(BENCH)/.installed
 	$(BENCH)/bin/python -m benchmarks --smoke
 
+# Mutation testing (not part of make test): each module of core/ and triggers/ against its fast tests
+# (tools/mutate.py TARGETS), scores into docs/mutation.md. MODULES="core/storage.py" runs one.
+mutate: $(VENV)/.mutmut
+	$(VENV)/bin/python tools/mutate.py $(MODULES)
+
 clean:
-	rm -rf $(VENV) $(FLOOR) $(BENCH) .run demo-output .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(FLOOR) $(BENCH) .run demo-output .mypy_cache .ruff_cache .mutate

@@ -17,6 +17,7 @@ import asyncio
 import json
 import re
 import time
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -26,7 +27,7 @@ from typing import Any
 import httpx
 import pytest
 import respx
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_flowruns.core.errors import FlowRunsError
@@ -298,19 +299,26 @@ hostile_names = st.one_of(
     st.sampled_from(
         ["../../x", "/etc/passwd", "..", ".", "a/../../b", "\x00x", "C:\\x\\..\\y", "~/x", "résumé ✓.csv"]
     ),
-    st.lists(st.sampled_from(["..", ".", "", "x", "\x00", "/", "\\", "é", "\u202e"]), max_size=8).map(
-        "/".join
-    ),
+    st.lists(
+        st.sampled_from(["..", ".", "", "x", "\x00", "/", "\\", "é", "\u202e", "\u200b", "\ufeff", "\x7f"]),
+        max_size=8,
+    ).map("/".join),
 )
 
 
 @SETTINGS
 @given(name=hostile_names)
+@example(
+    name="../invoice\u202efdp.exe\u200b\ufeff"
+)  # every run checks format characters, not only lucky ones
 def test_vendor_file_names_never_leave_the_destination(tmp_path_factory, name):
     root = tmp_path_factory.mktemp("dest")
     prefix = as_storage_path(str(root / "out"))
     safe = sanitize_filename(name)
     assert safe and "/" not in safe and "\\" not in safe and "\x00" not in safe
+    # no control (Cc), format (Cf: U+202E right-to-left override, U+200B, U+FEFF), surrogate or
+    # unassigned character survives
+    assert all(unicodedata.category(c)[0] != "C" for c in safe), ascii(safe)
     assert safe not in {".", ".."} and not safe.startswith(".")
     assert len(safe.encode()) <= 200
     unique = unique_name(name, set())

@@ -12,7 +12,7 @@ import pytest
 from airflow_provider_flowruns.core.errors import FlowRunsApiError, FlowRunsConfigError
 from airflow_provider_flowruns.core.polling import RetryPolicy, clamp_poll_interval, parse_retry_after
 from airflow_provider_flowruns.core.ratelimit import RATE_MARGIN, RatePacer, pacer_for
-from airflow_provider_flowruns.core.runs import RunRef, RunState, StatusMap
+from airflow_provider_flowruns.core.runs import TERMINAL_STATES, RunRef, RunState, RunStatus, StatusMap
 from airflow_provider_flowruns.hooks.activepieces import ActivepiecesHook
 from airflow_provider_flowruns.hooks.amperity import AmperityHook
 from airflow_provider_flowruns.hooks.habu import FLOW_RUN_STATUS, QUESTION_RUN_STATUS
@@ -25,7 +25,75 @@ def test_unknown_status_is_running_and_warned_once(caplog):
         assert smap("WEIRD") is RunState.RUNNING
         assert smap("weird ") is RunState.RUNNING
     assert sum("Unknown vendor status" in r.message for r in caplog.records) == 1
+    assert [r.getMessage() for r in caplog.records if r.name == "airflow_provider_flowruns.core.runs"] == [
+        "Unknown vendor status 'WEIRD': treating it as RUNNING until the deadline."
+    ]
     assert smap("done") is RunState.SUCCEEDED
+
+
+@pytest.mark.parametrize(
+    ("state", "terminal"),
+    [
+        (RunState.QUEUED, False),
+        (RunState.RUNNING, False),
+        (RunState.PAUSED, False),
+        (RunState.SUCCEEDED, True),
+        (RunState.FAILED, True),
+        (RunState.CANCELLED, True),
+    ],
+)
+def test_run_states_are_terminal_or_active_never_both(state, terminal):
+    """A terminal run is one to resubmit after; an active one is a re-attach target (and a trigger
+    keeps waiting on it): a paused run is still the vendor's."""
+    assert state.is_terminal is terminal
+    assert state.is_active is not terminal
+    assert (state in TERMINAL_STATES) is terminal
+
+
+def test_terminal_states_are_exactly_the_three_ends():
+    assert frozenset({RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED}) == TERMINAL_STATES
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        # written by an older release or by hand: no kind, no scope
+        ({"run_id": "r"}, RunRef("r", kind="run", scope={})),
+        ({"run_id": "r", "kind": "flow_run", "scope": None}, RunRef("r", kind="flow_run", scope={})),
+        # ids that arrived as numbers travel as strings
+        (
+            {"run_id": 7, "kind": "run", "scope": {"cleanroom_id": 12}},
+            RunRef("7", scope={"cleanroom_id": "12"}),
+        ),
+    ],
+)
+def test_run_ref_from_dict_fills_in_what_a_writer_left_out(data, expected):
+    ref = RunRef.from_dict(data)
+    assert ref == expected
+    assert ref.to_dict() == {"run_id": expected.run_id, "kind": expected.kind, "scope": dict(expected.scope)}
+
+
+def test_a_status_snapshot_is_not_stopping_unless_the_hook_says_so():
+    status = RunStatus("r1", RunState.RUNNING, "running")
+    assert (status.stopping, status.message, status.url, dict(status.raw)) == (False, None, None, {})
+
+
+def test_stopping_statuses_are_normalized_and_only_those_count():
+    smap = StatusMap(
+        {RunState.RUNNING: ["running", "stopping"], RunState.CANCELLED: ["stopped"]}, stopping=["Stopping"]
+    )
+    assert smap.is_stopping("stopping") is True
+    assert smap.is_stopping(" STOPPING ") is True
+    assert smap.is_stopping("running") is False
+    assert smap.is_stopping("stopped") is False
+    assert smap.is_stopping(None) is False
+    assert smap("Stopping") is RunState.RUNNING
+
+
+def test_a_stopping_status_without_a_state_is_refused_when_the_map_is_declared():
+    with pytest.raises(ValueError) as refused:
+        StatusMap({RunState.RUNNING: ["running"]}, stopping=["running", "winding down", "halting"])
+    assert str(refused.value) == "stopping statuses ['HALTING', 'WINDING DOWN'] need a state in the mapping"
 
 
 @pytest.mark.parametrize(

@@ -12,20 +12,25 @@ from __future__ import annotations
 import asyncio
 import gzip
 import hashlib
+import logging
 import os
+import re
 import ssl
+from contextlib import contextmanager
 from functools import partial
+from types import SimpleNamespace
 
 import httpx
 import pytest
 from airflow.sdk import ObjectStoragePath
 from raw_http import RawServer, answer, hanging_up, raw_server, replying, stalling
 
+from airflow_provider_flowruns.core import storage
 from airflow_provider_flowruns.core.clients import sync_mounts, tls_context
 from airflow_provider_flowruns.core.download_transport import DOWNLOAD, READINTO
 from airflow_provider_flowruns.core.errors import FlowRunsConfigError
 from airflow_provider_flowruns.core.http import Call
-from airflow_provider_flowruns.core.storage import IncompleteTransfer, download_to
+from airflow_provider_flowruns.core.storage import READ_BUFFER_SIZE, IncompleteTransfer, download_to
 from airflow_provider_flowruns.testing.demo import DemoHook
 
 
@@ -323,13 +328,32 @@ async def test_download_to_writes_a_body_read_into_its_reused_buffer_whole_and_i
 ):
     # Distinct content in every MiB: a buffer handed on before it was written would show here.
     body = b"".join(hashlib.sha256(i.to_bytes(4, "big")).digest() * 32768 for i in range(5)) + b"tail"
+    reads: list[tuple[int, int]] = []  # (size of the buffer offered, bytes read into it)
+
+    @contextmanager
+    def counted_stream():
+        """The hook's stream, with its READINTO callable counted: the read path is what is tested."""
+        with hook.stream(Call("GET", "runs/r1/result")) as response:
+            readinto = response.extensions[READINTO]
+
+            def counting(view: memoryview) -> int:
+                n = readinto(view)
+                reads.append((len(view), n))
+                return n
+
+            response.extensions[READINTO] = counting
+            yield response
+
     async with raw_server(replying(answer("200 OK", body), keep_alive=False)) as server:
         hook = _hook_for(server, monkeypatch)
         dest = ObjectStoragePath(f"file://{tmp_path}/out.bin")
-        written = await in_thread(download_to, partial(hook.stream, Call("GET", "runs/r1/result")), dest)
+        written = await in_thread(download_to, counted_stream, dest)
     assert (tmp_path / "out.bin").read_bytes() == body
     assert written.size == len(body) and written.sha256 == hashlib.sha256(body).hexdigest()
     assert sent_lines(server)[0] == b"get /v1/runs/r1/result http/1.1"
+    # every byte came through the one reused 1 MiB buffer, and the body ended with an empty read
+    assert {offered for offered, _ in reads} == {READ_BUFFER_SIZE}
+    assert sum(n for _, n in reads) == len(body) and reads[-1] == (READ_BUFFER_SIZE, 0)
 
     def stream_once() -> bool:
         with hook.stream(Call("GET", "runs/r1/result")) as response:
@@ -341,29 +365,113 @@ async def test_download_to_writes_a_body_read_into_its_reused_buffer_whole_and_i
         assert await in_thread(stream_once)  # the hook's stream takes the download path
 
 
-async def test_download_to_retries_a_body_cut_short_and_leaves_nothing_partial(tmp_path, monkeypatch):
+async def test_download_to_retries_a_body_cut_short_and_leaves_nothing_partial(tmp_path, monkeypatch, caplog):
     full = answer("200 OK", b"x" * 3_000_000)
     async with raw_server(replying(full[:-10_000], full, keep_alive=False)) as server:
         hook = _hook_for(server, monkeypatch)
         dest = ObjectStoragePath(f"file://{tmp_path}/out.bin")
-        written = await in_thread(
-            download_to, partial(hook.stream, Call("GET", "runs/r1/result")), dest, retry_delay=0
-        )
+        with caplog.at_level(logging.WARNING, logger=storage.__name__):
+            written = await in_thread(
+                download_to, partial(hook.stream, Call("GET", "runs/r1/result")), dest, retry_delay=0
+            )
     assert written.size == 3_000_000 and len(server.requests) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]
+    [warned] = [r.getMessage() for r in caplog.records if r.name == storage.__name__]
+    assert re.fullmatch(
+        rf"Download to {re.escape(str(dest))} interrupted \((?!None\)).+\); attempt 1/3", warned
+    )
+
+
+@pytest.mark.parametrize("chunk_size", [None, 4096])
+async def test_download_to_writes_a_compressed_body_decoded(tmp_path, monkeypatch, chunk_size):
+    """Content-Length counts the gzip bytes: the raw body (and its length) is not what lands."""
+    body = b"row,value\n" + b"".join(b"%d,%d\n" % (i, i * i) for i in range(20_000))
+    gzipped = answer("200 OK", gzip.compress(body), "Content-Encoding: gzip")
+    async with raw_server(replying(gzipped, keep_alive=False)) as server:
+        hook = _hook_for(server, monkeypatch)
+        dest = ObjectStoragePath(f"file://{tmp_path}/out.csv")
+        written = await in_thread(
+            download_to, partial(hook.stream, Call("GET", "runs/r1/result")), dest, chunk_size=chunk_size
+        )
+    assert (tmp_path / "out.csv").read_bytes() == body
+    assert (written.size, written.sha256) == (len(body), hashlib.sha256(body).hexdigest())
+
+
+async def test_download_to_over_httpx_s_own_transport_writes_the_raw_body(tmp_path, monkeypatch):
+    """``download_transport = httpx``: no reused buffer, the raw body is iterated (iter_raw)."""
+    monkeypatch.setenv("AIRFLOW__FLOWRUNS__DOWNLOAD_TRANSPORT", "httpx")
+    body = bytes(range(256)) * 4000
+    async with raw_server(replying(answer("200 OK", body), keep_alive=False)) as server:
+        dest = ObjectStoragePath(f"file://{tmp_path}/out.bin")
+        with client() as http:
+            written = await in_thread(
+                download_to, partial(http.stream, "GET", f"http://127.0.0.1:{server.port}/f"), dest
+            )
+    assert (tmp_path / "out.bin").read_bytes() == body and written.size == len(body)
+
+
+async def test_download_to_writes_a_chunked_body_whose_length_was_not_announced(tmp_path, monkeypatch):
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+    async with raw_server(replying(chunked, keep_alive=False)) as server:
+        hook = _hook_for(server, monkeypatch)
+        dest = ObjectStoragePath(f"file://{tmp_path}/out.txt")
+        written = await in_thread(download_to, partial(hook.stream, Call("GET", "runs/r1/result")), dest)
+    assert (tmp_path / "out.txt").read_bytes() == b"hello world" and written.size == 11
+
+
+async def test_download_to_with_a_chunk_size_writes_the_body_whole(tmp_path, monkeypatch):
+    body = bytes(range(256)) * 1000
+    async with raw_server(replying(answer("200 OK", body), keep_alive=False)) as server:
+        hook = _hook_for(server, monkeypatch)
+        dest = ObjectStoragePath(f"file://{tmp_path}/out.bin")
+        written = await in_thread(
+            download_to, partial(hook.stream, Call("GET", "runs/r1/result")), dest, chunk_size=1000
+        )
+    assert (tmp_path / "out.bin").read_bytes() == body and written.size == len(body)
 
 
 async def test_download_to_gives_up_with_incomplete_transfer_after_its_attempts(tmp_path, monkeypatch):
     cut = answer("200 OK", b"x" * 100_000)[:-10]
+    slept: list[float] = []
+    # the back-off is counted, not waited for: storage's own view of the clock
+    monkeypatch.setattr(storage, "time", SimpleNamespace(sleep=slept.append))
     async with raw_server(replying(cut, keep_alive=False)) as server:
         hook = _hook_for(server, monkeypatch)
         dest = ObjectStoragePath(f"file://{tmp_path}/out.bin")
-        with pytest.raises(IncompleteTransfer, match="after 2 attempts"):
+        with pytest.raises(IncompleteTransfer) as gave_up:
             await in_thread(
                 download_to,
                 partial(hook.stream, Call("GET", "runs/r1/result")),
                 dest,
-                attempts=2,
-                retry_delay=0,
+                attempts=3,
+                retry_delay=0.5,
             )
     assert not list(tmp_path.iterdir())
+    assert len(server.requests) == 3
+    assert slept == [0.5, 1.0]  # retry_delay x attempt between tries, none after the last
+    # the last error is named, not lost
+    assert re.fullmatch(r"out\.bin: download failed after 3 attempts: (?!None$).+", str(gave_up.value))
+
+
+async def test_download_to_waits_a_second_then_two_by_default(tmp_path, monkeypatch):
+    slept: list[float] = []
+    monkeypatch.setattr(storage, "time", SimpleNamespace(sleep=slept.append))
+    async with raw_server(replying(answer("200 OK", b"x" * 1000)[:-10], keep_alive=False)) as server:
+        hook = _hook_for(server, monkeypatch)
+        dest = ObjectStoragePath(f"file://{tmp_path}/out.bin")
+        with pytest.raises(IncompleteTransfer, match="after 3 attempts"):
+            await in_thread(download_to, partial(hook.stream, Call("GET", "runs/r1/result")), dest)
+    assert slept == [1.0, 2.0]
+
+
+async def test_download_to_replaces_an_earlier_object_by_default(tmp_path, monkeypatch):
+    (tmp_path / "out.bin").write_bytes(b"earlier")
+    async with raw_server(replying(answer("200 OK", b"new"), keep_alive=False)) as server:
+        hook = _hook_for(server, monkeypatch)
+        dest = ObjectStoragePath(f"file://{tmp_path}/out.bin")
+        await in_thread(download_to, partial(hook.stream, Call("GET", "runs/r1/result")), dest)
+        with pytest.raises(FlowRunsConfigError, match="already exists and overwrite=False"):
+            await in_thread(
+                download_to, partial(hook.stream, Call("GET", "runs/r1/result")), dest, overwrite=False
+            )
+    assert (tmp_path / "out.bin").read_bytes() == b"new"

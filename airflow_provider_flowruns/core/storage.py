@@ -80,10 +80,16 @@ def as_storage_path(value: str | ObjectStoragePath, *, conn_id: str | None = Non
 
 
 def child_path(prefix: ObjectStoragePath, vendor_name: Any) -> ObjectStoragePath:
-    """``prefix / sanitized(vendor_name)``, verified to stay under ``prefix``."""
-    child = prefix / sanitize_filename(vendor_name)
+    """``prefix / sanitized(vendor_name)``, verified to stay under ``prefix``.
+
+    Behind the sanitizer, in case it ever lets a path through: the name must be one segment (a
+    string-prefix check alone passes ``prefix/../x``) and the joined path must start with the prefix
+    (an absolute name replaces it).
+    """
+    name = sanitize_filename(vendor_name)
+    child = prefix / name
     base = str(prefix).rstrip("/") + "/"
-    if not str(child).startswith(base):
+    if "/" in name or name in {".", ".."} or not str(child).startswith(base):
         raise FlowRunsConfigError(f"refusing to write outside {prefix}: {vendor_name!r}")
     return child
 
