@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from airflow_provider_flowruns import forms
 from airflow_provider_flowruns.core.auth import BearerToken, OAuth2ClientCredentials
 from airflow_provider_flowruns.core.errors import FlowRunsApiError, FlowRunsConfigError
 from airflow_provider_flowruns.core.http import (
@@ -45,6 +46,17 @@ class AmperityHook(FlowRunsHook):
     default_conn_name = AMPERITY.default_conn_name
     conn_type = AMPERITY.conn_type
     hook_name = "Amperity"
+
+    # The connection form for Airflow 3.1, which reads it only from these (3.2+ reads provider info);
+    # both come from forms.AMPERITY.
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        return forms.AMPERITY.field_behaviour()
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        return forms.AMPERITY.form_widgets()
+
     vendor = "Amperity"
     default_base_url = "https://app.amperity.com/api"
     poll_floor = 10.0
