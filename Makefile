@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh machine:
 #   make demo   - install, start the emulators and a real Airflow, run an example DAG end to end
 #   make test   - install, lint, type-check, unit + dag.test() + end-to-end tests on Airflow 3.3
+#                 (incl. the real-browser check of the UI: chromium via apt, playwright via uv)
 #                 (incl. the distributed CeleryExecutor suite), then the same on the Airflow 3.1 floor
 #   make soak   - the long runs: 300 deferred runs on the distributed Airflow
 #   make mutate - mutation testing of core/ and triggers/ (MODULES="core/storage.py" for one); docs/mutation.md
@@ -44,6 +45,25 @@ $(VENV)/.mutmut: $(VENV)/.installed Makefile
 	$(VENV)/bin/uv pip install -q --python $(VENV)/bin/python "mutmut==$(MUTMUT_VERSION)"
 	touch $@
 
+# The browser check (tests/e2e/test_browser.py) drives Debian's chromium with playwright. playwright is
+# a test tool installed here, not a dev extra, and `playwright install` is never run (it downloads a
+# browser of its own); the test launches /usr/bin/chromium.
+PLAYWRIGHT ?= playwright==1.65.2
+CHROMIUM := /usr/bin/chromium
+
+$(CHROMIUM):
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium </dev/null \
+		|| (DEBIAN_FRONTEND=noninteractive apt-get update -q </dev/null \
+			&& DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium </dev/null)
+
+$(VENV)/.playwright: $(VENV)/.installed
+	$(VENV)/bin/uv pip install -q --python $(VENV)/bin/python "$(PLAYWRIGHT)"
+	touch $@
+
+$(FLOOR)/.playwright: $(FLOOR)/.installed
+	$(FLOOR)/bin/uv pip install -q --python $(FLOOR)/bin/python "$(PLAYWRIGHT)"
+	touch $@
+
 # PostgreSQL (metadata DB) and Redis (Celery broker), started if installed but stopped.
 services:
 	@bash tools/ensure_services.sh
@@ -61,11 +81,11 @@ lint: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy
 
-test-main: $(VENV)/.installed services
+test-main: $(VENV)/.installed $(VENV)/.playwright $(CHROMIUM) services
 	@echo "== Airflow $(AIRFLOW_VERSION): unit, dag.test() and end-to-end tests (async requests over aiohttp, downloads over http.client)"
 	$(VENV)/bin/python -m pytest $(PYTEST_FLAGS)
 
-test-floor: $(FLOOR)/.installed services
+test-floor: $(FLOOR)/.installed $(FLOOR)/.playwright $(CHROMIUM) services
 	@echo "== Airflow $(AIRFLOW_FLOOR) (floor): unit, dag.test() and end-to-end tests (async requests and downloads over httpx's own transport)"
 	@echo "!! Not run on the floor, to keep CI short: the distributed CeleryExecutor suite (make test-floor-extra),"
 	@echo "!! the benchmark smoke run and the in-loop load test (markers distributed, newest_only)"

@@ -1,7 +1,7 @@
 """Provider metadata for Airflow's ``ProvidersManager`` (entry point ``apache_airflow_provider``).
 
-Connection forms are declared here (``ui-field-behaviour`` + ``conn-fields``, Airflow 3.2+), so the
-API server renders them without importing our hooks.
+Connection forms (``ui-field-behaviour`` + ``conn-fields``, read by Airflow 3.2+ without importing our
+hooks) come from ``forms.py``, which the hooks' classmethods for Airflow 3.1 read too.
 """
 
 from __future__ import annotations
@@ -9,82 +9,29 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_flowruns import __version__
+from airflow_provider_flowruns.forms import FORMS
 
 _P = "airflow_provider_flowruns"
 
 
-def _str_field(label: str, description: str) -> dict[str, Any]:
-    return {"label": label, "description": description, "schema": {"type": ["string", "null"]}}
+def _connection_type(conn_type: str, hook: str, name: str) -> dict[str, Any]:
+    form = FORMS[conn_type]
+    return {
+        "connection-type": conn_type,
+        "hook-class-name": hook,
+        "hook-name": name,
+        "ui-field-behaviour": form.ui_field_behaviour(),
+        "conn-fields": form.conn_fields(),
+    }
 
-
-def _num_field(label: str, description: str) -> dict[str, Any]:
-    return {"label": label, "description": description, "schema": {"type": ["number", "null"]}}
-
-
-_MAX_RPS = _num_field(
-    "Max requests/second", "Request rate to stay under, per connection and process (sent at 90 % of it)."
-)
 
 CONNECTION_TYPES: list[dict[str, Any]] = [
-    {
-        "connection-type": "habu",
-        "hook-class-name": f"{_P}.hooks.habu.HabuHook",
-        "hook-name": "LiveRamp Clean Room (Habu)",
-        "ui-field-behaviour": {
-            "hidden-fields": ["schema", "port", "extra"],
-            "relabeling": {"host": "API base URL", "login": "Client ID", "password": "Client secret"},
-            "placeholders": {"host": "https://api.habu.com/v1", "login": "API user client id"},
-        },
-        "conn-fields": {},
-    },
-    {
-        "connection-type": "amperity",
-        "hook-class-name": f"{_P}.hooks.amperity.AmperityHook",
-        "hook-name": "Amperity",
-        "ui-field-behaviour": {
-            "hidden-fields": ["schema", "port"],
-            "relabeling": {
-                "host": "API base URL",
-                "login": "OAuth client ID (client credentials only)",
-                "password": "API token or OAuth client secret",
-            },
-            "placeholders": {"host": "https://app.amperity.com/api"},
-        },
-        "conn-fields": {
-            "tenant": _str_field("Tenant", "Amperity tenant id, sent as the amperity-tenant header."),
-            "api_version": _str_field("API version", "Sent as api-version; default 2024-04-01."),
-            "auth": _str_field("Auth", "'token' (default) or 'client_credentials'."),
-            "ui_run_url_template": _str_field(
-                "Run URL template", "Optional link to a run, with {tenant} and {run_id} placeholders."
-            ),
-            "max_rps": _MAX_RPS,
-        },
-    },
-    {
-        "connection-type": "activepieces",
-        "hook-class-name": f"{_P}.hooks.activepieces.ActivepiecesHook",
-        "hook-name": "Activepieces",
-        "ui-field-behaviour": {
-            "hidden-fields": ["schema", "port", "login"],
-            "relabeling": {"host": "API base URL", "password": "Platform API key"},
-            "placeholders": {"host": "https://cloud.activepieces.com/api"},
-        },
-        "conn-fields": {
-            "project_id": _str_field("Project ID", "The project whose flow runs this connection manages."),
-            "max_rps": _MAX_RPS,
-        },
-    },
-    {
-        "connection-type": "tableflow",
-        "hook-class-name": f"{_P}.hooks.tableflow.TableflowHook",
-        "hook-name": "Tableflow",
-        "ui-field-behaviour": {
-            "hidden-fields": ["schema", "port", "login"],
-            "relabeling": {"host": "API base URL", "password": "API key"},
-            "placeholders": {"host": "https://api.tableflow.com/v2"},
-        },
-        "conn-fields": {"max_rps": _MAX_RPS},
-    },
+    _connection_type("habu", f"{_P}.hooks.habu.HabuHook", "LiveRamp Clean Room (Habu)"),
+    _connection_type("amperity", f"{_P}.hooks.amperity.AmperityHook", "Amperity"),
+    _connection_type("activepieces", f"{_P}.hooks.activepieces.ActivepiecesHook", "Activepieces"),
+    _connection_type("tableflow", f"{_P}.hooks.tableflow.TableflowHook", "Tableflow"),
+    # The README's ten-line DAG runs against the demo emulator: its type is in the UI's list too.
+    _connection_type("flowruns_demo", f"{_P}.testing.demo.DemoHook", "Flow runs demo emulator"),
 ]
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from airflow_provider_flowruns import forms
 from airflow_provider_flowruns.core.errors import (
     FlowRunsApiError,
     FlowRunsConfigError,
@@ -130,6 +131,17 @@ class ActivepiecesHook(FlowRunsHook):
     default_conn_name = ACTIVEPIECES.default_conn_name
     conn_type = ACTIVEPIECES.conn_type
     hook_name = "Activepieces"
+
+    # The connection form for Airflow 3.1, which reads it only from these (3.2+ reads provider info);
+    # both come from forms.ACTIVEPIECES.
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        return forms.ACTIVEPIECES.field_behaviour()
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        return forms.ACTIVEPIECES.form_widgets()
+
     vendor = "Activepieces"
     default_base_url = "https://cloud.activepieces.com/api"
     poll_floor = 5.0

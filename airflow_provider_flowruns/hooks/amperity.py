@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
+from airflow_provider_flowruns import forms
 from airflow_provider_flowruns.core.auth import BearerToken, CachedToken, OAuth2ClientCredentials
 from airflow_provider_flowruns.core.errors import FlowRunsApiError, FlowRunsConfigError, UnexpectedResponse
 from airflow_provider_flowruns.core.http import (
@@ -77,6 +78,17 @@ class AmperityHook(FlowRunsHook):
     default_conn_name = AMPERITY.default_conn_name
     conn_type = AMPERITY.conn_type
     hook_name = "Amperity"
+
+    # The connection form for Airflow 3.1, which reads it only from these (3.2+ reads provider info);
+    # both come from forms.AMPERITY.
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        return forms.AMPERITY.field_behaviour()
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        return forms.AMPERITY.form_widgets()
+
     vendor = "Amperity"
     default_base_url = "https://app.amperity.com/api"
     poll_floor = 10.0

@@ -26,6 +26,7 @@ from urllib.parse import quote
 from airflow.sdk import ObjectStoragePath
 from pydantic import RootModel
 
+from airflow_provider_flowruns import forms
 from airflow_provider_flowruns.core.auth import OAuth2ClientCredentials, TokenMintError
 from airflow_provider_flowruns.core.create_budget import SharedCreateBudget
 from airflow_provider_flowruns.core.errors import (
@@ -123,6 +124,17 @@ class HabuHook(FlowRunsHook):
     default_conn_name = HABU.default_conn_name
     conn_type = HABU.conn_type
     hook_name = "LiveRamp Clean Room (Habu)"
+
+    # The connection form for Airflow 3.1, which reads it only from these (3.2+ reads provider info);
+    # both come from forms.HABU.
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        return forms.HABU.field_behaviour()
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        return forms.HABU.form_widgets()
+
     vendor = "LiveRamp Clean Room"
     default_base_url = "https://api.habu.com/v1"
     ui_base_url: ClassVar[str] = "https://app.habu.com"

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, ExitStack
 from typing import TYPE_CHECKING, Any, Literal
 
+from airflow_provider_flowruns import forms
 from airflow_provider_flowruns.core.errors import FlowRunsApiError, FlowRunsConfigError
 from airflow_provider_flowruns.core.http import LOST_ANSWER_SETTLE_SECONDS, Call, ClientSettings, FlowRunsHook
 from airflow_provider_flowruns.core.models import read
@@ -43,6 +44,17 @@ class TableflowHook(FlowRunsHook):
     default_conn_name = TABLEFLOW.default_conn_name
     conn_type = TABLEFLOW.conn_type
     hook_name = "Tableflow"
+
+    # The connection form for Airflow 3.1, which reads it only from these (3.2+ reads provider info);
+    # both come from forms.TABLEFLOW.
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        return forms.TABLEFLOW.field_behaviour()
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        return forms.TABLEFLOW.form_widgets()
+
     vendor = "Tableflow"
     default_base_url = "https://api.tableflow.com/v2"
     poll_floor = 10.0

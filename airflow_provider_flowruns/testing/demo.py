@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_flowruns import forms
 from airflow_provider_flowruns.core.auth import BearerToken, OAuth2ClientCredentials
 from airflow_provider_flowruns.core.errors import FlowRunsConfigError
 from airflow_provider_flowruns.core.http import Call, ClientSettings, FlowRunsHook, secret_digest
@@ -29,6 +30,17 @@ class DemoHook(FlowRunsHook):
     conn_type = "flowruns_demo"
     default_conn_name = "flowruns_demo_default"
     hook_name = "Flow runs demo emulator"
+
+    # The connection form for Airflow 3.1, which reads it only from these (3.2+ reads provider info);
+    # both come from forms.DEMO.
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        return forms.DEMO.field_behaviour()
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        return forms.DEMO.form_widgets()
+
     vendor = "Demo"
     poll_floor = 1.0
     default_poll_interval = 2.0

