@@ -9,7 +9,11 @@ from pathlib import Path
 from typing import Any
 
 CONTRACTS = Path(__file__).parent / "contracts"
-#: Where the vendors' documents live (``source`` is relative to it): the steering repo's shared/.
+#: The vendors' documents the examples are taken from (``source`` is relative to it): copies, kept in
+#: the repository so the verbatim check runs on any clone.
+SOURCES = CONTRACTS / "sources"
+#: The originals (planning's shared/reference, beside the checkout), when reachable: the copies
+#: must equal them.
 REFERENCE = Path(
     os.environ.get("FLOWRUNS_REFERENCE") or Path(__file__).resolve().parents[2] / "shared" / "reference"
 )
