@@ -35,6 +35,8 @@ def moto_server():
 @pytest.fixture
 def prefix(moto_server, monkeypatch) -> ObjectStoragePath:
     """A fresh key prefix in the bucket, reached through an Airflow AWS connection."""
+    if not moto_server.alive():  # seen once in a full suite run: the server process had gone
+        print(f"!!! moto's S3 server had stopped ({moto_server.restart()}); restarted", flush=True)
     monkeypatch.setenv(
         f"AIRFLOW_CONN_{CONN_ID.upper()}",
         json.dumps(

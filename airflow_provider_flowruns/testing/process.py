@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -136,11 +137,30 @@ class MotoServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self._proc: subprocess.Popen[bytes] | None = None
 
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def restart(self) -> str:
+        """Start the server again (same port, buckets recreated); returns why it had stopped."""
+        why = f"exit code {self._proc.returncode if self._proc else None}; log tail: {self.log_tail()}"
+        self.__exit__(None, None, None)
+        self.__enter__()
+        return why
+
+    def log_tail(self, size: int = 2000) -> str:
+        try:
+            return self._log.read_text(errors="replace")[-size:]
+        except (AttributeError, OSError):
+            return ""
+
     def __enter__(self) -> MotoServer:
+        import tempfile
+
+        self._log = Path(tempfile.mkstemp(prefix="moto-", suffix=".log")[1])
         self._proc = subprocess.Popen(  # noqa: S603
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=self._log.open("ab"),
         )
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while True:
