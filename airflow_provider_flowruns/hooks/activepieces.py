@@ -27,9 +27,10 @@ from airflow_provider_flowruns.core.errors import (
     NotSupported,
 )
 from airflow_provider_flowruns.core.http import Call, ClientSettings, FlowRunsHook
-from airflow_provider_flowruns.core.models import ActivepiecesFlowRun, ActivepiecesSeekPage, read
+from airflow_provider_flowruns.core.models import read
 from airflow_provider_flowruns.core.pages import page_items
 from airflow_provider_flowruns.core.runs import RunRef, RunState, RunStatus, StatusMap
+from airflow_provider_flowruns.hooks.activepieces_models import ActivepiecesFlowRun, ActivepiecesSeekPage
 from airflow_provider_flowruns.vendors.activepieces import (  # defined there for DAG parse; used here
     ACTIVEPIECES,
     ALL_STATUSES,  # noqa: F401 - re-exported

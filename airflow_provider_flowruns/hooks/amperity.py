@@ -26,16 +26,16 @@ from airflow_provider_flowruns.core.http import (
     FlowRunsHook,
     secret_digest,
 )
-from airflow_provider_flowruns.core.models import (
+from airflow_provider_flowruns.core.models import read
+from airflow_provider_flowruns.core.pages import page_items
+from airflow_provider_flowruns.core.runs import RunRef, RunState, RunStatus, StatusMap
+from airflow_provider_flowruns.core.timestamps import parse_iso8601
+from airflow_provider_flowruns.hooks.amperity_models import (
     AmperityErrorBody,
     AmperityToken,
     AmperityWorkflow,
     AmperityWorkflowPage,
-    read,
 )
-from airflow_provider_flowruns.core.pages import page_items
-from airflow_provider_flowruns.core.runs import RunRef, RunState, RunStatus, StatusMap
-from airflow_provider_flowruns.core.timestamps import parse_iso8601
 from airflow_provider_flowruns.vendors.amperity import (  # defined there for DAG parse; used here
     AMPERITY,
     AUTH_MODES,

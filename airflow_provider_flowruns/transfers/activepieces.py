@@ -77,7 +77,7 @@ class ActivepiecesStepOutputsToStorageOperator(BaseOperator):
         self.conn_id = conn_id or ACTIVEPIECES.default_conn_name
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
-        from airflow_provider_flowruns.core.models import ActivepiecesStepOutput, read
+        from airflow_provider_flowruns.core.models import read
         from airflow_provider_flowruns.core.storage import (
             all_or_nothing,
             as_storage_path,
@@ -85,6 +85,7 @@ class ActivepiecesStepOutputsToStorageOperator(BaseOperator):
             write_atomically,
         )
         from airflow_provider_flowruns.hooks.activepieces import RETENTION_HINT, ActivepiecesHook
+        from airflow_provider_flowruns.hooks.activepieces_models import ActivepiecesStepOutput
 
         run = ActivepiecesHook(self.conn_id).get_run(str(self.run_id))
         steps = run.get("steps")
