@@ -10,6 +10,7 @@ import runpy
 import shutil
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -220,3 +221,35 @@ def certificate(tmp_path: Path) -> tuple[str, str]:
     from airflow_provider_flowruns.testing.tls import self_signed
 
     return self_signed(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def moto_server():
+    """moto's S3 server (another process on 127.0.0.1) with the bucket ``flowruns-results``."""
+    from airflow_provider_flowruns.testing.process import MotoServer
+
+    with MotoServer("flowruns-results") as moto:
+        yield moto
+
+
+@pytest.fixture(params=["file", "s3"])
+def destination(request, tmp_path, monkeypatch):
+    """An empty destination prefix: a local folder, or a fresh prefix in moto's S3 server reached
+    through an Airflow AWS connection (transfers are tested on both)."""
+    from airflow.sdk import ObjectStoragePath
+
+    if request.param == "file":
+        return ObjectStoragePath(f"file://{tmp_path}/out")
+    moto = request.getfixturevalue("moto_server")
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_FLOWRUNS_S3_DESTINATION",
+        json.dumps(
+            {
+                "conn_type": "aws",
+                "login": "testing",
+                "password": "testing",
+                "extra": {"endpoint_url": moto.url, "region_name": "us-east-1"},
+            }
+        ),
+    )
+    return ObjectStoragePath(f"s3://flowruns-results/{uuid.uuid4().hex}", conn_id="flowruns_s3_destination")

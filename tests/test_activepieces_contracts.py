@@ -8,7 +8,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import uuid
 
 import pytest
 from airflow.sdk import ObjectStoragePath
@@ -25,7 +24,7 @@ from airflow_provider_flowruns.core.runs import RunRef, RunState
 from airflow_provider_flowruns.hooks.activepieces import ActivepiecesHook, NotResumable, RunFilter
 from airflow_provider_flowruns.sensors.activepieces import ActivepiecesFlowRunSensor
 from airflow_provider_flowruns.testing import activepieces_app as ap
-from airflow_provider_flowruns.testing.process import EmulatorProcess, MotoServer
+from airflow_provider_flowruns.testing.process import EmulatorProcess
 from airflow_provider_flowruns.transfers.activepieces import ActivepiecesStepOutputsToStorageOperator
 from airflow_provider_flowruns.triggers.run import FlowRunTrigger
 
@@ -293,32 +292,6 @@ def test_transfer_writes_each_documented_output_and_a_null_one_as_null(activepie
     assert (folder / "step_1.json").read_text() == "null" and json.loads(
         (folder / "step_2.json").read_text()
     ) == [1]
-
-
-@pytest.fixture(scope="module")
-def moto_server():
-    with MotoServer("flowruns-contracts") as moto:
-        yield moto
-
-
-@pytest.fixture(params=["file", "s3"])
-def destination(request, tmp_path, monkeypatch) -> ObjectStoragePath:
-    """An empty destination prefix: a local folder, or a fresh prefix in moto's S3 server."""
-    if request.param == "file":
-        return ObjectStoragePath(f"file://{tmp_path}/out")
-    moto = request.getfixturevalue("moto_server")
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_FLOWRUNS_S3_CONTRACTS",
-        json.dumps(
-            {
-                "conn_type": "aws",
-                "login": "testing",
-                "password": "testing",
-                "extra": {"endpoint_url": moto.url, "region_name": "us-east-1"},
-            }
-        ),
-    )
-    return ObjectStoragePath(f"s3://flowruns-contracts/{uuid.uuid4().hex}", conn_id="flowruns_s3_contracts")
 
 
 def objects_under(prefix: ObjectStoragePath) -> dict[str, bytes]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import json
-import uuid
 from typing import Any
 
 import pytest
@@ -21,7 +20,7 @@ from contract_examples import example
 from airflow_provider_flowruns.core.errors import FlowRunsApiError, RunFailed, UnexpectedResponse
 from airflow_provider_flowruns.core.runs import RunRef, RunState
 from airflow_provider_flowruns.hooks.tableflow import TableflowHook
-from airflow_provider_flowruns.testing.process import EmulatorProcess, MotoServer
+from airflow_provider_flowruns.testing.process import EmulatorProcess
 from airflow_provider_flowruns.transfers.tableflow import (
     TableflowExtractionsToStorageOperator,
     TableflowRunResultsToStorageOperator,
@@ -396,31 +395,6 @@ def test_an_extraction_without_tables_fails_naming_data_tables(tableflow, tmp_pa
 
 
 # -- all or nothing, on file:// and S3 ---------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def moto_server():
-    with MotoServer("tableflow-results") as moto:
-        yield moto
-
-
-@pytest.fixture(params=["file", "s3"])
-def destination(request, tmp_path, monkeypatch) -> ObjectStoragePath:
-    if request.param == "file":
-        return ObjectStoragePath(f"file://{tmp_path}/out")
-    moto = request.getfixturevalue("moto_server")
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_FLOWRUNS_S3_TEST",
-        json.dumps(
-            {
-                "conn_type": "aws",
-                "login": "testing",
-                "password": "testing",
-                "extra": {"endpoint_url": moto.url, "region_name": "us-east-1"},
-            }
-        ),
-    )
-    return ObjectStoragePath(f"s3://tableflow-results/{uuid.uuid4().hex}", conn_id="flowruns_s3_test")
-
-
 def test_a_failing_transfer_leaves_nothing_in_the_destination(tableflow, destination):
     """run.json, steps.json and the first table are written before the second table's download
     fails: none of them may stay. Before: each table landed as it came and stayed when a later one

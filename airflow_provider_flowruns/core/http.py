@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.cookiejar import CookieJar
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import httpx
 from airflow.sdk import BaseHook
@@ -39,6 +39,9 @@ from airflow_provider_flowruns.core.errors import (
 from airflow_provider_flowruns.core.polling import RetryPolicy, clamp_poll_interval, parse_retry_after
 from airflow_provider_flowruns.core.ratelimit import RatePacer, pacer_for
 from airflow_provider_flowruns.core.runs import RunRef, RunStatus, StatusMap
+
+if TYPE_CHECKING:
+    from airflow_provider_flowruns.forms import Form
 
 T = TypeVar("T")
 
@@ -137,6 +140,9 @@ class FlowRunsHook(BaseHook):
     hook_name = "Flow runs"
 
     #: Vendor name used in logs and messages.
+    #: The connection form (``forms.py``); Airflow 3.1 reads it through the two classmethods below,
+    #: 3.2+ from provider info, both built from this one declaration.
+    form: ClassVar[Form | None] = None
     vendor: ClassVar[str] = "vendor"
     default_base_url: ClassVar[str] = ""
     #: The shortest poll interval the vendor allows (seconds) and the default when unset.
@@ -149,6 +155,16 @@ class FlowRunsHook(BaseHook):
     #: request was not processed and the budget refills quickly; Habu sets False (20 per hour).
     retry_create_on_429: ClassVar[bool] = True
     status_map: ClassVar[StatusMap]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A hook that declares its ``form`` gets the two classmethods Airflow 3.1 builds the
+        connection form from, in its own class body: 3.1 looks for them in ``hook_class.__dict__``
+        (providers_manager), so methods inherited from this base would be ignored."""
+        super().__init_subclass__(**kwargs)
+        form = cls.__dict__.get("form")
+        if form is not None:
+            setattr(cls, "get_ui_field_behaviour", classmethod(lambda _cls: form.field_behaviour()))  # noqa: B010
+            setattr(cls, "get_connection_form_widgets", classmethod(lambda _cls: form.form_widgets()))  # noqa: B010
 
     def __init__(
         self,

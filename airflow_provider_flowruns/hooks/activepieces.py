@@ -133,15 +133,7 @@ class ActivepiecesHook(FlowRunsHook):
     conn_type = ACTIVEPIECES.conn_type
     hook_name = "Activepieces"
 
-    # The connection form for Airflow 3.1, which reads it only from these (3.2+ reads provider info);
-    # both come from forms.ACTIVEPIECES.
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return forms.ACTIVEPIECES.field_behaviour()
-
-    @classmethod
-    def get_connection_form_widgets(cls) -> dict[str, Any]:
-        return forms.ACTIVEPIECES.form_widgets()
+    form = forms.ACTIVEPIECES  # the connection form, declared once (forms.py)
 
     vendor = "Activepieces"
     default_base_url = "https://cloud.activepieces.com/api"

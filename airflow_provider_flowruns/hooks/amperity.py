@@ -79,15 +79,7 @@ class AmperityHook(FlowRunsHook):
     conn_type = AMPERITY.conn_type
     hook_name = "Amperity"
 
-    # The connection form for Airflow 3.1, which reads it only from these (3.2+ reads provider info);
-    # both come from forms.AMPERITY.
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return forms.AMPERITY.field_behaviour()
-
-    @classmethod
-    def get_connection_form_widgets(cls) -> dict[str, Any]:
-        return forms.AMPERITY.form_widgets()
+    form = forms.AMPERITY  # the connection form, declared once (forms.py)
 
     vendor = "Amperity"
     default_base_url = "https://app.amperity.com/api"

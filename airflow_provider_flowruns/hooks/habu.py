@@ -125,15 +125,7 @@ class HabuHook(FlowRunsHook):
     conn_type = HABU.conn_type
     hook_name = "LiveRamp Clean Room (Habu)"
 
-    # The connection form for Airflow 3.1, which reads it only from these (3.2+ reads provider info);
-    # both come from forms.HABU.
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return forms.HABU.field_behaviour()
-
-    @classmethod
-    def get_connection_form_widgets(cls) -> dict[str, Any]:
-        return forms.HABU.form_widgets()
+    form = forms.HABU  # the connection form, declared once (forms.py)
 
     vendor = "LiveRamp Clean Room"
     default_base_url = "https://api.habu.com/v1"

@@ -45,15 +45,7 @@ class TableflowHook(FlowRunsHook):
     conn_type = TABLEFLOW.conn_type
     hook_name = "Tableflow"
 
-    # The connection form for Airflow 3.1, which reads it only from these (3.2+ reads provider info);
-    # both come from forms.TABLEFLOW.
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return forms.TABLEFLOW.field_behaviour()
-
-    @classmethod
-    def get_connection_form_widgets(cls) -> dict[str, Any]:
-        return forms.TABLEFLOW.form_widgets()
+    form = forms.TABLEFLOW  # the connection form, declared once (forms.py)
 
     vendor = "Tableflow"
     default_base_url = "https://api.tableflow.com/v2"

@@ -31,15 +31,7 @@ class DemoHook(FlowRunsHook):
     default_conn_name = "flowruns_demo_default"
     hook_name = "Flow runs demo emulator"
 
-    # The connection form for Airflow 3.1, which reads it only from these (3.2+ reads provider info);
-    # both come from forms.DEMO.
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return forms.DEMO.field_behaviour()
-
-    @classmethod
-    def get_connection_form_widgets(cls) -> dict[str, Any]:
-        return forms.DEMO.form_widgets()
+    form = forms.DEMO  # the connection form, declared once (forms.py)
 
     vendor = "Demo"
     poll_floor = 1.0
