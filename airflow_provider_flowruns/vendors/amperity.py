@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from airflow_provider_flowruns.core.errors import FlowRunsConfigError
 from airflow_provider_flowruns.core.timestamps import parse_iso8601
-from airflow_provider_flowruns.forms import AUTH_CHOICES
+from airflow_provider_flowruns.forms import AUTH_CHOICES, AmperityAuth
 from airflow_provider_flowruns.vendors import HookRef
 
 if TYPE_CHECKING:
@@ -25,6 +25,7 @@ RUN_MODES: tuple[RunMode, ...] = get_args(RunMode)
 #: Connection extra ``auth``: a UI-issued token in the password (default) or OAuth client credentials
 #: (declared with the connection form, which provider discovery reads without Airflow loaded).
 AUTH_MODES = AUTH_CHOICES
+__all__ = ["AMPERITY", "AUTH_MODES", "RUN_MODES", "AmperityAuth", "RunMode", "validate_start"]
 #: Workflow ``type`` per config-id prefix: courier group, orchestration group, campaign.
 CONFIG_PREFIXES = {
     "cg-": "courier.group/run",
