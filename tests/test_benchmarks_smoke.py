@@ -27,7 +27,7 @@ def test_smoke_run_produces_every_row(tmp_path):
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=900,  # a hang guard, not a speed check: a loaded clean-clone run took over 300 s
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     text = out.read_text()
