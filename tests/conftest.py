@@ -241,6 +241,8 @@ def destination(request, tmp_path, monkeypatch):
     if request.param == "file":
         return ObjectStoragePath(f"file://{tmp_path}/out")
     moto = request.getfixturevalue("moto_server")
+    if not moto.alive():  # seen in full clean-clone runs: the server process had gone
+        print(f"!!! moto's S3 server had stopped ({moto.restart()}); restarted", flush=True)
     monkeypatch.setenv(
         "AIRFLOW_CONN_FLOWRUNS_S3_DESTINATION",
         json.dumps(
