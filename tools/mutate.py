@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import platform
 import shutil
 import subprocess
@@ -204,17 +203,13 @@ def load_equivalents() -> dict[str, dict[str, str]]:
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    """The machine as the benchmark report describes it (one description for both reports)."""
+    sys.path.insert(0, str(ROOT))  # the repository's benchmarks package: run from any folder
     import mutmut
 
-    return f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, mutmut {mutmut.__version__}"
+    from benchmarks.report import machine as described
+
+    return f"{described()['cpu']}, Python {platform.python_version()}, mutmut {mutmut.__version__}"
 
 
 def row(score: Score) -> str:
