@@ -28,7 +28,6 @@ from airflow_provider_flowruns.core.errors import (
 )
 from airflow_provider_flowruns.core.http import Call, ClientSettings, FlowRunsHook
 from airflow_provider_flowruns.core.models import read
-from airflow_provider_flowruns.core.pages import page_items
 from airflow_provider_flowruns.core.runs import RunRef, RunState, RunStatus, StatusMap
 from airflow_provider_flowruns.hooks.activepieces_models import ActivepiecesFlowRun, ActivepiecesSeekPage
 from airflow_provider_flowruns.vendors.activepieces import (  # defined there for DAG parse; used here
@@ -159,7 +158,7 @@ class ActivepiecesHook(FlowRunsHook):
         page = self.call(
             Call("GET", "v1/flow-runs", params=[*RunFilter().query(self.project_id), ("limit", "1")])
         )
-        page_items(page, "data", what="Activepieces flow runs")
+        read(ActivepiecesSeekPage, page, what="Activepieces flow runs listing")  # as the listing
         base = self._settings.base_url if self._settings else ""
         return (
             True,

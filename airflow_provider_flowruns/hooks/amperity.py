@@ -27,7 +27,6 @@ from airflow_provider_flowruns.core.http import (
     secret_digest,
 )
 from airflow_provider_flowruns.core.models import read
-from airflow_provider_flowruns.core.pages import page_items
 from airflow_provider_flowruns.core.runs import RunRef, RunState, RunStatus, StatusMap
 from airflow_provider_flowruns.core.timestamps import parse_iso8601
 from airflow_provider_flowruns.hooks.amperity_models import (
@@ -156,7 +155,7 @@ class AmperityHook(FlowRunsHook):
     def check_connection(self) -> tuple[bool, str]:
         """Airflow's Test Connection: list one workflow run (a read; nothing is started)."""
         page = self.call(Call("GET", "workflow/runs", params={"limit": 1}))
-        page_items(page, "data", what="Amperity workflow runs")
+        read(AmperityWorkflowPage, page, what="Amperity workflow runs listing")  # as list_workflows
         conn = self.get_connection(self.conn_id)
         who = (
             f"OAuth client {conn.login!r} accepted (client credentials)"

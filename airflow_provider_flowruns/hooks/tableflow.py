@@ -16,7 +16,6 @@ from airflow_provider_flowruns import forms
 from airflow_provider_flowruns.core.errors import FlowRunsApiError, FlowRunsConfigError
 from airflow_provider_flowruns.core.http import LOST_ANSWER_SETTLE_SECONDS, Call, ClientSettings, FlowRunsHook
 from airflow_provider_flowruns.core.models import read
-from airflow_provider_flowruns.core.pages import page_items
 from airflow_provider_flowruns.core.runs import RunRef, RunState, RunStatus, StatusMap
 from airflow_provider_flowruns.core.storage import as_storage_path, sanitize_filename
 from airflow_provider_flowruns.hooks.tableflow_models import (
@@ -66,18 +65,22 @@ class TableflowHook(FlowRunsHook):
 
     def check_connection(self) -> tuple[bool, str]:
         """Airflow's Test Connection: list the workspace's active flows (a read; nothing runs)."""
-        flows = page_items(self.call(Call("GET", "flows")), None, what="Tableflow flows")
+        flows = self.list_flows()
         workspaces = sorted({str(f["workspace_id"]) for f in flows if f.get("workspace_id")})
         where = f" (workspace {', '.join(workspaces)})" if workspaces else ""
         base = self._settings.base_url if self._settings else ""
         return True, f"Reached Tableflow at {base}; API key accepted; {len(flows)} active flow(s){where}."
 
     # -- flows and runs ------------------------------------------------------------------------------
-    def get_flow(self, flow_id: str) -> dict[str, Any]:
-        """The active flow ``flow_id`` (Tableflow lists only active flows; there is no get-one route)."""
+    def list_flows(self) -> list[dict[str, Any]]:
+        """The workspace's active flows (``GET /flows``), read with ``FlowList``."""
         flows = self.call(Call("GET", "flows"))
         read(FlowList, flows, what="Tableflow flow list (GET /flows)")
-        for flow in flows:
+        return list(flows)
+
+    def get_flow(self, flow_id: str) -> dict[str, Any]:
+        """The active flow ``flow_id`` (Tableflow lists only active flows; there is no get-one route)."""
+        for flow in self.list_flows():
             if flow["id"] == flow_id:
                 return dict(flow)
         raise FlowRunsConfigError(f"Tableflow flow {flow_id!r} is not among the workspace's active flows")
