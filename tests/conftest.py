@@ -223,9 +223,10 @@ def certificate(tmp_path: Path) -> tuple[str, str]:
     return self_signed(tmp_path)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def moto_server():
-    """moto's S3 server (another process on 127.0.0.1) with the bucket ``flowruns-results``."""
+    """moto's S3 server (another process on 127.0.0.1) with the bucket ``flowruns-results``, one
+    per test process: tests use fresh prefixes in it."""
     from airflow_provider_flowruns.testing.process import MotoServer
 
     with MotoServer("flowruns-results") as moto:
@@ -241,10 +242,16 @@ def destination(request, tmp_path, monkeypatch):
     if request.param == "file":
         return ObjectStoragePath(f"file://{tmp_path}/out")
     moto = request.getfixturevalue("moto_server")
-    if not moto.alive():  # seen in full clean-clone runs: the server process had gone
+    if not moto.alive():
         print(f"!!! moto's S3 server had stopped ({moto.restart()}); restarted", flush=True)
+    # The connection id names the server's port: Airflow caches an ObjectStoragePath's filesystem
+    # per protocol and connection id for the life of the process (airflow.sdk.io.store), so a second
+    # server behind the same id would be reached at the first one's address. That was the "moto
+    # server died mid-suite" failure of full runs: a module-scoped server was replaced, the cached
+    # filesystem still pointed at the old port, and the connection was refused.
+    conn_id = f"flowruns_s3_{moto.port}"
     monkeypatch.setenv(
-        "AIRFLOW_CONN_FLOWRUNS_S3_DESTINATION",
+        f"AIRFLOW_CONN_{conn_id.upper()}",
         json.dumps(
             {
                 "conn_type": "aws",
@@ -254,4 +261,4 @@ def destination(request, tmp_path, monkeypatch):
             }
         ),
     )
-    return ObjectStoragePath(f"s3://flowruns-results/{uuid.uuid4().hex}", conn_id="flowruns_s3_destination")
+    return ObjectStoragePath(f"s3://flowruns-results/{uuid.uuid4().hex}", conn_id=conn_id)

@@ -23,7 +23,6 @@ from airflow_provider_flowruns.core.storage import (
 from airflow_provider_flowruns.testing.process import MotoServer
 
 BUCKET = "flowruns-results"
-CONN_ID = "flowruns_s3_test"
 
 
 @pytest.fixture(scope="module")
@@ -35,10 +34,11 @@ def moto_server():
 @pytest.fixture
 def prefix(moto_server, monkeypatch) -> ObjectStoragePath:
     """A fresh key prefix in the bucket, reached through an Airflow AWS connection."""
-    if not moto_server.alive():  # seen once in a full suite run: the server process had gone
+    if not moto_server.alive():
         print(f"!!! moto's S3 server had stopped ({moto_server.restart()}); restarted", flush=True)
+    conn_id = f"flowruns_s3_{moto_server.port}"  # one id per server: see conftest's destination
     monkeypatch.setenv(
-        f"AIRFLOW_CONN_{CONN_ID.upper()}",
+        f"AIRFLOW_CONN_{conn_id.upper()}",
         json.dumps(
             {
                 "conn_type": "aws",
@@ -48,7 +48,7 @@ def prefix(moto_server, monkeypatch) -> ObjectStoragePath:
             }
         ),
     )
-    return ObjectStoragePath(f"s3://{BUCKET}/{uuid.uuid4().hex}", conn_id=CONN_ID)
+    return ObjectStoragePath(f"s3://{BUCKET}/{uuid.uuid4().hex}", conn_id=conn_id)
 
 
 def keys_under(prefix: ObjectStoragePath) -> list[str]:
@@ -71,7 +71,7 @@ def test_an_object_of_several_parts_arrives_whole_under_its_name_only(prefix):
     assert written.size == len(body) and written.sha256 == hashlib.sha256(body).hexdigest()
     # The URI carries the connection as ObjectStoragePath writes it, so a downstream task that
     # pulls it from XCom opens the same object through the same connection.
-    assert written.uri == f"s3://{CONN_ID}@{dest.path}"
+    assert written.uri == f"s3://{dest.conn_id}@{dest.path}"
     assert ObjectStoragePath(written.uri).read_bytes()[-4:] == b"tail"
     assert keys_under(prefix) == ["result.csv"]  # the temporary object was moved, not copied and left
 
@@ -93,7 +93,7 @@ def test_lineage_sees_the_s3_destination_only(prefix, lineage_collector):
     collected = lineage_collector.collected_assets
     assert [a.asset.uri for a in collected.inputs] == []
     # What Airflow's own ObjectStoragePath writes record (str() of the path, connection included).
-    assert [a.asset.uri for a in collected.outputs] == [str(dest)] == [f"s3://{CONN_ID}@{dest.path}"]
+    assert [a.asset.uri for a in collected.outputs] == [str(dest)] == [f"s3://{dest.conn_id}@{dest.path}"]
 
 
 def test_a_download_cut_twice_is_retried_into_one_whole_object(demo, prefix):
@@ -180,7 +180,10 @@ def _files_op(prefix: ObjectStoragePath):
     from airflow_provider_flowruns.transfers.habu import HabuQuestionRunFilesToStorageOperator
 
     return HabuQuestionRunFilesToStorageOperator(
-        task_id="files", run_id="qr-1", destination=f"s3://{CONN_ID}@{prefix.path}/out", include_data="csv"
+        task_id="files",
+        run_id="qr-1",
+        destination=f"s3://{prefix.conn_id}@{prefix.path}/out",
+        include_data="csv",
     )
 
 
