@@ -4,8 +4,10 @@ Runs have lognormal durations (median one hour). Each simulated run is polled by
 ``PollSchedule.next_gap`` - the code ``FlowRunTrigger`` sleeps on, jitter and floor included - so
 the simulation measures the shipped schedule, not a model of it. The adaptive schedule learns from
 the previous 20 runs' durations (the vendor's list-runs history). Baseline: the same loop with a
-fixed schedule at the Habu floor of 300 s. Reported per spread (sigma) of the durations, because
-how much a schedule can skip depends on how predictable the runs are.
+fixed schedule at the Habu floor of 300 s for latency, and for calls the oracle: a poller that knows
+the true distribution of these durations and spends the fewest calls that keep fixed polling's p95
+latency. Reported per spread (sigma) of the durations, because how much a schedule can skip depends
+on how predictable the runs are.
 """
 
 from __future__ import annotations
@@ -100,7 +102,8 @@ def oracle_calls(durations: list[float], p95_target: float, floor: float = HABU_
 
 
 def run(report: Report, *, smoke: bool) -> None:
-    runs = 50 if smoke else 1000
+    # 5,000 runs: with 1,000 the p95 ratio moved by +-1.5 % between seeds, as much as the goal allows
+    runs = 50 if smoke else 5000
     for sigma in (0.1, 0.25, 0.5):
         adaptive, fixed = simulate(runs, sigma)
         calls_a = sum(o.calls for o in adaptive) / runs
@@ -108,18 +111,19 @@ def run(report: Report, *, smoke: bool) -> None:
         p95_a = percentile([o.latency for o in adaptive], 0.95)
         p95_f = percentile([o.latency for o in fixed], 0.95)
         name = f"4 polling, {runs} runs, lognormal sigma={sigma}"
-        ok_calls = calls_a <= calls_f / 2
-        ok_p95 = p95_a <= p95_f
+        oracle = oracle_calls(draw_durations(runs, sigma)[0][MAX_HISTORY:], p95_f)
+        # Goals (issue 21): calls within 1.15x of the oracle's, at a p95 latency within 1.02x of
+        # fixed polling's. The oracle is None only when a smoke run's sample is too small to say.
         report.add(
             Row(
                 name,
-                "API calls per run",
+                "API calls per run, against the oracle (knows the distribution, no jitter)",
                 calls_a,
-                calls_f,
+                oracle,
                 "",
-                "<= 0.5x",
-                None if smoke else ok_calls,
-                baseline_name="fixed 300 s",
+                "<= 1.15x",
+                None if smoke or oracle is None else calls_a <= 1.15 * oracle,
+                baseline_name="oracle",
             )
         )
         report.add(
@@ -129,17 +133,16 @@ def run(report: Report, *, smoke: bool) -> None:
                 p95_a,
                 p95_f,
                 "s",
-                "<= 1.0x",
-                None if smoke else ok_p95,
+                "<= 1.02x",
+                None if smoke else p95_a <= 1.02 * p95_f,
                 baseline_name="fixed 300 s",
             )
         )
-        oracle = oracle_calls(draw_durations(runs, sigma)[0][MAX_HISTORY:], p95_f)
         report.add(
             Row(
                 name,
-                "API calls per run, oracle reference (knows the distribution, no jitter)",
-                oracle,
+                "API calls per run (reference)",
+                calls_a,
                 calls_f,
                 "",
                 "-",

@@ -10,9 +10,12 @@ import pytest
 
 from airflow_provider_flowruns.core.history import durations_from_xcom, vendor_durations
 from airflow_provider_flowruns.core.schedule import (
+    DENSE_LEAD,
+    EARLY_MAX_GAP,
+    HIGH_Z,
+    LOW_Z,
     MIN_HISTORY,
     MIN_SIGMA,
-    WINDOW_Z,
     ExpectedDuration,
     PollSchedule,
     backoff_cap,
@@ -55,20 +58,32 @@ def test_expected_window_brackets_the_history():
 
 
 @pytest.mark.parametrize("interval", [300.0, 900.0])
-def test_never_under_the_floor_and_dense_in_the_window(interval):
+def test_never_under_the_floor_and_dense_from_one_lead_after_the_window_opens(interval):
     expected = ExpectedDuration(low=3000.0, high=5000.0, samples=10)
     sched = PollSchedule.adaptive(interval, HABU_FLOOR, started_at=1000.0, expected=expected)
     times = poll_times(sched, start=1000.0, until=20000)
     gaps = [b - a for a, b in itertools.pairwise(times)]
     assert min(gaps) >= HABU_FLOOR
-    # sparse before the window, every ``interval`` inside it
-    assert all(
-        b - a > interval or b == expected.low for a, b in itertools.pairwise(times) if a < expected.low
-    )
-    inside = [b - a for a, b in itertools.pairwise(times) if expected.low <= a < expected.high - interval]
+    # before the window: one gap straight to where dense polling starts (under an hour away), not
+    # a poll at the window's edge, where the run is almost always still running
+    dense_from = expected.low + DENSE_LEAD * interval
+    assert times[1] == min(dense_from, EARLY_MAX_GAP) and dense_from in times and expected.low not in times
+    assert all(t in (min(dense_from, EARLY_MAX_GAP), dense_from) for t in times[1:] if t <= dense_from)
+    # then every ``interval`` up to the window's end
+    inside = [b - a for a, b in itertools.pairwise(times) if dense_from <= a < expected.high - interval]
     assert inside and all(g == interval for g in inside)
-    # one poll lands at the start of the window
-    assert expected.low in times
+
+
+def test_early_gaps_are_at_most_an_hour():
+    # a window that opens 5 h after the start: a poll every hour until then (a run that fails early
+    # is noticed within the hour), landing exactly where dense polling starts
+    sched = PollSchedule.adaptive(300, HABU_FLOOR, started_at=0.0, expected=ExpectedDuration(18000, 20000, 5))
+    times = poll_times(sched, start=0.0, until=18500)
+    assert times[:8] == [0.0, 3600.0, 7200.0, 10800.0, 14400.0, 18000.0, 18000.0 + 330.0, 18630.0]
+    assert EARLY_MAX_GAP == 3600.0
+    # an interval longer than an hour is never shortened by it
+    slow = PollSchedule.adaptive(7200, HABU_FLOOR, started_at=0.0, expected=ExpectedDuration(36000, 40000, 5))
+    assert slow.next_delay(0.0) == 7200.0
 
 
 def test_gaps_grow_monotonically_once_overdue():
@@ -135,10 +150,12 @@ def test_back_off_doubles_from_the_gap_the_schedule_would_use():
     # 60 s dense gap, first back-off step 120 s, third 480 s = cap (8 x 60 < 60 + 900)
     sched = PollSchedule.fixed(60.0, 10.0)
     assert [sched.next_gap(0.0, failures=f) for f in (1, 2, 3, 4)] == [120.0, 240.0, 480.0, 480.0]
-    # an early, sparse gap of 1000 s backs off to at most 1900 s (1000 + 15 min), never below 1000
-    early = PollSchedule.adaptive(250.0, 10.0, started_at=0.0, expected=ExpectedDuration(5000, 6000, 5))
-    assert early.next_delay(0.0) == 1000.0
-    assert [early.next_gap(0.0, failures=f) for f in (0, 1, 2)] == [1000.0, 1900.0, 1900.0]
+    # an early gap of 1000 s (the window opens 725 s after ``now``, plus the lead) backs off to at
+    # most 1900 s (1000 + 15 min), never below 1000
+    early = PollSchedule.adaptive(250.0, 10.0, started_at=0.0, expected=ExpectedDuration(1000, 6000, 5))
+    assert early.next_delay(0.0) == 1275.0
+    assert early.next_delay(275.0) == 1000.0
+    assert [early.next_gap(275.0, failures=f) for f in (0, 1, 2)] == [1000.0, 1900.0, 1900.0]
 
 
 def test_back_off_and_jitter_never_go_under_the_floor():
@@ -155,9 +172,9 @@ def test_exactly_min_history_identical_runs_get_a_widened_minimum_window():
     expected = expected_duration([600.0] * MIN_HISTORY)
     assert expected is not None and expected.samples == MIN_HISTORY
     sigma = MIN_SIGMA * (1 + 1 / MIN_HISTORY)  # the floor on the spread, widened for 3 samples
-    assert expected.low == pytest.approx(600.0 * math.exp(-WINDOW_Z * sigma), rel=1e-12)
-    assert expected.high == pytest.approx(600.0 * math.exp(WINDOW_Z * sigma), rel=1e-12)
-    assert (round(expected.low, 2), round(expected.high, 2)) == (523.36, 687.87)
+    assert expected.low == pytest.approx(600.0 * math.exp(-LOW_Z * sigma), rel=1e-12)
+    assert expected.high == pytest.approx(600.0 * math.exp(HIGH_Z * sigma), rel=1e-12)
+    assert (round(expected.low, 2), round(expected.high, 2)) == (511.29, 732.84)
 
 
 def test_a_small_sample_widens_its_window():
@@ -168,17 +185,17 @@ def test_a_small_sample_widens_its_window():
     expected = expected_duration(history)
     assert expected is not None
     widened = sd * (1 + 1 / 3)
-    assert expected.low == pytest.approx(math.exp(mu - WINDOW_Z * widened), rel=1e-12)
-    assert expected.high == pytest.approx(math.exp(mu + WINDOW_Z * widened), rel=1e-12)
-    assert (round(expected.low), round(expected.high)) == (375, 942)
+    assert expected.low == pytest.approx(math.exp(mu - LOW_Z * widened), rel=1e-12)
+    assert expected.high == pytest.approx(math.exp(mu + HIGH_Z * widened), rel=1e-12)
+    assert (round(expected.low), round(expected.high)) == (347, 1166)
 
 
 def test_a_start_in_the_future_counts_as_just_started():
     # vendor clock ahead of ours: now is 100 s before the run's start; the first gap still lands
-    # on the window's start (600 s after start), not 100 s after it
+    # where dense polling starts (600 s + 1.1 x 300 s after start), not 100 s after it
     sched = PollSchedule.adaptive(300, HABU_FLOOR, started_at=1000.0, expected=ExpectedDuration(600, 900, 5))
     assert sched.sparse_interval == 1200.0
-    assert sched.next_delay(900.0) == 600.0
+    assert sched.next_delay(900.0) == 930.0
 
 
 def test_overdue_gaps_never_go_under_the_interval_and_widen_by_a_quarter_of_the_overrun():

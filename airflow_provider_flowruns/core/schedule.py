@@ -2,8 +2,10 @@
 
 A fixed schedule polls every ``interval``. An adaptive one knows how long this kind of run usually
 takes (from the vendor's list of past runs, else from this task's earlier runs) and spends the
-vendor's poll budget where the run is likely to end: sparse polls before the earliest plausible end,
-``interval`` polls across the expected window, then a slowly widening gap for an overdue run.
+vendor's poll budget where the run is likely to end: no poll before the earliest plausible end (or
+one an hour, at most), ``interval`` polls across the expected window from one interval after its
+start, then a slowly widening gap for an overdue run. docs/benchmarks.md (polling) measures it
+against an oracle that knows the true distribution of run times.
 
 Every schedule is plain numbers (``to_dict``/``from_dict``) so a trigger can serialize it, and no
 gap is ever shorter than the vendor floor: rate limits are correctness, not tuning.
@@ -23,12 +25,23 @@ POLL_SCHEDULES: tuple[PollScheduleMode, ...] = get_args(PollScheduleMode)
 MIN_HISTORY = 3
 #: How many past durations are kept and used (recent runs predict best).
 MAX_HISTORY = 20
-#: z-score of the expected window's edges: about the 2nd and 98th percentile of a lognormal fit.
-WINDOW_Z = 2.05
+#: z-score of the expected window's low edge: about the 1st percentile of a lognormal fit (with the
+#: small-sample widening below). Runs ending before it are the few a sparse schedule finds late.
+LOW_Z = 2.4
+#: z-score of the high edge: dense polls until about the 99.9th percentile, then the overdue gaps.
+HIGH_Z = 3.0
 #: A tight history still gets a window at least this wide (in log space, ~ +-10 %).
 MIN_SIGMA = 0.05
-#: Early gaps are at most this many dense intervals (Habu: 4 x 900 s = the hourly poll it recommends).
+#: Overdue gaps are at most this many dense intervals (Habu: 4 x 900 s = the hourly poll it recommends).
 SPARSE_FACTOR = 4.0
+#: Before the window no gap is longer than an hour (Habu's recommended poll): a run that fails
+#: minutes after it starts is noticed within the hour even when the window opens later.
+EARLY_MAX_GAP = 3600.0
+#: The first dense poll is this many intervals after the window's low edge, not at it: a poll at
+#: the earliest plausible end almost always finds the run still running, and a run that does end
+#: there is found about one interval later, as fixed polling would find it. Measured: 1.1 with
+#: ``LOW_Z`` 2.4 is the pair that met both polling goals across seeds (docs/benchmarks.md).
+DENSE_LEAD = 1.1
 #: An overdue run is polled every ``overdue / OVERDUE_DIVISOR`` (between interval and the sparse gap).
 OVERDUE_DIVISOR = 4.0
 #: After failed polls (a vendor outage) the gap doubles per failure, up to this many times the usual
@@ -73,7 +86,7 @@ def expected_duration(
     mu = statistics.fmean(logs)
     sigma = max(statistics.stdev(logs), MIN_SIGMA) * (1 + 1 / len(values))
     return ExpectedDuration(
-        low=math.exp(mu - WINDOW_Z * sigma), high=math.exp(mu + WINDOW_Z * sigma), samples=len(values)
+        low=math.exp(mu - LOW_Z * sigma), high=math.exp(mu + HIGH_Z * sigma), samples=len(values)
     )
 
 
@@ -86,7 +99,7 @@ class PollSchedule:
     :param started_at: epoch seconds when the run started; None means unknown (poll at ``interval``).
     :param expected_low: seconds after start before which the run rarely ends (adaptive only).
     :param expected_high: seconds after start by which it almost always has ended (adaptive only).
-    :param sparse_interval: the longest gap while early or overdue.
+    :param sparse_interval: the longest gap while overdue (before the window: ``EARLY_MAX_GAP``).
     """
 
     interval: float
@@ -139,9 +152,10 @@ class PollSchedule:
         )
         sparse = self.sparse_interval or self.interval
         elapsed = max(0.0, now - self.started_at)
-        if elapsed < self.expected_low:
-            # Early: land the next poll at the window's start, in gaps of at most ``sparse``.
-            gap = min(sparse, self.expected_low - elapsed)
+        dense_from = self.expected_low + DENSE_LEAD * self.interval
+        if elapsed < dense_from:
+            # Early: land the next poll where dense polling starts, in gaps of at most an hour.
+            gap = min(max(self.interval, EARLY_MAX_GAP), dense_from - elapsed)
         elif elapsed <= self.expected_high:
             gap = self.interval
         else:
