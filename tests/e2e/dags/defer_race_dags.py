@@ -5,6 +5,11 @@ poll interval (its 1 s floor, halved again by the fleet's ``emulator_time_scale`
 before the first poll after deferring: the trigger fires as early as the provider lets it. A
 trigger that fires before the scheduler recorded the deferral gets the task failed or retried
 (apache/airflow#67287); the first-poll floor (``[flowruns] first_poll_floor``) is what prevents it.
+
+The operator here skips the status check before deferring: with it, a loaded worker that took over
+a second between submit and check found the run already over and finished without deferring (a
+clean-clone run on a loaded machine: 21 of 30 deferred), and the test then counted the race fewer
+times than it claims to. Without it every task defers, whatever the machine's load.
 """
 
 from __future__ import annotations
@@ -17,6 +22,13 @@ from airflow_provider_flowruns.testing.demo import DemoRunOperator
 
 RACE_TASKS = 30
 
+
+class AlwaysDeferringDemoRunOperator(DemoRunOperator):
+    """The demo run operator without the status check before deferring: every task defers."""
+
+    check_before_defer = False
+
+
 with DAG(
     "pf_defer_race",
     schedule=None,
@@ -24,7 +36,7 @@ with DAG(
     catchup=False,
     max_active_tasks=RACE_TASKS,
 ):
-    DemoRunOperator.partial(
+    AlwaysDeferringDemoRunOperator.partial(
         task_id="wait",
         duration=2,  # emulated seconds: 1 s at the fleet's 2x demo clock
         deferrable=True,
