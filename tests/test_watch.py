@@ -215,6 +215,17 @@ async def collect(trigger: FlowRunWatcher, *, until: Any, timeout: float = 120.0
     return events
 
 
+async def finished(run_id: str) -> None:
+    from airflow_provider_flowruns.hooks.habu import HabuHook
+
+    hook = HabuHook(conn_id="habu_default")
+    for _ in range(120):
+        if (await asyncio.to_thread(hook.get_flow_run, CR, run_id))["status"] == "COMPLETED":
+            return
+        await asyncio.sleep(1)
+    raise AssertionError(f"run {run_id} did not complete at the emulator")
+
+
 def start_habu_run(name: str, flow: str = "flow-weekly") -> str:
     from airflow_provider_flowruns.hooks.habu import HabuHook
 
@@ -223,7 +234,7 @@ def start_habu_run(name: str, flow: str = "flow-weekly") -> str:
 
 async def test_habu_watcher_fires_once_per_finished_run_started_outside_airflow(habu):
     before = start_habu_run("before-deploy")  # finishes before the watcher's first look
-    await asyncio.sleep(8)  # 80 emulated minutes: done
+    await finished(before)  # completed at the vendor before the watcher's first look
     trigger = HabuFlowRunWatcher(cleanroom_id=CR, flow_id="flow-weekly", confirm_seconds=0.5)
     first = await collect(trigger, until=lambda e: False, timeout=4)
     assert first == []  # the earlier run did not fire
