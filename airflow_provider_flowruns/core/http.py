@@ -39,6 +39,7 @@ from airflow_provider_flowruns.core.errors import (
 from airflow_provider_flowruns.core.polling import RetryPolicy, clamp_poll_interval, parse_retry_after
 from airflow_provider_flowruns.core.ratelimit import RatePacer, pacer_for
 from airflow_provider_flowruns.core.runs import RunRef, RunStatus, StatusMap
+from airflow_provider_flowruns.core.watch import RunPage
 
 if TYPE_CHECKING:
     from airflow_provider_flowruns.forms import Form
@@ -287,6 +288,18 @@ class FlowRunsHook(BaseHook):
 
     def parse_status(self, ref: RunRef, body: Any) -> RunStatus:
         raise NotImplementedError
+
+    # -- listing runs, for the watchers (triggers/watch.py) ----------------------------------------------
+    def watch_call(self, kind: str, scope: Mapping[str, str], *, page: Any, since: float) -> Call:
+        """One page of the runs of ``scope`` (a flow, question, config): ``page`` is None for the
+        first page, else the token :meth:`read_watch_page` returned; ``since`` (vendor epoch
+        seconds) is the earliest creation time the watcher needs, for vendors that filter on it."""
+        raise NotSupported(f"{self.vendor} runs cannot be watched yet")
+
+    def read_watch_page(self, kind: str, scope: Mapping[str, str], body: Any, *, page: Any) -> RunPage:
+        """The runs on page ``page`` of :meth:`watch_call`'s answer, and the next page's token; a
+        body without what the watcher relies on fails naming the field (``UnexpectedResponse``)."""
+        raise NotSupported(f"{self.vendor} runs cannot be watched yet")
 
     def cancel_call(self, ref: RunRef) -> Call:
         raise NotSupported(f"{self.vendor} has no API to cancel a run; run {ref.run_id} keeps going.")

@@ -12,9 +12,10 @@ pydantic is imported by hooks only (never on the DAG-parse path); Airflow's task
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from datetime import datetime, timezone
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from airflow_provider_flowruns.core.errors import UnexpectedResponse
 
@@ -28,6 +29,23 @@ class VendorModel(BaseModel):
     """Base of every vendor response model: unknown fields ignored, fields readable by alias."""
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+
+def _epoch_seconds(value: Any) -> Any:
+    """A vendor timestamp as epoch seconds: ISO-8601 (``Z`` or an offset; naive means UTC) or Unix
+    seconds (Tableflow). Anything else is left for pydantic to refuse, naming the field."""
+    if isinstance(value, str) and value.strip():
+        try:
+            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return value
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).timestamp()
+    return value
+
+
+#: A vendor's timestamp field, read as epoch seconds (``float``); a value that is neither an ISO-8601
+#: string nor a number fails naming the field.
+Timestamp = Annotated[float, BeforeValidator(_epoch_seconds)]
 
 
 def field_path(loc: tuple[int | str, ...]) -> str:

@@ -29,7 +29,12 @@ from airflow_provider_flowruns.core.errors import (
 from airflow_provider_flowruns.core.http import Call, ClientSettings, FlowRunsHook
 from airflow_provider_flowruns.core.models import read
 from airflow_provider_flowruns.core.runs import RunRef, RunState, RunStatus, StatusMap
-from airflow_provider_flowruns.hooks.activepieces_models import ActivepiecesFlowRun, ActivepiecesSeekPage
+from airflow_provider_flowruns.core.watch import ListedRun, RunPage, iso
+from airflow_provider_flowruns.hooks.activepieces_models import (
+    ActivepiecesFlowRun,
+    ActivepiecesSeekPage,
+    WatchedSeekPage,
+)
 from airflow_provider_flowruns.vendors.activepieces import (  # defined there for DAG parse; used here
     ACTIVEPIECES,
     ALL_STATUSES,  # noqa: F401 - re-exported
@@ -126,6 +131,10 @@ def marker_of(run: Mapping[str, Any]) -> str | None:
     return str(value) if value else None
 
 
+#: Runs per page the watchers list (the hook's listing maximum).
+WATCH_PAGE = 100
+
+
 class ActivepiecesHook(FlowRunsHook):
     conn_name_attr = "activepieces_conn_id"
     default_conn_name = ACTIVEPIECES.default_conn_name
@@ -212,6 +221,32 @@ class ActivepiecesHook(FlowRunsHook):
 
     def status_call(self, ref: RunRef) -> Call:
         return Call("GET", f"v1/flow-runs/{ref.run_id}")
+
+    # -- watching (triggers/watch.py) ---------------------------------------------------------------
+    def watch_call(self, kind: str, scope: Mapping[str, str], *, page: Any, since: float) -> Call:
+        """Runs of one flow created since ``since`` (``createdAfter``), 100 a page, following the
+        seek cursor ``next`` (production runs only: the server forces that environment)."""
+        run_filter = RunFilter(flow_ids=(scope["flow_id"],), created_after=iso(since))
+        params = [*run_filter.query(self.project_id), ("limit", str(WATCH_PAGE))]
+        if page:
+            params.append(("cursor", str(page)))
+        return Call("GET", "v1/flow-runs", params=params)
+
+    def read_watch_page(self, kind: str, scope: Mapping[str, str], body: Any, *, page: Any) -> RunPage:
+        listing = read(WatchedSeekPage, body, what="Activepieces flow runs listing (watch)")
+        runs = [
+            ListedRun(
+                run_id=run.id,
+                state=self.status_map(run.status),
+                vendor_status=run.status,
+                created_at=run.created,
+                finished_at=run.finish_time,
+                url=self.run_url(RunRef(run.id)),
+            )
+            for run in listing.data
+        ]
+        cursor = listing.next
+        return RunPage(runs, next_page=cursor if cursor and cursor != page else None)
 
     def parse_status(self, ref: RunRef, body: Any) -> RunStatus:
         run = read(ActivepiecesFlowRun, body, what=f"Activepieces run {ref.run_id} status")

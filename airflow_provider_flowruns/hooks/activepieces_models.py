@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
-from airflow_provider_flowruns.core.models import VendorModel
+from airflow_provider_flowruns.core.models import Timestamp, VendorModel
 
 # -- Activepieces (flow runs) -----------------------------------------------------------------------
 # camelCase on the wire, snake_case here (aliases), so a named path is the vendor's spelling.
@@ -55,3 +55,19 @@ class ActivepiecesStepOutput(VendorModel):
     there (null is the vendor's own value and is written as such; a missing one is not guessed)."""
 
     output: Any
+
+
+class WatchedFlowRun(VendorModel):
+    """A run in ``GET /v1/flow-runs`` as the watchers read it (``created`` and ``finishTime`` are
+    ISO strings in the source's ``FlowRun``)."""
+
+    id: str = Field(min_length=1)
+    status: str
+    created: Timestamp
+    finish_time: Timestamp | None = Field(default=None, alias="finishTime")
+    flow_id: str | None = Field(default=None, alias="flowId")
+
+
+class WatchedSeekPage(VendorModel):
+    data: list[WatchedFlowRun]
+    next: str | None = None

@@ -9,7 +9,7 @@ Client-side limit: 10 requests/second per connection.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -29,11 +29,13 @@ from airflow_provider_flowruns.core.http import (
 from airflow_provider_flowruns.core.models import read
 from airflow_provider_flowruns.core.runs import RunRef, RunState, RunStatus, StatusMap
 from airflow_provider_flowruns.core.timestamps import parse_iso8601
+from airflow_provider_flowruns.core.watch import ListedRun, RunPage, iso
 from airflow_provider_flowruns.hooks.amperity_models import (
     AmperityErrorBody,
     AmperityToken,
     AmperityWorkflow,
     AmperityWorkflowPage,
+    WatchedWorkflowPage,
 )
 from airflow_provider_flowruns.vendors.amperity import (  # defined there for DAG parse; used here
     AMPERITY,
@@ -70,6 +72,10 @@ class AmperityClientCredentials(OAuth2ClientCredentials):
                         status=response.status_code,
                     )
         return super()._parse_minted(response, mints)
+
+
+#: Runs per page the watchers list (the emulator's and, we read, the API's maximum).
+WATCH_PAGE = 100
 
 
 class AmperityHook(FlowRunsHook):
@@ -262,6 +268,38 @@ class AmperityHook(FlowRunsHook):
 
     def cancel_call(self, ref: RunRef) -> Call:
         return Call("POST", f"workflow/runs/{ref.run_id}/stop", idempotent=True)
+
+    # -- watching (triggers/watch.py) ---------------------------------------------------------------
+    def watch_call(self, kind: str, scope: Mapping[str, str], *, page: Any, since: float) -> Call:
+        """Runs created since ``since`` (the listing's ``created_from``, inclusive), of one workflow
+        ``type`` when the watcher names one, 100 a page, following ``next_token``. A workflow does not
+        carry its config id, so a watcher tells one config's runs by ``name`` (read_watch_page)."""
+        params: dict[str, Any] = {"limit": WATCH_PAGE, "created_from": iso(since)}
+        if scope.get("workflow_type"):
+            params["type"] = scope["workflow_type"]
+        if page:
+            params["next_token"] = page
+        return Call("GET", "workflow/runs", params=params)
+
+    def read_watch_page(self, kind: str, scope: Mapping[str, str], body: Any, *, page: Any) -> RunPage:
+        listing = read(WatchedWorkflowPage, body, what="Amperity workflow runs listing (watch)")
+        name = scope.get("name")
+        runs = [
+            ListedRun(
+                run_id=w.id,
+                state=self.status_map(w.state),
+                vendor_status=w.state,
+                created_at=w.created_at,
+                finished_at=w.ended_at,
+                name=w.name,
+                url=self.run_url(RunRef(w.id)),
+            )
+            for w in listing.data
+            if name is None or w.name == name
+        ]
+        token = listing.next_token
+        # A missing, empty or repeated token ends the listing (never loop on a vendor's echo).
+        return RunPage(runs, next_page=token if token and token != page else None)
 
     def run_url(self, ref: RunRef) -> str | None:
         """From extra ``ui_run_url_template`` (e.g. ``https://app.amperity.com/#/{tenant}/workflows/{run_id}``);

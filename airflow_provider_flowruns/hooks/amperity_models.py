@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from airflow_provider_flowruns.core.models import VendorModel
+from airflow_provider_flowruns.core.models import Timestamp, VendorModel
 
 # -- Amperity (control plane 2024-04-01) ------------------------------------------------------------
 # Fields are the ones the Amperity hook reads; everything else in a Workflow (principal_*, versions,
@@ -69,3 +69,20 @@ class AmperityErrorBody(VendorModel):
     message: str | None = None
     request_id: str | None = None
     trace_id: str | None = None
+
+
+class WatchedWorkflow(VendorModel):
+    """A workflow in ``GET /workflow/runs`` as the watchers read it: the overview view's fields
+    (``created_at`` is required by the spec; ``ended_at`` only once the run ended)."""
+
+    id: str = Field(min_length=1)
+    state: str
+    created_at: Timestamp
+    ended_at: Timestamp | None = None
+    name: str | None = None
+    type: str | None = None
+
+
+class WatchedWorkflowPage(VendorModel):
+    data: list[WatchedWorkflow]
+    next_token: str | None = None

@@ -48,11 +48,15 @@ from airflow_provider_flowruns.core.shared_tokens import SHARED_TOKEN_CACHE
 from airflow_provider_flowruns.core.storage import WrittenObject, download_to
 from airflow_provider_flowruns.core.token_lookup import cached_token
 from airflow_provider_flowruns.core.token_ration import TokenRation
+from airflow_provider_flowruns.core.watch import ListedRun as WatchedRun
+from airflow_provider_flowruns.core.watch import RunPage
 from airflow_provider_flowruns.hooks.habu_models import (
     CreatedQuestion,
+    FlowRunList,
     FlowRunParameterNode,
     IdentifiedObject,
     QuestionParameters,
+    QuestionRunList,
     ReportPage,
     ResultOutputs,
     RunBody,
@@ -77,6 +81,9 @@ TOKEN_WINDOW_SECONDS = 24 * 3600.0
 #: The vendor's create window; a 429 on create means "not before the next one".
 CREATE_WINDOW_SECONDS = 3600.0
 CREATES_PER_WINDOW = 20
+#: Page sizes the watchers list with: the spec's default for flow runs, its maximum for question runs.
+WATCH_FLOW_PAGE = 30
+WATCH_QUESTION_PAGE = 100
 #: One ledger per process, like the token cache; its state lives in a Variable per API user.
 CREATE_BUDGET = SharedCreateBudget()
 
@@ -612,6 +619,54 @@ class HabuHook(FlowRunsHook):
             url=self.run_url(ref),
             raw=body,
         )
+
+    # -- watching (triggers/watch.py) ---------------------------------------------------------------
+    def watch_call(self, kind: str, scope: Mapping[str, str], *, page: Any, since: float) -> Call:
+        """A page of a flow's runs (30, the spec's default) or of a question's runs (100, its maximum,
+        from the day of ``since`` on: the listing's ``startDate`` filter). Neither listing documents
+        an order, so the watcher reads every page (``count`` says how many there are for flows)."""
+        offset = int(page or 0)
+        if kind == QUESTION_RUN:
+            start = datetime.fromtimestamp(since, timezone.utc).strftime("%Y-%m-%d")
+            return Call(
+                "GET",
+                f"cleanroom-questions/{scope['question_id']}/cleanroom-question-runs",
+                params={"limit": WATCH_QUESTION_PAGE, "offset": offset, "startDate": start},
+            )
+        return Call(
+            "GET",
+            f"cleanrooms/{scope['cleanroom_id']}/cleanroom-flows/{scope['flow_id']}/cleanroom-flow-runs",
+            params={"limit": WATCH_FLOW_PAGE, "offset": offset},
+        )
+
+    def read_watch_page(self, kind: str, scope: Mapping[str, str], body: Any, *, page: Any) -> RunPage:
+        offset = int(page or 0)
+        payload, prefix = unwrapped(body)
+        if kind == QUESTION_RUN:
+            what = f"Habu's runs of question {scope.get('question_id')} (offset {offset})"
+            items = read(QuestionRunList, payload, what=what, prefix=prefix).root
+            size, total = WATCH_QUESTION_PAGE, None
+            status_map = QUESTION_RUN_STATUS
+        else:
+            what = f"Habu's runs of flow {scope.get('flow_id')} (offset {offset})"
+            listing = read(FlowRunList, payload, what=what, prefix=prefix)
+            items, size, total = listing.cleanRoomFlowRuns, WATCH_FLOW_PAGE, listing.count
+            status_map = FLOW_RUN_STATUS
+        runs = [
+            WatchedRun(
+                run_id=item.id,
+                state=status_map(item.status),
+                vendor_status=item.status,
+                created_at=item.submittedAt,
+                finished_at=item.completedAt,
+                name=item.name,
+                url=self.run_url(RunRef(item.id, kind=kind, scope=scope)),
+            )
+            for item in items
+        ]
+        end = offset + len(items)
+        more = len(items) >= size and (total is None or end < total)
+        return RunPage(runs, next_page=end if more else None)
 
     def run_url(self, ref: RunRef) -> str | None:
         cleanroom = ref.scope.get("cleanroom_id")

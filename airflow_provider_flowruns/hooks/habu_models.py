@@ -29,10 +29,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, RootModel, model_validator
 
 from airflow_provider_flowruns.core.errors import UnexpectedResponse
-from airflow_provider_flowruns.core.models import VendorModel, read
+from airflow_provider_flowruns.core.models import Timestamp, VendorModel, read
 
 
 def unwrapped(body: Any) -> tuple[Any, str]:
@@ -248,3 +248,26 @@ class ReportPage:
                     )
                 row[record.key] = record.value
             yield row
+
+
+# -- listings the watchers read (triggers/watch.py) ----------------------------------------------------
+class ListedRun(VendorModel):
+    """A ``FlowRunMetadata`` / ``QuestionRunMetadata`` in a listing: the watcher needs its id, status
+    and submission time (the spec declares all three; an answer without them cannot be watched)."""
+
+    id: str = Field(min_length=1)
+    status: str
+    name: str | None = None
+    submittedAt: Timestamp
+    completedAt: Timestamp | None = None
+
+
+class FlowRunList(VendorModel):
+    """``GET .../cleanroom-flows/{flowId}/cleanroom-flow-runs``: ``{cleanRoomFlowRuns, count}``."""
+
+    cleanRoomFlowRuns: list[ListedRun]
+    count: int | None = None
+
+
+class QuestionRunList(RootModel[list[ListedRun]]):
+    """``GET /cleanroom-questions/{id}/cleanroom-question-runs``: a bare array (no count wrapper)."""

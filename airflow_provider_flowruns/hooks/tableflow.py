@@ -18,6 +18,7 @@ from airflow_provider_flowruns.core.http import LOST_ANSWER_SETTLE_SECONDS, Call
 from airflow_provider_flowruns.core.models import read
 from airflow_provider_flowruns.core.runs import RunRef, RunState, RunStatus, StatusMap
 from airflow_provider_flowruns.core.storage import as_storage_path, sanitize_filename
+from airflow_provider_flowruns.core.watch import ListedRun, RunPage
 from airflow_provider_flowruns.hooks.tableflow_models import (
     ExtractionBody,
     FlowList,
@@ -26,6 +27,7 @@ from airflow_provider_flowruns.hooks.tableflow_models import (
     RunCreated,
     RunList,
     RunStatusBody,
+    WatchedRunsPage,
 )
 from airflow_provider_flowruns.vendors.tableflow import TABLEFLOW
 
@@ -36,6 +38,10 @@ RowFilter = Literal["all", "valid", "invalid"]
 
 #: Key added to a run's ``metadata`` (which Tableflow echoes back) so a run can be found again.
 CORRELATION_KEY = "airflow_run_key"
+
+
+#: Runs per page the watchers list (the documented default; the maximum is 1000).
+WATCH_PAGE = 100
 
 
 class TableflowHook(FlowRunsHook):
@@ -235,6 +241,39 @@ class TableflowHook(FlowRunsHook):
 
     def status_call(self, ref: RunRef) -> Call:
         return Call("GET", f"flows/runs/{ref.run_id}")
+
+    # -- watching (triggers/watch.py) ---------------------------------------------------------------
+    def watch_call(self, kind: str, scope: Mapping[str, str], *, page: Any, since: float) -> Call:
+        """One page of a flow's runs from ``GET /v2/flows/runs`` (paginated, newest first, as
+        documented; ``GET /v2/flows/{id}/runs`` is not paginated). The flow filter's name is our
+        reading of the docs (``flow_id``); the listing has no time filter, so the watcher stops at
+        the first page that reaches past ``since``."""
+        return Call(
+            "GET",
+            "flows/runs",
+            params={"flow_id": scope["flow_id"], "limit": WATCH_PAGE, "offset": int(page or 0)},
+        )
+
+    def read_watch_page(self, kind: str, scope: Mapping[str, str], body: Any, *, page: Any) -> RunPage:
+        offset = int(page or 0)
+        listing = read(WatchedRunsPage, body, what=f"Tableflow flow runs page at offset {offset} (watch)")
+        runs = [
+            ListedRun(
+                run_id=run.id,
+                state=self.status_map(run.status),
+                vendor_status=run.status,
+                created_at=run.created_at,
+                finished_at=run.end_time,
+                name=run.name,
+                url=self.run_url(RunRef(run.id)),
+            )
+            for run in listing.flow_runs
+            # The flow filter's name is inferred: a run of another flow is never taken for ours.
+            if run.flow_id in (None, scope["flow_id"])
+        ]
+        next_offset = listing.pagination.next_offset if listing.pagination else None
+        more = next_offset is not None and next_offset > offset
+        return RunPage(runs, next_page=next_offset if more else None, newest_first=True)
 
     def parse_status(self, ref: RunRef, body: Any) -> RunStatus:
         # Three fields, validated every poll in the triggerer: ~21 us on seed 004's body (by hand it

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import RootModel
+from pydantic import Field, RootModel
 
 from airflow_provider_flowruns.core.errors import UnexpectedResponse
-from airflow_provider_flowruns.core.models import VendorModel
+from airflow_provider_flowruns.core.models import Timestamp, VendorModel
 
 #: Where a step execution may name the extraction it produced. No public page documents it
 #: (vendor-apis.md §4.2, "a guess: per-step results with extraction IDs"): these are the two
@@ -152,3 +152,19 @@ def extraction_ids(run: FlowRunBody) -> list[str]:
             if value and value not in found:
                 found.append(value)
     return found
+
+
+class WatchedRun(VendorModel):
+    """A run in ``GET /v2/flows/runs`` as the watchers read it (timestamps are Unix seconds)."""
+
+    id: str = Field(min_length=1)
+    status: str
+    flow_id: str | None = None
+    name: str | None = None
+    created_at: Timestamp
+    end_time: Timestamp | None = None
+
+
+class WatchedRunsPage(VendorModel):
+    flow_runs: list[WatchedRun]
+    pagination: Pagination | None = None

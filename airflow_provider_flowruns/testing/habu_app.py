@@ -110,6 +110,7 @@ COUNTERS = (
     "creates_refused",
     "status_polls",
     "polls_too_frequent",
+    "run_listings",
     "resumes",
     "replays",
     "report_pages",
@@ -1295,6 +1296,7 @@ class HabuEmulator(VendorEmulator):
         async def list_flow_runs(cid: str, flow_id: str, request: Request) -> dict[str, Any]:
             self._authorize(request)
             flow = self._flow(cid, flow_id)
+            self.counters["run_listings"] += 1  # watchers' and reconciliations' list calls
             params = request.query_params
             search = (params.get("search") or "").lower()
             limit = int_query(params, "limit", FLOW_LIST_LIMIT, 1)
@@ -1443,6 +1445,7 @@ class HabuEmulator(VendorEmulator):
         @router.get("/cleanroom-questions/{crq}/cleanroom-question-runs")
         async def list_question_runs(crq: str, request: Request) -> list[dict[str, Any]]:
             self._authorize(request)
+            self.counters["run_listings"] += 1
             return self._list_question_runs(crq, request.query_params)
 
         @router.get("/cleanroom-question-runs/{run_id}")

@@ -116,7 +116,15 @@ class HabuFlowRunReportToStorageOperator(BaseOperator):
         )
         written, rows = write_result_pages(pages, dest, self.format, overwrite=self.overwrite)
         self.log.info("Wrote %d rows of node %s to %s (%d bytes)", rows, self.node, written.uri, written.size)
-        return {**written.to_dict(), "rows": rows}
+        result = {**written.to_dict(), "rows": rows}
+        from airflow_provider_flowruns.core.produced import Produced, annotate_outlets
+        from airflow_provider_flowruns.core.runs import RunRef
+        from airflow_provider_flowruns.vendors.habu import FLOW_RUN
+
+        ref = RunRef(str(self.run_id), kind=FLOW_RUN, scope={"cleanroom_id": str(self.cleanroom_id)})
+        produced = Produced.written(result, vendor=hook.vendor, run_id=ref.run_id, run_url=hook.run_url(ref))
+        annotate_outlets(context, self.outlets, [produced])
+        return result
 
 
 class HabuQuestionRunFilesToStorageOperator(BaseOperator):
