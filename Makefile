@@ -10,14 +10,19 @@ AIRFLOW_VERSION ?= 3.3.2
 AIRFLOW_FLOOR ?= 3.1.8
 VENV := .venv
 FLOOR := .venv-af31
-# Benchmarks only: our dev extras plus the dbt Cloud provider (the baseline). Byte-compiled
+# What the test environments install: the provider with the extras a user may choose, and the
+# dev dependency group (PEP 735: pyproject's [dependency-groups], never published).
+INSTALL := -e ".[emulator,aiohttp,s3]" --group dev
+# The repository's harness (dev/flowruns_dev) and benchmarks (dev/benchmarks), outside the wheel.
+export PYTHONPATH := $(CURDIR)/dev$(if $(PYTHONPATH),:$(PYTHONPATH))
+# Benchmarks only: the dev group plus the dbt Cloud provider (the bench group). Byte-compiled
 # as pip and Airflow's images install (uv does not by default): a worker would otherwise compile
 # Airflow's modules it imports inside a timed transfer.
 BENCH := .venv-bench
 # Three workers on two cores: most test time is spent waiting on emulated vendors, not computing.
 # --dist loadfile keeps a file's module-scoped emulator in one worker.
 PYTEST_FLAGS ?= -q -rs -p no:cacheprovider -n 3 --dist loadfile --durations=25
-# make mutate only: installed into $(VENV) on first use, not a dev extra (CI's make test never needs it).
+# make mutate only: installed into $(VENV) on first use, not in the dev group (CI's make test never needs it).
 MUTMUT_VERSION := 3.8.1
 MODULES ?=
 
@@ -26,19 +31,19 @@ MODULES ?=
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --disable-pip-version-check uv
-	$(VENV)/bin/uv pip install -q --python $(VENV)/bin/python "apache-airflow==$(AIRFLOW_VERSION)" -e ".[dev]"
+	$(VENV)/bin/uv pip install -q --python $(VENV)/bin/python "apache-airflow==$(AIRFLOW_VERSION)" $(INSTALL)
 	touch $@
 
 $(FLOOR)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(FLOOR)
 	$(FLOOR)/bin/python -m pip install -q --disable-pip-version-check uv
-	$(FLOOR)/bin/uv pip install -q --python $(FLOOR)/bin/python "apache-airflow==$(AIRFLOW_FLOOR)" -e ".[dev]"
+	$(FLOOR)/bin/uv pip install -q --python $(FLOOR)/bin/python "apache-airflow==$(AIRFLOW_FLOOR)" $(INSTALL)
 	touch $@
 
 $(BENCH)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(BENCH)
 	$(BENCH)/bin/python -m pip install -q --disable-pip-version-check uv
-	$(BENCH)/bin/uv pip install -q --compile-bytecode --python $(BENCH)/bin/python "apache-airflow==$(AIRFLOW_VERSION)" -e ".[dev,bench]"
+	$(BENCH)/bin/uv pip install -q --compile-bytecode --python $(BENCH)/bin/python "apache-airflow==$(AIRFLOW_VERSION)" -e ".[emulator,aiohttp,s3]" --group bench
 	touch $@
 
 $(VENV)/.mutmut: $(VENV)/.installed Makefile
@@ -46,7 +51,7 @@ $(VENV)/.mutmut: $(VENV)/.installed Makefile
 	touch $@
 
 # The browser check (tests/e2e/test_browser.py) drives Debian's chromium with playwright. playwright is
-# a test tool installed here, not a dev extra, and `playwright install` is never run (it downloads a
+# a test tool installed here, not in the dev group, and `playwright install` is never run (it downloads a
 # browser of its own); the test launches /usr/bin/chromium.
 PLAYWRIGHT ?= playwright==1.65.2
 CHROMIUM := /usr/bin/chromium

@@ -119,7 +119,7 @@ def markdown(report: Report, *, command: str, smoke: bool) -> str:
         "Every number is ours against a baseline measured side by side in the same invocation; "
         "ours/baseline below 1 is better, except throughput (MiB/s), where above 1 is better. Goals are "
         "the ones issue 7 set; a goal not met is reported "
-        "as measured. How each benchmark works: [benchmarks/README.md](../benchmarks/README.md).",
+        "as measured. How each benchmark works: [dev/benchmarks/README.md](../dev/benchmarks/README.md).",
         "",
         f"- command: `{command}`" + (" (smoke-sized: goals not judged)" if smoke else ""),
         f"- measured: {when}",

@@ -1,0 +1,135 @@
+"""The wheel holds the provider and nothing else, built as a user builds it (``uv build``: an sdist,
+then the wheel from that sdist, with the build backend in an isolated environment).
+
+The repository's harness (dev/: the Airflow stack, the fleet, moto, the dbt Cloud emulator, the
+benchmarks) must never reach a user's site-packages again, and the user-facing emulators must stay.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import zipfile
+from email.parser import Parser
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = "airflow_provider_flowruns"
+
+# Packaging does not depend on the Airflow version: built once, on the newest.
+pytestmark = pytest.mark.newest_only
+
+#: The provider's own modules: any module of the package or of these subpackages.
+PRODUCT = re.compile(
+    rf"{PACKAGE}/(?:(?:core|hooks|operators|sensors|transfers|triggers|vendors)/)?[a-z0-9_]+\.py"
+)
+#: The user-facing emulators (the ``[emulator]`` extra), by name: harness code does not creep back in.
+EMULATORS = frozenset(
+    f"{PACKAGE}/testing/{name}.py"
+    for name in (
+        "__init__",
+        "server",  # the app, the control API, VENDORS
+        "cli",  # flowruns-emulator
+        "process",  # EmulatorProcess
+        "clock",
+        "faults",
+        "limits",
+        "progression",
+        "demo",  # the demo vendor's Airflow side
+        "demo_app",
+        "amperity_app",
+        "habu_app",
+        "tableflow_app",
+        "activepieces_app",
+    )
+)
+OTHER = frozenset({f"{PACKAGE}/py.typed"})
+#: What every wheel's .dist-info holds.
+METADATA = frozenset({"METADATA", "WHEEL", "RECORD", "entry_points.txt"})
+
+
+def _uv() -> str:
+    beside = Path(sys.executable).parent / "uv"  # the Makefile installs uv into each venv
+    found = str(beside) if beside.exists() else shutil.which("uv")
+    if found is None:
+        pytest.fail("uv is needed to build the wheel (the Makefile installs it into each venv)")
+    return found
+
+
+@pytest.fixture(scope="module")
+def dist(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    proc = subprocess.run(
+        [_uv(), "build", "--quiet", "--out-dir", str(out), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def wheel(dist) -> zipfile.ZipFile:
+    (path,) = dist.glob("*.whl")
+    kb = path.stat().st_size / 1024
+    with zipfile.ZipFile(path) as zf:
+        print(f"\n{path.name}: {len(zf.namelist())} files, {kb:.0f} KB")
+        yield zf
+
+
+def dist_info(wheel: zipfile.ZipFile) -> str:
+    (name,) = {n.split("/")[0] for n in wheel.namelist() if n.split("/")[0].endswith(".dist-info")}
+    return name
+
+
+def test_the_wheel_holds_the_provider_only(wheel):
+    names = set(wheel.namelist())
+    info = dist_info(wheel)
+    assert {n.split("/")[0] for n in names} == {PACKAGE, info}  # no top-level benchmarks or harness
+    strays = sorted(
+        n
+        for n in names
+        if not n.startswith(f"{info}/") and not (PRODUCT.fullmatch(n) or n in EMULATORS or n in OTHER)
+    )
+    assert strays == []
+    assert {n for n in names if n.startswith(f"{PACKAGE}/testing/")} == EMULATORS
+    assert OTHER <= names
+    assert METADATA <= {n.removeprefix(f"{info}/") for n in names if n.startswith(f"{info}/")}
+
+
+def test_the_wheel_holds_every_module_of_the_package(wheel):
+    """Nothing of the provider is left behind: the wheel's modules are the source tree's."""
+    on_disk = {
+        p.relative_to(ROOT).as_posix()
+        for p in (ROOT / PACKAGE).rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+    assert {n for n in wheel.namelist() if n.startswith(f"{PACKAGE}/")} == on_disk
+
+
+def test_the_metadata_publishes_no_dev_extras_and_registers_the_provider(wheel):
+    info = dist_info(wheel)
+    meta = Parser().parsestr(wheel.read(f"{info}/METADATA").decode())
+    assert sorted(meta.get_all("Provides-Extra") or []) == ["aiohttp", "emulator", "s3"]
+    requires = " ".join(meta.get_all("Requires-Dist") or [])
+    for dev_only in ("pytest", "mypy", "ruff", "moto", "hypothesis", "dbt-cloud", "celery"):
+        assert dev_only not in requires
+    entry_points = wheel.read(f"{info}/entry_points.txt").decode()
+    assert f"provider_info = {PACKAGE}.get_provider_info:get_provider_info" in entry_points
+    assert f"flowruns-emulator = {PACKAGE}.testing.cli:main" in entry_points
+
+
+def test_the_sdist_builds_the_same_wheel(dist):
+    """The sdist carries the package (the wheel above was built from it) and, for contributors, the
+    dev harness; it never carries a virtualenv or a run directory."""
+    (path,) = dist.glob("*.tar.gz")
+    with tarfile.open(path) as tf:
+        members = {m.name.split("/", 1)[1] for m in tf.getmembers() if "/" in m.name}
+    assert {"pyproject.toml", "README.md", f"{PACKAGE}/__init__.py", "dev/benchmarks/__main__.py"} <= members
+    assert not {m for m in members if m.startswith((".venv", ".run/", "demo-output/"))}
