@@ -49,8 +49,10 @@ EMULATORS = frozenset(
     )
 )
 OTHER = frozenset({f"{PACKAGE}/py.typed"})
-#: What every wheel's .dist-info holds.
-METADATA = frozenset({"METADATA", "WHEEL", "RECORD", "entry_points.txt"})
+#: What every wheel's .dist-info holds, and the licence files (PEP 639: .dist-info/licenses/).
+METADATA = frozenset(
+    {"METADATA", "WHEEL", "RECORD", "entry_points.txt", "licenses/LICENSE", "licenses/NOTICE"}
+)
 
 
 def _uv() -> str:
@@ -99,8 +101,10 @@ def test_the_wheel_holds_the_provider_only(wheel):
     )
     assert strays == []
     assert {n for n in names if n.startswith(f"{PACKAGE}/testing/")} == EMULATORS
-    assert OTHER <= names
-    assert METADATA <= {n.removeprefix(f"{info}/") for n in names if n.startswith(f"{info}/")}
+    assert names >= OTHER
+    assert {n.removeprefix(f"{info}/") for n in names if n.startswith(f"{info}/")} == METADATA
+    assert wheel.read(f"{info}/licenses/LICENSE") == (ROOT / "LICENSE").read_bytes()
+    assert wheel.read(f"{info}/licenses/NOTICE") == (ROOT / "NOTICE").read_bytes()
 
 
 def test_the_wheel_holds_every_module_of_the_package(wheel):
@@ -116,10 +120,15 @@ def test_the_wheel_holds_every_module_of_the_package(wheel):
 def test_the_metadata_publishes_no_dev_extras_and_registers_the_provider(wheel):
     info = dist_info(wheel)
     meta = Parser().parsestr(wheel.read(f"{info}/METADATA").decode())
+    assert meta["License-Expression"] == "Apache-2.0"
+    assert sorted(meta.get_all("License-File") or []) == ["LICENSE", "NOTICE"]
     assert sorted(meta.get_all("Provides-Extra") or []) == ["aiohttp", "emulator", "s3"]
     requires = " ".join(meta.get_all("Requires-Dist") or [])
     for dev_only in ("pytest", "mypy", "ruff", "moto", "hypothesis", "dbt-cloud", "celery"):
         assert dev_only not in requires
+    urls = dict(url.split(", ", 1) for url in meta.get_all("Project-URL") or [])
+    assert set(urls) == {"Source", "Issues", "Changelog", "Documentation"}
+    assert "Programming Language :: Python :: 3.11" in (meta.get_all("Classifier") or [])
     entry_points = wheel.read(f"{info}/entry_points.txt").decode()
     assert f"provider_info = {PACKAGE}.get_provider_info:get_provider_info" in entry_points
     assert f"flowruns-emulator = {PACKAGE}.testing.cli:main" in entry_points
@@ -131,5 +140,13 @@ def test_the_sdist_builds_the_same_wheel(dist):
     (path,) = dist.glob("*.tar.gz")
     with tarfile.open(path) as tf:
         members = {m.name.split("/", 1)[1] for m in tf.getmembers() if "/" in m.name}
-    assert {"pyproject.toml", "README.md", f"{PACKAGE}/__init__.py", "dev/benchmarks/__main__.py"} <= members
+    assert {
+        "pyproject.toml",
+        "README.md",
+        "LICENSE",
+        "NOTICE",
+        "CHANGELOG.md",
+        f"{PACKAGE}/__init__.py",
+        "dev/benchmarks/__main__.py",
+    } <= members
     assert not {m for m in members if m.startswith((".venv", ".run/", "demo-output/"))}
