@@ -7,6 +7,9 @@ benchmarks) must never reach a user's site-packages again, and the user-facing e
 
 from __future__ import annotations
 
+import importlib.metadata
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -150,3 +153,41 @@ def test_the_sdist_builds_the_same_wheel(dist):
         "dev/benchmarks/__main__.py",
     } <= members
     assert not {m for m in members if m.startswith((".venv", ".run/", "demo-output/"))}
+
+
+def test_the_built_wheel_installs_and_airflow_finds_the_provider(dist, tmp_path):
+    """The README's first install block, as a user runs it: a fresh environment, the wheel with the
+    emulator extra (Airflow pinned to this suite's, so the resolution is the tested one). Airflow
+    finds the provider by its entry point, flowruns-emulator runs, and no harness came along."""
+    (path,) = dist.glob("*.whl")
+    venv = tmp_path / "venv"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env["AIRFLOW_HOME"] = str(tmp_path / "home")
+    subprocess.run([_uv(), "venv", "--quiet", "--python", sys.executable, str(venv)], check=True, env=env)
+    python = venv / "bin" / "python"
+    airflow = f"apache-airflow=={importlib.metadata.version('apache-airflow')}"
+    proc = subprocess.run(
+        [_uv(), "pip", "install", "--quiet", "--python", str(python), f"{path}[emulator]", airflow],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+
+    def run(*args: str) -> str:
+        done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr[-4000:]
+        return done.stdout
+
+    listed = json.loads(run(str(venv / "bin" / "airflow"), "providers", "list", "-o", "json"))
+    ours = [p for p in listed if p["package_name"] == "airflow-provider-flowruns"]
+    assert len(ours) == 1, listed
+    assert "--vendor VENDOR" in run(str(venv / "bin" / "flowruns-emulator"), "serve", "--help")
+    probe = (
+        "import importlib.util, airflow_provider_flowruns as p; "
+        "print(p.__file__); print([m for m in ('benchmarks', 'flowruns_dev') if importlib.util.find_spec(m)])"
+    )
+    where, harness = run(str(python), "-c", probe).splitlines()
+    assert where.startswith(str(venv)), where  # the installed wheel, not this checkout
+    assert harness == "[]"
