@@ -1,6 +1,6 @@
 # Two commands do everything on a fresh machine:
 #   make demo   - install, start the emulators and a real Airflow, run an example DAG end to end
-#   make test   - install, lint, type-check, unit + dag.test() + end-to-end tests on Airflow 3.3
+#   make test   - install, lint, type-check, build the docs site (strict), unit + dag.test() + end-to-end tests on Airflow 3.3
 #                 (incl. the real-browser check of the UI: chromium via apt, playwright via uv)
 #                 (incl. the distributed CeleryExecutor suite), then the same on the Airflow 3.1 floor
 #   make soak   - the long runs: 300 deferred runs on the distributed Airflow
@@ -26,7 +26,7 @@ PYTEST_FLAGS ?= -q -rs -p no:cacheprovider -n 3 --dist loadfile --durations=25
 MUTMUT_VERSION := 3.8.1
 MODULES ?=
 
-.PHONY: demo test lint typecheck test-main test-floor test-floor-extra soak services clean emulator bench bench-smoke mutate
+.PHONY: demo test lint typecheck docs test-main test-floor test-floor-extra soak services clean emulator bench bench-smoke mutate
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -86,6 +86,11 @@ lint: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy
 
+# The documentation site (mkdocs.yml): --strict fails on a broken link, a missing page or snippet.
+# Written to .run/site; `$(VENV)/bin/mkdocs serve` previews it.
+docs: $(VENV)/.installed
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+
 test-main: $(VENV)/.installed $(VENV)/.playwright $(CHROMIUM) services
 	@echo "== Airflow $(AIRFLOW_VERSION): unit, dag.test() and end-to-end tests (async requests over aiohttp, downloads over http.client)"
 	$(VENV)/bin/python -m pytest $(PYTEST_FLAGS)
@@ -104,7 +109,7 @@ test-floor-extra: $(FLOOR)/.installed services
 # extra load widened an Airflow 3.1 scheduler race (a stale defer-exit "success" processed after
 # the trigger fired marks the task up_for_retry: apache/airflow#67287, fixed after 3.1), and the
 # floor's end-to-end test then saw a duplicate vendor run.
-test: lint typecheck test-main test-floor
+test: lint typecheck docs test-main test-floor
 
 # The long runs: 200 deferred runs across the four vendors in one event loop (make test runs 40),
 # then 300 deferred runs (75 per vendor) through two Celery workers and two triggerers, one killed.

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import tomllib
+import yaml
 
 import airflow_provider_flowruns
 
@@ -111,3 +112,22 @@ def test_keywords_and_classifiers_say_what_the_package_is():
     assert "Framework :: Apache Airflow :: Provider" in PROJECT["classifiers"]
     assert "Typing :: Typed" in PROJECT["classifiers"]
     assert (ROOT / "airflow_provider_flowruns" / "py.typed").exists()
+
+
+def test_readme_links_are_absolute_and_land_on_pages_that_exist():
+    """The README is also the package index's project page, where a relative link is broken: each
+    link is absolute, into the docs site (an existing page of docs/) or into this repository (an
+    existing file)."""
+    mkdocs = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
+    site, repository = mkdocs["site_url"], PROJECT["urls"]["Source"]
+    assert site == PROJECT["urls"]["Documentation"] and mkdocs["repo_url"] == repository
+    links = re.findall(r"\]\(([^)\s]+)\)", (ROOT / "README.md").read_text())
+    assert links
+    for link in links:
+        if link.startswith(site):
+            page = link.removeprefix(site).split("#")[0].strip("/") or "index"
+            assert (ROOT / "docs" / f"{page}.md").is_file(), link
+        elif link.startswith(f"{repository}/blob/main/"):
+            assert (ROOT / link.removeprefix(f"{repository}/blob/main/")).is_file(), link
+        else:
+            assert link.startswith("https://"), f"a relative link breaks on the package index: {link}"
