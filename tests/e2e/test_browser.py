@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from airflow_provider_flowruns import forms
-from airflow_provider_flowruns.testing.airflow_stack import AirflowStack
-from airflow_provider_flowruns.testing.fleet import EmulatorFleet
+from flowruns_dev.airflow_stack import AirflowStack
+from flowruns_dev.fleet import EmulatorFleet
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
