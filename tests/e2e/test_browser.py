@@ -134,8 +134,34 @@ def test_add_connection_form(stack, page, conn_type):
         if f.choices:
             # The select shows the default (its options are in the page too, hidden until opened).
             assert f.default is not None and dialog.get_by_text(str(f.default), exact=True).first.is_visible()
+    switches = [f for f in form.extras.values() if f.type == "boolean"]
+    boxes = dialog.locator("input[type=checkbox]")
+    assert boxes.count() == len(switches)  # a boolean extra is a switch, showing its default
+    for i, f in enumerate(switches):
+        assert boxes.nth(i).is_checked() is bool(f.default), f.label
     page.wait_for_timeout(300)  # the section's opening animation, for the screenshot only
     dialog.screenshot(path=str(SHOTS / f"connection-{conn_type}-extra.png"))
+
+
+def test_habu_mint_switch_writes_the_extra_the_hook_reads(stack, page):
+    """Turning on "Test Connection may spend a token" and saving stores ``test_connection_mints:
+    true`` in the connection's extra, the key and value HabuHook.test_connection_mints reads."""
+    st, _ = stack
+    label = forms.HABU.extras["test_connection_mints"].label
+    dialog = _open_add_connection(page, f"http://127.0.0.1:{st.port}", "habu")
+    dialog.get_by_text("Extra Fields", exact=True).click()
+    dialog.get_by_text(label, exact=True).wait_for()
+    switch = dialog.locator("input[type=checkbox]")
+    assert not switch.is_checked()
+    switch.dispatch_event("click")  # the input itself is hidden behind the switch's track
+    page.wait_for_function("el => el.checked", arg=switch.element_handle())
+    with page.expect_response(lambda r: r.url.endswith("/api/v2/connections") and r.request.method == "POST"):
+        dialog.get_by_role("button", name="Save").click()
+    try:
+        stored = st.api("GET", "/connections/habu_from_browser")
+        assert json.loads(stored["extra"])["test_connection_mints"] is True, stored["extra"]
+    finally:
+        st.api("DELETE", "/connections/habu_from_browser")
 
 
 #: Types whose Test needs no rationed token (Habu's test reuses a cached one or says why not).
