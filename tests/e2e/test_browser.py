@@ -282,6 +282,5 @@ def test_copy_form_screenshots_for_the_docs():
     if not os.environ.get("FLOWRUNS_UPDATE_DOC_IMAGES"):
         pytest.skip("set FLOWRUNS_UPDATE_DOC_IMAGES=1 to copy the form screenshots into docs/images/")
     for conn_type in TYPE_NAMES:
-        shutil.copy(
-            SHOTS / f"connection-{conn_type}.png", ROOT / "docs" / "images" / f"connection-{conn_type}.png"
-        )
+        for shot in (f"connection-{conn_type}.png", f"connection-{conn_type}-extra.png"):
+            shutil.copy(SHOTS / shot, ROOT / "docs" / "images" / shot)
