@@ -23,16 +23,18 @@ MODULES ?=
 
 .PHONY: demo test lint typecheck test-main test-floor test-floor-extra soak services clean emulator bench bench-smoke mutate
 
+# The test environments carry the [openlineage] extra: tests/test_openlineage.py reads the events
+# Airflow's OpenLineage listener emits for our tasks (the extra adds nothing while no transport is set).
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --disable-pip-version-check uv
-	$(VENV)/bin/uv pip install -q --python $(VENV)/bin/python "apache-airflow==$(AIRFLOW_VERSION)" -e ".[dev]"
+	$(VENV)/bin/uv pip install -q --python $(VENV)/bin/python "apache-airflow==$(AIRFLOW_VERSION)" -e ".[dev,openlineage]"
 	touch $@
 
 $(FLOOR)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(FLOOR)
 	$(FLOOR)/bin/python -m pip install -q --disable-pip-version-check uv
-	$(FLOOR)/bin/uv pip install -q --python $(FLOOR)/bin/python "apache-airflow==$(AIRFLOW_FLOOR)" -e ".[dev]"
+	$(FLOOR)/bin/uv pip install -q --python $(FLOOR)/bin/python "apache-airflow==$(AIRFLOW_FLOOR)" -e ".[dev,openlineage]"
 	touch $@
 
 $(BENCH)/.installed: pyproject.toml Makefile
