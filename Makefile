@@ -12,7 +12,7 @@ VENV := .venv
 FLOOR := .venv-af31
 # What the test environments install: the provider with the extras a user may choose, and the
 # dev dependency group (PEP 735: pyproject's [dependency-groups], never published).
-INSTALL := -e ".[emulator,aiohttp,s3]" --group dev
+INSTALL := -e ".[emulator,aiohttp,s3,openlineage]" --group dev
 # The repository's harness (dev/flowruns_dev) and benchmarks (dev/benchmarks), outside the wheel.
 export PYTHONPATH := $(CURDIR)/dev$(if $(PYTHONPATH),:$(PYTHONPATH))
 # Benchmarks only: the dev group plus the dbt Cloud provider (the bench group). Byte-compiled
@@ -28,6 +28,8 @@ MODULES ?=
 
 .PHONY: demo test lint typecheck docs test-main test-floor test-floor-extra soak services clean emulator bench bench-smoke mutate
 
+# The test environments carry the [openlineage] extra: tests/test_openlineage.py reads the events
+# Airflow's OpenLineage listener emits for our tasks (the extra adds nothing while no transport is set).
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --disable-pip-version-check uv
@@ -43,7 +45,7 @@ $(FLOOR)/.installed: pyproject.toml Makefile
 $(BENCH)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(BENCH)
 	$(BENCH)/bin/python -m pip install -q --disable-pip-version-check uv
-	$(BENCH)/bin/uv pip install -q --compile-bytecode --python $(BENCH)/bin/python "apache-airflow==$(AIRFLOW_VERSION)" -e ".[emulator,aiohttp,s3]" --group bench
+	$(BENCH)/bin/uv pip install -q --compile-bytecode --python $(BENCH)/bin/python "apache-airflow==$(AIRFLOW_VERSION)" -e ".[emulator,aiohttp,s3,openlineage]" --group bench
 	touch $@
 
 $(VENV)/.mutmut: $(VENV)/.installed Makefile

@@ -10,6 +10,7 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_flowruns.core.errors import FlowRunsApiError, FlowRunsConfigError, RunFailed
 from airflow_provider_flowruns.core.rows import FORMATS
+from airflow_provider_flowruns.lineage import EmitsLineage
 from airflow_provider_flowruns.vendors.habu import HABU, REPORT_PAGE_SIZE
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ def write_result_pages(
     return write_atomically(dest, chunks(), overwrite=overwrite), counter.count
 
 
-class HabuFlowRunReportToStorageOperator(BaseOperator):
+class HabuFlowRunReportToStorageOperator(EmitsLineage, BaseOperator):
     """Write one node's report of a flow run to ``destination`` as CSV or JSON Lines.
 
     :param cleanroom_id: the clean room.
@@ -73,6 +74,8 @@ class HabuFlowRunReportToStorageOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("conn_id", "cleanroom_id", "run_id", "node", "destination", "format")
+    lineage_source = "cleanrooms/{cleanroom_id}/flow-runs/{run_id}/nodes/{node}"
+    lineage_hook = HABU
 
     def __init__(
         self,
@@ -116,6 +119,7 @@ class HabuFlowRunReportToStorageOperator(BaseOperator):
         )
         written, rows = write_result_pages(pages, dest, self.format, overwrite=self.overwrite)
         self.log.info("Wrote %d rows of node %s to %s (%d bytes)", rows, self.node, written.uri, written.size)
+        self._written = [written.uri]
         result = {**written.to_dict(), "rows": rows}
         from airflow_provider_flowruns.core.produced import Produced, annotate_outlets
         from airflow_provider_flowruns.core.runs import RunRef
@@ -127,7 +131,7 @@ class HabuFlowRunReportToStorageOperator(BaseOperator):
         return result
 
 
-class HabuQuestionRunFilesToStorageOperator(BaseOperator):
+class HabuQuestionRunFilesToStorageOperator(EmitsLineage, BaseOperator):
     """Copy every result file of a completed question run under ``destination`` (a prefix).
 
     :param run_id: the question run.
@@ -143,6 +147,8 @@ class HabuQuestionRunFilesToStorageOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("conn_id", "run_id", "destination", "files")
+    lineage_source = "question-runs/{run_id}"
+    lineage_hook = HABU
 
     def __init__(
         self,
@@ -202,6 +208,7 @@ class HabuQuestionRunFilesToStorageOperator(BaseOperator):
                 written.append({**obj.to_dict(), "source": "data", "rows": rows})
         for item in written:
             self.log.info("Wrote %s (%s bytes) from %r", item["uri"], item["size"], item["source"])
+        self._written = [item["uri"] for item in written]
         if not written:
             self.log.warning("Question run %s lists no result files.", run_id)
         return written
