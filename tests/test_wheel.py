@@ -125,7 +125,7 @@ def test_the_metadata_publishes_no_dev_extras_and_registers_the_provider(wheel):
     meta = Parser().parsestr(wheel.read(f"{info}/METADATA").decode())
     assert meta["License-Expression"] == "Apache-2.0"
     assert sorted(meta.get_all("License-File") or []) == ["LICENSE", "NOTICE"]
-    assert sorted(meta.get_all("Provides-Extra") or []) == ["aiohttp", "emulator", "s3"]
+    assert sorted(meta.get_all("Provides-Extra") or []) == ["aiohttp", "emulator", "openlineage", "s3"]
     requires = " ".join(meta.get_all("Requires-Dist") or [])
     for dev_only in ("pytest", "mypy", "ruff", "moto", "hypothesis", "dbt-cloud", "celery"):
         assert dev_only not in requires
