@@ -32,6 +32,7 @@ from hypothesis import strategies as st
 
 from airflow_provider_flowruns.core.errors import FlowRunsError
 from airflow_provider_flowruns.core.http import FlowRunsHook
+from airflow_provider_flowruns.core.params import hook_params_checked, to_seconds
 from airflow_provider_flowruns.core.runs import RunRef, RunStatus
 from airflow_provider_flowruns.core.storage import (
     as_storage_path,
@@ -43,7 +44,6 @@ from airflow_provider_flowruns.hooks.activepieces import ActivepiecesHook
 from airflow_provider_flowruns.hooks.amperity import AmperityHook, validate_start
 from airflow_provider_flowruns.hooks.habu import FLOW_RUN, QUESTION_RUN, HabuHook, level_number
 from airflow_provider_flowruns.hooks.tableflow import TableflowHook
-from airflow_provider_flowruns.operators.base import hook_params_checked, to_seconds
 from airflow_provider_flowruns.transfers.habu import unique_name
 from airflow_provider_flowruns.triggers.run import FlowRunTrigger
 

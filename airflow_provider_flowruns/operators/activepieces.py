@@ -12,9 +12,10 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from airflow_provider_flowruns.core.errors import FlowRunsApiError, FlowRunsConfigError, RunFailed
+from airflow_provider_flowruns.core.params import is_templated, task_key, to_seconds
 from airflow_provider_flowruns.core.runs import RunRef, RunState
 from airflow_provider_flowruns.links import ActivepiecesRunLink
-from airflow_provider_flowruns.operators.base import FlowRunOperator, to_seconds
+from airflow_provider_flowruns.operators.base import FlowRunOperator
 from airflow_provider_flowruns.vendors.activepieces import ACTIVEPIECES, RETRY_STRATEGIES
 
 if TYPE_CHECKING:
@@ -26,10 +27,6 @@ OnPause = Literal["wait", "return", "fail"]
 
 def _try_number(context: Any) -> int:
     return int(getattr(context["ti"], "try_number", 1) or 1)
-
-
-def _is_templated(value: Any) -> bool:
-    return isinstance(value, str) and "{{" in value
 
 
 class ActivepiecesRunOperator(FlowRunOperator):
@@ -147,8 +144,7 @@ class ActivepiecesTriggerFlowOperator(ActivepiecesRunOperator):
 
     @staticmethod
     def marker_prefix(context: Any) -> str:
-        ti = context["ti"]
-        return f"{ti.dag_id}/{ti.task_id}/{ti.run_id}/{getattr(ti, 'map_index', -1)}/"
+        return f"{task_key(context)}/"
 
     def submit(self, hook: FlowRunsHook, context: Any) -> RunRef:
         from airflow_provider_flowruns.hooks.activepieces import CorrelationTimeout, utcnow
@@ -237,7 +233,7 @@ class ActivepiecesRetryFlowRunOperator(ActivepiecesRunOperator):
         super().__init__(**kwargs)
         if not run_id:
             raise FlowRunsConfigError("run_id is required")
-        if strategy not in RETRY_STRATEGIES and not _is_templated(strategy):
+        if strategy not in RETRY_STRATEGIES and not is_templated(strategy):
             raise FlowRunsConfigError(
                 f"strategy must be one of {', '.join(RETRY_STRATEGIES)}, got {strategy!r}"
             )

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_flowruns.core.errors import FlowRunsConfigError
-from airflow_provider_flowruns.operators.base import DONE_FLAG, hook_params_checked
+from airflow_provider_flowruns.core.params import hook_params_checked, is_templated
+from airflow_provider_flowruns.operators.base import DONE_FLAG
 from airflow_provider_flowruns.vendors.activepieces import (
     ACTIVEPIECES,
     CANCELLABLE,
@@ -40,14 +41,6 @@ FILTER_FIELDS = (
     "failed_step_name",
     "failed_step_message",
 )
-
-
-def _templated(value: Any) -> bool:
-    if isinstance(value, str):
-        return "{{" in value
-    if isinstance(value, (list, tuple)):
-        return any(_templated(v) for v in value)
-    return False
 
 
 class ActivepiecesBulkOperator(BaseOperator):
@@ -93,7 +86,7 @@ class ActivepiecesBulkOperator(BaseOperator):
         self.failed_step_name = failed_step_name
         self.failed_step_message = failed_step_message
         self.hook_params = hook_params_checked(hook_params)
-        if not any(_templated(getattr(self, f)) for f in FILTER_FIELDS):
+        if not is_templated(*(getattr(self, f) for f in FILTER_FIELDS)):
             self.run_filter()  # static input: fail at parse, naming the parameter
 
     def run_filter(self) -> RunFilter:
@@ -211,7 +204,7 @@ class ActivepiecesBulkRetryFlowRunsOperator(ActivepiecesBulkOperator):
     template_fields: Sequence[str] = ("conn_id", "strategy", *FILTER_FIELDS)
 
     def __init__(self, *, strategy: str = "FROM_FAILED_STEP", **kwargs: Any) -> None:
-        if strategy not in RETRY_STRATEGIES and not _templated(strategy):
+        if strategy not in RETRY_STRATEGIES and not is_templated(strategy):
             raise FlowRunsConfigError(
                 f"strategy must be one of {', '.join(RETRY_STRATEGIES)}, got {strategy!r}"
             )

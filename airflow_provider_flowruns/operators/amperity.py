@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_flowruns.core.params import is_templated
 from airflow_provider_flowruns.core.runs import RunRef
 from airflow_provider_flowruns.links import AmperityRunLink
 from airflow_provider_flowruns.operators.base import FlowRunOperator
@@ -12,10 +13,6 @@ from airflow_provider_flowruns.vendors.amperity import AMPERITY, RunMode, valida
 
 if TYPE_CHECKING:
     from airflow_provider_flowruns.core.http import FlowRunsHook
-
-
-def _is_templated(*values: Any) -> bool:
-    return any(isinstance(v, str) and "{{" in v for v in values)
 
 
 class AmperityRunWorkflowOperator(FlowRunOperator):
@@ -45,7 +42,7 @@ class AmperityRunWorkflowOperator(FlowRunOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if not _is_templated(config_id, run_mode, range_from, range_to):
+        if not is_templated(config_id, run_mode, range_from, range_to):
             validate_start(config_id, run_mode, range_from, range_to)  # fail at parse, naming the parameter
         self.config_id = config_id
         self.run_mode = run_mode

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.sdk import BaseOperator
 
 from airflow_provider_flowruns.core.errors import FlowRunsApiError, FlowRunsConfigError, NotSupported
+from airflow_provider_flowruns.core.params import default_poll_interval, hook_params_checked, to_seconds
 from airflow_provider_flowruns.core.runs import RunRef, RunState, RunStatus
 from airflow_provider_flowruns.core.schedule import POLL_SCHEDULES, PollScheduleMode
 from airflow_provider_flowruns.links import RUN_URL_XCOM_KEY
@@ -39,41 +40,6 @@ DONE_FLAG = "done"
 #: Set while the run is watched by a trigger, removed when the task resumes: a new try that still
 #: finds it was cleared or marked failed while deferred (see ``_attach_or_submit``).
 DEFERRED_FLAG = "deferred"
-
-
-def to_seconds(value: Any, name: str) -> float | None:
-    """Validate a duration parameter (seconds or timedelta); the error names the parameter."""
-    if value is None:
-        return None
-    if isinstance(value, timedelta):
-        value = value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise FlowRunsConfigError(
-            f"{name} must be a positive number of seconds or a timedelta, got {value!r}"
-        )
-    return float(value)
-
-
-def default_poll_interval(hook_cls: type[FlowRunsHook] | HookRef) -> float:
-    """The deployment's default poll interval for a vendor: ``[flowruns] <conn_type>_poll_interval``
-    (e.g. ``AIRFLOW__FLOWRUNS__AMPERITY_POLL_INTERVAL=30``), else the vendor default. Never below the
-    vendor floor: ``clamp_poll_interval`` applies that after."""
-    from airflow.configuration import conf
-
-    return conf.getfloat(
-        "flowruns", f"{hook_cls.conn_type}_poll_interval", fallback=hook_cls.default_poll_interval
-    )
-
-
-def hook_params_checked(hook_params: Any) -> dict[str, Any]:
-    if hook_params is None:
-        return {}
-    if not isinstance(hook_params, dict):
-        raise FlowRunsConfigError(f"hook_params must be a dict, got {type(hook_params).__name__}")
-    for key, value in hook_params.items():
-        if value is not None and not isinstance(value, (int, float, str, bool)):
-            raise FlowRunsConfigError(f"hook_params[{key!r}] must be a plain number or string")
-    return dict(hook_params)
 
 
 class FlowRunOperator(BaseOperator):
@@ -171,7 +137,9 @@ class FlowRunOperator(BaseOperator):
 
     def effective_poll_interval(self) -> float:
         return self.hook.poll_interval(
-            self.poll_interval, default=default_poll_interval(self.hook_class), logger=self.log
+            self.poll_interval,
+            default=default_poll_interval(self.hook_class.conn_type, self.hook_class.default_poll_interval),
+            logger=self.log,
         )
 
     def expected_run_durations(self, hook: FlowRunsHook, context: Any) -> tuple[list[float], str]:

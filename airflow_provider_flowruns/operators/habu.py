@@ -24,9 +24,10 @@ from airflow_provider_flowruns.core.errors import (
     RateLimitBudgetExhausted,
     RunFailed,
 )
+from airflow_provider_flowruns.core.params import is_templated, task_key, to_seconds
 from airflow_provider_flowruns.core.runs import RunRef, RunState
 from airflow_provider_flowruns.links import HabuRunLink
-from airflow_provider_flowruns.operators.base import FlowRunOperator, to_seconds
+from airflow_provider_flowruns.operators.base import FlowRunOperator
 from airflow_provider_flowruns.vendors.habu import (
     FLOW_RUN,
     HABU,
@@ -46,26 +47,17 @@ OnCreateLimit = Literal["wait", "fail"]
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.:+\-]+")
 
 
-def _templated(value: Any) -> bool:
-    return isinstance(value, str) and "{{" in value
-
-
 def default_run_name(context: Any) -> str:
     """``airflow__<dag>__<task>__<run id>[__<map index>]``, safe characters only, at most 200."""
-    ti = context["ti"]
-    parts = [ti.dag_id, ti.task_id, ti.run_id]
-    map_index = getattr(ti, "map_index", -1)
-    if map_index is not None and map_index >= 0:
-        parts.append(str(map_index))
-    return _NAME_UNSAFE.sub("_", "airflow__" + "__".join(str(p) for p in parts))[:200]
+    return _NAME_UNSAFE.sub("_", "airflow__" + task_key(context, "__", unmapped=None))[:200]
 
 
 def _check_levels_and_nodes(nodes: Any, pause_level: Any, start_level: Any) -> None:
     """Fail at DAG parse, naming the parameter, unless the value is still a template."""
     for value, label in ((pause_level, "pause_level"), (start_level, "start_level")):
-        if value is not None and not _templated(value):
+        if value is not None and not is_templated(value):
             level_number(value, label)
-    if nodes is not None and not _templated(nodes):
+    if nodes is not None and not is_templated(nodes):
         nodes_payload(nodes)
 
 
@@ -335,7 +327,7 @@ class HabuResumeFlowRunOperator(FlowRunOperator):
         super().__init__(**kwargs)
         if not cleanroom_id or not run_id:
             raise FlowRunsConfigError("cleanroom_id and run_id are required")
-        if pause_level is not None and not _templated(pause_level):
+        if pause_level is not None and not is_templated(pause_level):
             level_number(pause_level, "pause_level")
         self.cleanroom_id = cleanroom_id
         self.run_id = run_id
@@ -407,7 +399,7 @@ class HabuQuestionRunOperator(HabuCreateRunOperator):
         if not question_id:
             raise FlowRunsConfigError("question_id is required")
         for value, label in ((parameters, "parameters"), (partition_parameters, "partition_parameters")):
-            if value is not None and not isinstance(value, dict) and not _templated(value):
+            if value is not None and not isinstance(value, dict) and not is_templated(value):
                 raise FlowRunsConfigError(f"{label} must be a dict of parameter name -> value, got {value!r}")
             if isinstance(value, dict):
                 question_parameters(value, label)  # values: strings (templated or not) or numbers

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from airflow_provider_flowruns.core.errors import FlowRunsConfigError, RunFailed
+from airflow_provider_flowruns.core.params import task_key
 from airflow_provider_flowruns.core.runs import RunRef, RunState
 from airflow_provider_flowruns.links import TableflowRunLink
 from airflow_provider_flowruns.operators.base import FlowRunOperator
@@ -66,11 +67,6 @@ class TableflowRunFlowOperator(FlowRunOperator):
         self.file_guidance = file_guidance
         self.on_review = on_review
 
-    @staticmethod
-    def _correlation_key(context: Any) -> str:
-        ti = context["ti"]
-        return f"{ti.dag_id}/{ti.task_id}/{ti.run_id}/{getattr(ti, 'map_index', -1)}"
-
     def submit(self, hook: FlowRunsHook, context: Any) -> RunRef:
         assert isinstance(hook, TABLEFLOW.load())
         check_files(self.files, rendered=True)
@@ -81,13 +77,13 @@ class TableflowRunFlowOperator(FlowRunOperator):
             metadata=self.metadata,
             file_metadata=self.file_metadata,
             file_guidance=self.file_guidance,
-            correlation_key=self._correlation_key(context),
+            correlation_key=task_key(context),
         )
         return RunRef(run_id=str(run["id"]))
 
     def find_existing(self, hook: FlowRunsHook, context: Any) -> RunRef | None:
         assert isinstance(hook, TABLEFLOW.load())
-        run = hook.find_run(self.flow_id, self._correlation_key(context))
+        run = hook.find_run(self.flow_id, task_key(context))
         return RunRef(run_id=str(run["id"])) if run else None
 
     def stop_states(self) -> frozenset[RunState]:

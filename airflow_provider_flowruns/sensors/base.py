@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.sdk import BaseSensorOperator
 
 from airflow_provider_flowruns.core.errors import FlowRunsApiError, FlowRunsConfigError
+from airflow_provider_flowruns.core.params import default_poll_interval, hook_params_checked
 from airflow_provider_flowruns.core.runs import RunRef, RunState
-from airflow_provider_flowruns.operators.base import default_poll_interval, hook_params_checked
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -55,7 +55,10 @@ class FlowRunSensor(BaseSensorOperator):
                     "on a sensor poll_interval is an alias of poke_interval (Airflow's name); pass one of them"
                 )
             kwargs["poke_interval"] = poll_interval
-        kwargs.setdefault("poke_interval", default_poll_interval(self.hook_class))
+        kwargs.setdefault(
+            "poke_interval",
+            default_poll_interval(self.hook_class.conn_type, self.hook_class.default_poll_interval),
+        )
         kwargs.setdefault("timeout", 7 * 24 * 3600)
         super().__init__(**kwargs)
         if not run_id and run_id != 0:
@@ -82,7 +85,9 @@ class FlowRunSensor(BaseSensorOperator):
         if self._requested_interval is None:
             self._requested_interval = float(self.poke_interval)
         return self.hook.poll_interval(
-            self._requested_interval, default=default_poll_interval(self.hook_class), logger=self.log
+            self._requested_interval,
+            default=default_poll_interval(self.hook_class.conn_type, self.hook_class.default_poll_interval),
+            logger=self.log,
         )
 
     def _accept(self) -> frozenset[str]:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_flowruns.core.errors import FlowRunsApiError, FlowRunsConfigError, RunFailed
+from airflow_provider_flowruns.core.params import is_templated
 from airflow_provider_flowruns.core.rows import FORMATS
 from airflow_provider_flowruns.vendors.habu import HABU, REPORT_PAGE_SIZE
 
@@ -88,7 +89,7 @@ class HabuFlowRunReportToStorageOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if format not in FORMATS and "{{" not in str(format):
+        if format not in FORMATS and not is_templated(format):
             raise FlowRunsConfigError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
         if not node:
             raise FlowRunsConfigError("node is required (node UUID or question display id)")

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from airflow.sdk import BaseOperator
 
 from airflow_provider_flowruns.core.errors import FlowRunsConfigError, RunFailed
-from airflow_provider_flowruns.operators.base import hook_params_checked
+from airflow_provider_flowruns.core.params import hook_params_checked, is_templated
 from airflow_provider_flowruns.vendors.tableflow import TABLEFLOW
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ class TableflowRunResultsToStorageOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if row_filter not in ("all", "valid", "invalid") and "{{" not in str(row_filter):
+        if row_filter not in ("all", "valid", "invalid") and not is_templated(row_filter):
             raise FlowRunsConfigError(f"row_filter must be 'all', 'valid' or 'invalid', got {row_filter!r}")
         if not run_id:
             raise FlowRunsConfigError("run_id is required")

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_flowruns.core.errors import FlowRunsConfigError
+from airflow_provider_flowruns.core.params import is_templated
 from airflow_provider_flowruns.vendors import HookRef
 
 if TYPE_CHECKING:
@@ -25,10 +26,6 @@ FILES_SHAPE = (
 )
 
 
-def _templated(value: Any) -> bool:
-    return isinstance(value, str) and ("{{" in value or "{%" in value)
-
-
 def check_files(files: Any, *, rendered: bool = False) -> None:
     """Fail naming ``files`` when it is not :data:`FILES_SHAPE`.
 
@@ -38,7 +35,7 @@ def check_files(files: Any, *, rendered: bool = False) -> None:
     path may be templated, or exist only where the task runs.
     """
     if isinstance(files, str):
-        if _templated(files) and not rendered:
+        if is_templated(files) and not rendered:
             return
         raise FlowRunsConfigError(f"files must be {FILES_SHAPE}; got the string {files!r}")
     if not isinstance(files, Mapping) or not files:
