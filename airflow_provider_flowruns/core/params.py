@@ -9,8 +9,9 @@ than the standard library and ``core.errors``: DAG files import it at parse.
 
 from __future__ import annotations
 
+import warnings
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, TypeAlias, Union
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, Union, get_args
 
 from airflow_provider_flowruns.core.errors import FlowRunsConfigError
 
@@ -22,6 +23,33 @@ if TYPE_CHECKING:
 #: ``run_id=start.output`` failed a user's mypy check. (``Union``: the ``|`` form would evaluate
 #: ``XComArg`` at import, and DAG parsing should not import it for a type.)
 RunIdArg: TypeAlias = Union[str, "XComArg"]
+
+
+#: What a task does when the run it watches pauses (for a human, an approval, a delay): keep
+#: waiting, succeed while it is paused (a later task resumes it), or fail. One name and one set of
+#: values for every vendor's operators and every sensor (Tableflow calls its pause a review:
+#: ``on_review``, same values).
+OnPause = Literal["wait", "succeed", "fail"]
+ON_PAUSE: tuple[OnPause, ...] = get_args(OnPause)
+
+
+def on_pause_checked(
+    value: Any, name: str = "on_pause", *, deprecated: dict[Any, OnPause] | None = None
+) -> OnPause:
+    """``value`` as an :data:`OnPause`; the error names the parameter. ``deprecated`` maps an old
+    spelling (Activepieces' ``"return"``) to its value, with a deprecation warning (one release)."""
+    if deprecated and value in deprecated:
+        from airflow.exceptions import AirflowProviderDeprecationWarning
+
+        warnings.warn(
+            f"{name}={value!r} is deprecated; use on_pause={deprecated[value]!r}",
+            AirflowProviderDeprecationWarning,
+            stacklevel=3,
+        )
+        return deprecated[value]
+    if value not in ON_PAUSE:
+        raise FlowRunsConfigError(f"{name} must be one of {', '.join(map(repr, ON_PAUSE))}, got {value!r}")
+    return value  # type: ignore[no-any-return]
 
 
 def to_seconds(value: Any, name: str) -> float | None:

@@ -1,23 +1,12 @@
-"""Tableflow at DAG parse: hook defaults and the ``files`` check (see ``vendors``)."""
+"""Tableflow at DAG parse: the ``files`` check (see ``vendors``)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airflow_provider_flowruns.core.errors import FlowRunsConfigError
 from airflow_provider_flowruns.core.params import is_templated
-from airflow_provider_flowruns.vendors import HookRef
-
-if TYPE_CHECKING:
-    from airflow_provider_flowruns.hooks.tableflow import TableflowHook
-
-TABLEFLOW: HookRef[TableflowHook] = HookRef(
-    "airflow_provider_flowruns.hooks.tableflow.TableflowHook",
-    conn_type="tableflow",
-    default_conn_name="tableflow_default",
-    default_poll_interval=30.0,
-)
 
 #: What ``files`` looks like, for error messages.
 FILES_SHAPE = (
