@@ -148,3 +148,10 @@ def test_run_tasks_get_their_vendors_link_from_the_record() -> None:
     assert [link.name for link in HabuQuestionRunOperator.operator_extra_links] == [HABU.link_name]
     assert [link.name for link in TableflowFlowRunSensor.operator_extra_links] == [TABLEFLOW.link_name]
     assert HabuFlowRunReportToStorageOperator.operator_extra_links == ()  # a transfer pushes no run_url
+
+
+def test_forms_by_type_match_the_records() -> None:
+    """forms.FORMS (walked by the form tests) names the same form per connection type as the records."""
+    from airflow_provider_flowruns import forms
+
+    assert forms.FORMS == {v.conn_type: v.form for v in ALL}
