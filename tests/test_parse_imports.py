@@ -154,4 +154,4 @@ def test_forms_by_type_match_the_records() -> None:
     """forms.FORMS (walked by the form tests) names the same form per connection type as the records."""
     from airflow_provider_flowruns import forms
 
-    assert forms.FORMS == {v.conn_type: v.form for v in ALL}
+    assert {v.conn_type: v.form for v in ALL} == forms.FORMS
