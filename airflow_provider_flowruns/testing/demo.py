@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
 
 
+# --8<-- [start:hook]
 class DemoHook(FlowRunsHook):
     vendor_info = DEMO  # connection type, names, form, poll floor: vendors/__init__.py
     status_map = StatusMap(
@@ -85,7 +86,10 @@ class DemoHook(FlowRunsHook):
         host = self._settings.base_url if self._settings else None
         return f"{host.rstrip('/')}/runs/{ref.run_id}" if host else None
 
+    # --8<-- [end:hook]
 
+
+# --8<-- [start:operator]
 class DemoRunOperator(FlowRunOperator[DemoHook]):
     """Start a demo run named after the task (so a retry can find it) and wait for it."""
 
@@ -126,11 +130,16 @@ class DemoRunOperator(FlowRunOperator[DemoHook]):
     def find_existing(self, hook: DemoHook, context: Any) -> RunRef | None:
         return hook.find_run(self._name(context))
 
+        # --8<-- [end:operator]
 
+
+# --8<-- [start:sensor]
 class DemoRunSensor(FlowRunSensor):
     vendor_info = DEMO
+    # --8<-- [end:sensor]
 
 
+# --8<-- [start:transfer]
 class DemoResultToStorageOperator(VendorOperator[DemoHook]):
     """Stream a finished demo run's CSV result to ``destination`` (a prefix); returns the object."""
 
@@ -147,3 +156,4 @@ class DemoResultToStorageOperator(VendorOperator[DemoHook]):
         written = self.hook.download_result(self.run_id, dest)
         self.log.info("Wrote %s bytes to %s (sha256 %s)", written.size, written.uri, written.sha256)
         return written.to_dict()
+        # --8<-- [end:transfer]

@@ -75,6 +75,7 @@ TABLEFLOW = Vendor(
 )
 #: The demo emulator's vendor (``testing/demo.py``): the README's ten-line DAG runs against it, so its
 #: connection type is in the UI's list too. It is wired exactly as the four above.
+# --8<-- [start:record]
 DEMO = Vendor(
     conn_type="flowruns_demo",
     name="Demo",
@@ -84,12 +85,13 @@ DEMO = Vendor(
     default_base_url="",  # no public service: the connection names the emulator
     poll_floor=1.0,
     default_poll_interval=2.0,
-    docs_url="https://github.com/flowruns/airflow-provider-flowruns/blob/main/docs/emulators.md",
+    docs_url="https://airflow-provider-flowruns.github.io/airflow-provider-flowruns/emulators/",
     link_name="Open in the demo emulator",
     operators=(f"{_P}.testing.demo",),
     sensors=(f"{_P}.testing.demo",),
     transfers=(f"{_P}.testing.demo",),
 )
+# --8<-- [end:record]
 
 #: Every vendor, in the order provider info lists them.
 ALL: tuple[Vendor, ...] = (HABU, AMPERITY, ACTIVEPIECES, TABLEFLOW, DEMO)
