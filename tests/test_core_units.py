@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import uuid
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 
@@ -157,6 +158,53 @@ def test_clamp_poll_interval(caplog):
         clamp_poll_interval("5", floor=1, default=2, who="x")  # type: ignore[arg-type]
 
 
+def test_clamp_poll_interval_keeps_a_valid_interval_and_warns_exactly_once_below_the_floor(caplog):
+    with caplog.at_level(logging.WARNING):
+        assert clamp_poll_interval(600, floor=300, default=900, who="Habu") == 600.0
+        assert clamp_poll_interval(300, floor=300, default=900, who="Habu") == 300.0  # at the floor: no warning
+        assert clamp_poll_interval(0.5, floor=0.1, default=2, who="x") == 0.5  # sub-second is positive
+    assert caplog.records == []
+    with caplog.at_level(logging.WARNING):
+        assert clamp_poll_interval(60, floor=300, default=900, who="Habu") == 300.0
+    assert [r.getMessage() for r in caplog.records] == [
+        "poll_interval=60s is below Habu's floor of 300s; polling every 300s instead."
+    ]
+    assert clamp_poll_interval(None, floor=300, default=60, who="Habu") == 300  # a default under the floor
+    for bad in (0, 0.0, True):
+        with pytest.raises(FlowRunsConfigError) as refused:
+            clamp_poll_interval(bad, floor=1, default=2, who="x")
+        assert str(refused.value) == f"poll_interval must be a positive number of seconds, got {bad!r}"
+
+
+def test_retry_after_of_zero_or_under_a_second_is_waited_as_given():
+    policy = RetryPolicy(max_retries=5, base_delay=8.0, max_delay=60.0)  # jitter alone: 4-8 s
+    assert policy.delay(1, retry_after=0) == 0.0
+    assert policy.delay(1, retry_after=0.5) == 0.5
+    assert 4.0 <= policy.delay(1, retry_after=-1) <= 8.0  # a negative one is ignored: back-off
+    assert policy.to_kwargs() == {"max_retries": 5, "base_delay": 8.0, "max_delay": 60.0}
+    assert RetryPolicy(**policy.to_kwargs()) == policy
+
+
+def test_retry_policy_accepts_zeros_and_refuses_negatives_by_name():
+    never = RetryPolicy(max_retries=0, base_delay=0.0, max_delay=0.0)  # no retries, no waiting: valid
+    assert (never.max_retries, never.delay(1)) == (0, 0.0)
+    with pytest.raises(FlowRunsConfigError) as refused:
+        RetryPolicy(max_retries=-1)
+    assert str(refused.value) == "max_retries must be >= 0, got -1"
+    for delays in ({"base_delay": -1.0}, {"max_delay": -1.0}):
+        with pytest.raises(FlowRunsConfigError) as refused:
+            RetryPolicy(**delays)
+        assert str(refused.value) == "retry delays must be >= 0"
+
+
+def test_parse_retry_after_never_goes_negative_and_keeps_zero():
+    assert parse_retry_after("0") == 0.0
+    assert parse_retry_after(" 0.25 ") == 0.25
+    assert parse_retry_after("-5") == 0.0
+    past = datetime.now(timezone.utc) - timedelta(seconds=30)
+    assert parse_retry_after(format_datetime(past, usegmt=True)) == 0.0
+
+
 class FakeClock:
     """Monotonic seconds that move only when the test says so."""
 
@@ -205,12 +253,88 @@ def test_an_idle_pacer_spaces_from_the_last_real_send():
 
 def test_pacer_for_aims_under_the_vendor_limit_and_is_shared_per_connection():
     assert RATE_MARGIN == 0.9
-    pacer = pacer_for("conn-a", 10.0)
+    # keys no other test (or an earlier run in this process) used: the pacers are process-wide
+    conn_a, conn_b = f"conn-a-{uuid.uuid4()}", f"conn-b-{uuid.uuid4()}"
+    pacer = pacer_for(conn_a, 10.0)
     assert pacer.rate == pytest.approx(9.0) and pacer.spacing == pytest.approx(1 / 9)
-    assert pacer_for("conn-a", 10.0) is pacer
-    assert pacer_for("conn-b", 10.0) is not pacer
-    with pytest.raises(ValueError, match="rate must be positive"):
+    assert pacer_for(conn_a, 10.0) is pacer
+    assert pacer_for(conn_b, 10.0) is not pacer
+    assert pacer_for(conn_a, 5.0).rate == pytest.approx(4.5)  # another limit, another pacer
+    with pytest.raises(ValueError) as refused:
         RatePacer(0)
+    assert str(refused.value) == "rate must be positive"
+
+
+def test_a_rate_under_one_per_second_is_a_long_spacing():
+    assert RatePacer(0.5, clock=FakeClock()).spacing == 2.0
+
+
+def test_a_booking_carries_the_slip_so_far():
+    clock = FakeClock()
+    pacer = RatePacer(10, clock=clock)
+    first = pacer.book()
+    assert (first.at, first.slip) == (100.0, 0.0)  # a new pacer has not slipped
+    clock.now += 0.25
+    assert pacer.wait_for(first) == 0.0  # sent 0.25 s late
+    assert pacer.book().slip == pytest.approx(0.25)
+
+
+def test_slips_add_up_over_two_stalls():
+    clock = FakeClock()
+    pacer = RatePacer(10, clock=clock)
+    a, b, c = pacer.book(), pacer.book(), pacer.book()  # due at +0, +0.1, +0.2
+    clock.now += 0.35
+    assert pacer.wait_for(a) == 0.0  # 0.35 s late: b now due at +0.45
+    clock.now += 0.25
+    assert pacer.wait_for(b) == 0.0  # b wakes at +0.6, 0.15 s late: 0.5 s slipped in all
+    assert pacer.wait_for(c) == pytest.approx(0.1)  # c goes a full spacing after b's real send
+
+
+class SleepRecorder:
+    """Stands in for ``time``/``asyncio`` in core.ratelimit: each sleep moves the fake clock."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.sleeps: list[float] = []
+
+    def _sleep(self, seconds: float) -> None:
+        assert isinstance(seconds, float) and seconds > 0, f"pointless sleep({seconds!r})"
+        self.sleeps.append(seconds)
+        self.clock.now += seconds
+
+    def sleep(self, seconds: float) -> None:
+        self._sleep(seconds)
+
+
+class AsyncSleepRecorder(SleepRecorder):
+    async def sleep(self, seconds: float) -> None:  # type: ignore[override]
+        self._sleep(seconds)
+
+
+def test_acquire_sleeps_exactly_until_each_slot_opens(monkeypatch):
+    from airflow_provider_flowruns.core import ratelimit
+
+    clock = FakeClock()
+    pacer = RatePacer(10, clock=clock)
+    recorder = SleepRecorder(clock)
+    monkeypatch.setattr(ratelimit, "time", recorder)
+    for _ in range(3):
+        pacer.acquire()
+    assert recorder.sleeps == pytest.approx([0.1, 0.1])  # the first goes at once
+    assert clock.now == pytest.approx(100.2)
+
+
+async def test_aacquire_sleeps_exactly_until_each_slot_opens(monkeypatch):
+    from airflow_provider_flowruns.core import ratelimit
+
+    clock = FakeClock()
+    pacer = RatePacer(4, clock=clock)
+    recorder = AsyncSleepRecorder(clock)
+    monkeypatch.setattr(ratelimit, "asyncio", recorder)
+    for _ in range(3):
+        await pacer.aacquire()
+    assert recorder.sleeps == pytest.approx([0.25, 0.25])
+    assert clock.now == pytest.approx(100.5)
 
 
 def test_run_ref_round_trip_is_plain():

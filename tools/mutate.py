@@ -65,7 +65,7 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "core/models.py": ("tests/test_contract_fixtures.py",),
     "core/outcome.py": ("tests/test_core_units.py", "tests/test_trigger.py"),
     "core/pages.py": ("tests/test_core_units.py",),
-    "core/polling.py": ("tests/test_core_units.py", "tests/test_http_engine.py"),
+    "core/polling.py": ("tests/test_core_units.py",),
     "core/ratelimit.py": ("tests/test_core_units.py",),
     "core/rows.py": ("tests/test_rows.py",),
     "core/runs.py": ("tests/test_core_units.py",),
