@@ -161,7 +161,9 @@ def test_clamp_poll_interval(caplog):
 def test_clamp_poll_interval_keeps_a_valid_interval_and_warns_exactly_once_below_the_floor(caplog):
     with caplog.at_level(logging.WARNING):
         assert clamp_poll_interval(600, floor=300, default=900, who="Habu") == 600.0
-        assert clamp_poll_interval(300, floor=300, default=900, who="Habu") == 300.0  # at the floor: no warning
+        assert (
+            clamp_poll_interval(300, floor=300, default=900, who="Habu") == 300.0
+        )  # at the floor: no warning
         assert clamp_poll_interval(0.5, floor=0.1, default=2, who="x") == 0.5  # sub-second is positive
     assert caplog.records == []
     with caplog.at_level(logging.WARNING):
@@ -411,10 +413,212 @@ def test_read_ahead_stops_fetching_once_the_caller_stops():
     produced: list[int] = []
     pages = read_ahead(_recorded_pages(produced, 100))
     assert next(pages) == 0
+    # let the worker run as far as it may: one page queued, one in its hand, waiting for room
+    for _ in range(500):
+        if len(produced) == 3:
+            break
+        time.sleep(0.01)
+    time.sleep(0.2)
     pages.close()
-    for _ in range(50):
+    for _ in range(500):  # the worker gives up within a _STOP_CHECK of the close; ample here
         if not any(t.name == "flowruns-read-ahead" for t in threading.enumerate()):
             break
         time.sleep(0.02)
     assert not any(t.name == "flowruns-read-ahead" for t in threading.enumerate())
     assert produced == [0, 1, 2]  # the page taken and the two fetched ahead, nothing after
+
+
+def _taken_in_a_thread(pages, *, pause: float = 0.0) -> list:
+    """Every item of ``pages``, read in a thread (``pause`` seconds per item): a reader that hangs
+    fails the test instead of hanging it."""
+    import threading
+    import time
+
+    got: list = []
+    done = threading.Event()
+
+    def take() -> None:
+        for item in pages:
+            got.append(item)
+            time.sleep(pause)
+        done.set()
+
+    threading.Thread(target=take, daemon=True).start()
+    assert done.wait(30), f"reading hangs after {got}"
+    return got
+
+
+def test_read_ahead_ends_where_the_pages_end():
+    from airflow_provider_flowruns.core.pages import read_ahead
+
+    assert _taken_in_a_thread(read_ahead(iter([1, 2, 3]))) == [1, 2, 3]
+    assert _taken_in_a_thread(read_ahead(iter([]))) == []
+
+
+def test_read_ahead_waits_for_a_slow_reader():
+    """A reader slower than the worker's stop check (0.1 s) still gets every page: a full queue
+    means wait, not stop."""
+    from airflow_provider_flowruns.core.pages import read_ahead
+
+    assert _taken_in_a_thread(read_ahead(iter(range(4))), pause=0.3) == [0, 1, 2, 3]
+
+
+def test_the_read_ahead_worker_is_a_daemon_thread():
+    """A killed task must not wait for a page request in flight."""
+    import threading
+
+    from airflow_provider_flowruns.core.pages import read_ahead
+
+    release = threading.Event()
+
+    def pages():
+        yield 0
+        release.wait(30)
+        yield 1
+
+    reader = read_ahead(pages())
+    assert next(reader) == 0
+    workers = [t for t in threading.enumerate() if t.name == "flowruns-read-ahead"]
+    try:
+        assert workers and all(t.daemon for t in workers)
+    finally:
+        release.set()
+        assert list(reader) == [1]
+
+
+# -- the event -> outcome table: what a settled run does to the task ------------------------------------
+def _event(status, message="vendor says why", **extra):
+    return {"status": status, "run_id": "r1", "vendor_status": "VS", "message": message, **extra}
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "text"),
+    [
+        ("failed", "RunFailed", "demo run r1 failed (VS): vendor says why"),
+        ("cancelled", "RunCancelled", "demo run r1 was cancelled (VS): vendor says why"),
+        ("timeout", "RunTimedOut", "demo run r1 timed out: vendor says why"),
+        (
+            "paused",
+            "RunFailed",
+            "demo run r1 is paused (VS) and this task was not asked to stop at a pause: vendor says why",
+        ),
+    ],
+)
+def test_a_settled_run_that_did_not_succeed_raises_its_own_error_with_the_vendors_words(status, error, text):
+    from airflow_provider_flowruns.core import errors
+    from airflow_provider_flowruns.core.outcome import raise_for_event
+
+    with pytest.raises(errors.RunFailed) as raised:
+        raise_for_event(_event(status), vendor="demo")
+    assert type(raised.value) is getattr(errors, error)
+    assert str(raised.value) == text
+    assert (raised.value.run_id, raised.value.vendor_status) == ("r1", "VS")
+
+
+@pytest.mark.parametrize("message", [None, ""])
+def test_an_event_without_a_message_still_names_the_run_and_its_status(message):
+    from airflow_provider_flowruns.core.errors import RunFailed
+    from airflow_provider_flowruns.core.outcome import raise_for_event
+
+    with pytest.raises(RunFailed) as raised:
+        raise_for_event(_event("failed", message), vendor="demo")
+    assert str(raised.value) == "demo run r1 failed (VS): "
+
+
+def test_success_and_accepted_statuses_return_quietly_and_the_rest_is_a_named_error():
+    from airflow_provider_flowruns.core.errors import FlowRunsError, RunFailed
+    from airflow_provider_flowruns.core.outcome import raise_for_event
+
+    assert raise_for_event(_event("success"), vendor="demo") is None
+    assert raise_for_event(_event("paused"), vendor="demo", accept=frozenset({"paused"})) is None
+    # accepting a pause does not accept a failure
+    with pytest.raises(RunFailed):
+        raise_for_event(_event("failed"), vendor="demo", accept=frozenset({"paused"}))
+    # a trigger's "error" event (or anything unknown) is a provider error, not a run outcome
+    for event, text in [
+        (
+            _event("error", "GET runs/r1 failed with HTTP 404"),
+            "demo run r1: GET runs/r1 failed with HTTP 404",
+        ),
+        (_event("weird", None), "demo run r1: unexpected event 'weird'"),
+        ({}, "demo run None: unexpected event None"),
+    ]:
+        with pytest.raises(FlowRunsError) as raised:
+            raise_for_event(event, vendor="demo")
+        assert type(raised.value) is FlowRunsError
+        assert str(raised.value) == text
+
+
+# -- pages of a listing: the objects, or an error naming the listing ---------------------------------
+def test_page_items_reads_an_object_page_a_bare_list_or_an_empty_page():
+    from airflow_provider_flowruns.core.pages import page_field, page_items
+
+    runs = [{"id": "a"}, None, "x", {"id": "b"}]
+    assert page_items({"data": runs, "next": "t"}, "data", what="runs") == [{"id": "a"}, {"id": "b"}]
+    assert page_items(runs, "data", what="runs") == [{"id": "a"}, {"id": "b"}]  # the bare list
+    assert page_items(runs, None, what="runs") == [{"id": "a"}, {"id": "b"}]
+    assert page_items({"next": None}, "data", what="runs") == []  # no key: an empty page
+    assert page_items({"data": None}, "data", what="runs") == []
+    assert page_field({"next": "t2", "data": []}, "next") == "t2"
+    assert page_field({"data": []}, "next") is None
+    assert page_field([{"next": "t"}], "next") is None  # a list page has no pagination fields
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "text"),
+    [
+        ({"data": {"id": "a"}}, "data", "expected an object with a 'data' list, got dict"),
+        ("oops", "data", "expected an object with a 'data' list, got str"),
+        ({"data": []}, None, "expected a list, got dict"),
+        (7, None, "expected a list, got int"),
+    ],
+)
+def test_a_page_of_the_wrong_shape_names_the_listing(body, key, text):
+    from airflow_provider_flowruns.core.errors import UnexpectedResponse
+    from airflow_provider_flowruns.core.pages import page_items
+
+    with pytest.raises(UnexpectedResponse) as refused:
+        page_items(body, key, what="Habu question runs")
+    assert refused.value.message == f"listing Habu question runs answered a page of the wrong shape: {text}"
+    assert (refused.value.status, refused.value.retryable) == (200, False)
+
+
+def test_every_api_error_field_survives_pickling():
+    err = FlowRunsApiError(
+        "slow down",
+        status=429,
+        vendor_code="RATE",
+        request_id="req-2",
+        retry_after=30.0,
+        method="POST",
+        path="runs",
+    )
+    assert (err.retry_after, err.method, err.path, err.message) == (30.0, "POST", "runs", "slow down")
+    copy = pickle.loads(pickle.dumps(err))
+    assert type(copy) is FlowRunsApiError
+    fields = ("message", "status", "vendor_code", "request_id", "retry_after", "method", "path")
+    assert {f: getattr(copy, f) for f in fields} == {f: getattr(err, f) for f in fields}
+    assert str(copy) == str(err) == "POST runs failed with HTTP 429: RATE: slow down; request id req-2"
+
+
+def test_a_spent_budget_says_when_it_refills():
+    from airflow_provider_flowruns.core.errors import RateLimitBudgetExhausted
+
+    err = RateLimitBudgetExhausted("20 run creations per hour spent", retry_at=1234.5)
+    assert (str(err), err.retry_at) == ("20 run creations per hour spent", 1234.5)
+    assert RateLimitBudgetExhausted("spent").retry_at is None
+
+
+@pytest.mark.parametrize(
+    ("fields", "text"),
+    [
+        ({}, "request failed: no answer"),  # a transport failure: no status, no call named
+        ({"method": "GET"}, "request failed: no answer"),  # half a call names none
+        ({"path": "runs"}, "request failed: no answer"),
+        ({"status": 500}, "request failed with HTTP 500: no answer"),
+        ({"status": 404, "method": "GET", "path": "runs/x"}, "GET runs/x failed with HTTP 404: no answer"),
+        ({"request_id": "r-9"}, "request failed: no answer; request id r-9"),
+    ],
+)
+def test_an_api_error_names_only_what_it_knows(fields, text):
+    assert str(FlowRunsApiError("no answer", **fields)) == text
