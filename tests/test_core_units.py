@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
@@ -622,3 +623,55 @@ def test_a_spent_budget_says_when_it_refills():
 )
 def test_an_api_error_names_only_what_it_knows(fields, text):
     assert str(FlowRunsApiError("no answer", **fields)) == text
+
+
+# -- a spent token ration, explained: what is spent and when it frees ------------------------------------
+def test_a_ration_counts_only_the_newest_mints_inside_its_window():
+    from airflow_provider_flowruns.core.token_ration import TokenRation
+
+    ration = TokenRation("Habu", tokens=2, window=1000.0, window_text="24 h")
+    # now 1060: the window opened at 60 (a mint at exactly 60 is outside); duplicates count once
+    assert ration.recent([300.0, 50.0, 60.0, 200.0, 200.0], now=1060.0) == (200.0, 300.0)
+    assert ration.recent([500.0, 100.0, 900.0, 700.0], now=1000.0) == (700.0, 900.0)  # the newest two
+    assert ration.recent([], now=1000.0) == ()
+    assert TokenRation("X", 1, 10.0, "10 s").recent([5.0, 8.0], now=12.0) == (8.0,)
+    # now defaults to the clock
+    assert ration.recent([time.time() - 10, time.time() - 5000]) == pytest.approx((time.time() - 10,), abs=5)
+
+
+def test_a_spent_ration_says_when_it_frees_as_far_as_this_deployment_knows():
+    from airflow_provider_flowruns.core.token_ration import TokenRation, utc
+
+    ration = TokenRation("Habu", tokens=2, window=86400.0, window_text="24 h")
+    now = time.time()
+    first, second = now - 600.0, now - 60.0
+    assert ration.frees([second, first, now - 90000.0]) == (
+        f"The ration frees at {utc(first + 86400)} (24 h after the first of the two tokens, minted at "
+        f"{utc(first)})."
+    )
+    assert ration.frees([second]) == (
+        f"The ration frees by {utc(second + 86400)} at the latest (24 h after the token this deployment "
+        f"minted at {utc(second)}; the other token(s) were minted outside this deployment's record)."
+    )
+    assert ration.frees([]) == "The ration frees within 24 h of the first of the two tokens."
+    assert ration.explain([]) == (
+        "Habu mints at most two tokens per API user per 24 h and this API user's are spent. A run "
+        "already started keeps running at Habu; this task could not check it. The ration frees within "
+        "24 h of the first of the two tokens."
+    )
+
+
+@pytest.mark.parametrize(("tokens", "count"), [(1, "one"), (2, "two"), (3, "three"), (5, "5")])
+def test_a_ration_names_its_count_in_words(tokens, count):
+    from airflow_provider_flowruns.core.token_ration import TokenRation
+
+    assert TokenRation("V", tokens, 60.0, "1 min").frees([]) == (
+        f"The ration frees within 1 min of the first of the {count} tokens."
+    )
+
+
+def test_ration_times_are_utc_to_the_second():
+    from airflow_provider_flowruns.core.token_ration import utc
+
+    assert utc(0) == "1970-01-01 00:00:00 UTC"
+    assert utc(1_790_000_000.9) == "2026-09-21 14:13:20 UTC"

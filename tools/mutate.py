@@ -84,6 +84,7 @@ TARGETS: dict[str, tuple[str, ...]] = {
         "tests/test_download_transport.py",
     ),
     "core/timestamps.py": ("tests/test_core_public_calls.py",),
+    "core/token_ration.py": ("tests/test_core_units.py",),
     "core/variables.py": ("tests/test_shared_tokens.py", "tests/test_create_budget.py"),
     "triggers/run.py": ("tests/test_trigger.py",),
 }
@@ -144,6 +145,11 @@ def prepare(module: str, tests: tuple[str, ...], *, keep: bool) -> Path:
         f"pytest_add_cli_args ={newline}-p{newline}no:cacheprovider{newline}--timeout={TEST_TIMEOUT_S}\n"
         "use_git_change_detection = false\n"
         f"timeout_constant = {MUTMUT_TIMEOUT_CONSTANT_S}\n"
+        # mutmut's default (fork) starts every mutant from the process that ran the whole suite for
+        # its stats, with whatever that left behind: there the trigger's on_kill tests hung for any
+        # mutant, even one on a line they never run (on_kill__mutmut_20), and the hang counted as a
+        # kill. A fork server that has only collected the tests starts each mutant clean.
+        "process_isolation = forkserver\n"
     )
     return wd
 
