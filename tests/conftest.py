@@ -3,6 +3,7 @@ uvicorn process on 127.0.0.1."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import json
 import os
@@ -73,10 +74,46 @@ def cpu_hog() -> Iterator[list[subprocess.Popen[bytes]]]:
             hog.wait(10)
 
 
+#: Ports of demo emulators already running, comma-separated (``make mutate`` starts one per mutmut
+#: job): each test session takes a free one instead of starting its own. mutmut runs every mutant
+#: as a pytest session of its own, and a server start per mutant cost more than the tests.
+EMULATOR_POOL = "FLOWRUNS_TEST_EMULATOR_POOL"
+
+
 @pytest.fixture(scope="session")
 def emulator():
+    if pool := os.environ.get(EMULATOR_POOL):
+        with _pooled_emulator([int(p) for p in pool.split(",")]) as emu:
+            yield emu
+        return
     with EmulatorProcess(["demo"]) as emu:
         yield emu
+
+
+@contextlib.contextmanager
+def _pooled_emulator(ports: list[int]) -> Iterator[EmulatorProcess]:
+    """One of the pool's servers, held (an exclusive lock on its lock file, released when this
+    session ends, however it ends) so no two sessions share one's faults and counters."""
+    import fcntl
+    import tempfile
+
+    handles = []
+    try:
+        for wait in (False, True):  # a free one if there is one, else queue for the first
+            for port in ports if not wait else ports[:1]:
+                handle = open(Path(tempfile.gettempdir()) / f"flowruns-emulator-{port}.lock", "a")  # noqa: SIM115
+                handles.append(handle)
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+                except BlockingIOError:
+                    continue
+                emu = EmulatorProcess(["demo"], port=port)  # a client of the running server: never started
+                emu.control("POST", "reset")
+                yield emu
+                return
+    finally:
+        for handle in handles:
+            handle.close()
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 from airflow_provider_flowruns.core.errors import FlowRunsError
 from airflow_provider_flowruns.core.http import FlowRunsHook
 from airflow_provider_flowruns.core.params import hook_params_checked, to_seconds
-from airflow_provider_flowruns.core.runs import RunRef, RunStatus
+from airflow_provider_flowruns.core.runs import RunRef, RunState, RunStatus
 from airflow_provider_flowruns.core.schedule import PollSchedule
 from airflow_provider_flowruns.core.storage import (
     as_storage_path,
@@ -65,7 +65,16 @@ class Vendor:
     conn: dict[str, Any]
     base: str
     ref: RunRef
-    statuses: tuple[str, ...]  # the vendor's own words, so generated bodies hit real branches too
+    #: The vendor's own words and the state each means (written from docs/vendor-apis.md, not read
+    #: from the hooks' maps: the oracle of the status tests). Generated bodies use them too, so
+    #: they hit real branches.
+    states: dict[str, RunState]
+    status_field: str = "status"  # where the vendor writes a run's status
+    wrapped: bool = False  # the vendor may wrap the run in {"response": ...}
+
+    @property
+    def statuses(self) -> tuple[str, ...]:
+        return tuple(self.states)
 
     @property
     def status_url(self) -> str:
@@ -78,35 +87,70 @@ VENDORS = {
         {"conn_type": "amperity", "password": "t", "extra": {"tenant": "acme"}},
         "https://app.amperity.com/api",
         RunRef("wf-1"),
-        ("scheduled", "running", "succeeded", "failed", "stopped", "stopping"),
+        {
+            "scheduled": RunState.QUEUED,
+            "running": RunState.RUNNING,
+            "succeeded": RunState.SUCCEEDED,
+            "failed": RunState.FAILED,
+            "stopped": RunState.CANCELLED,
+            "stopping": RunState.RUNNING,
+        },
+        status_field="state",
     ),
     "habu_question": Vendor(
         HabuHook,
         {"conn_type": "habu", "login": "id", "password": "secret"},
         "https://api.habu.com/v1",
         RunRef("qr-1", kind=QUESTION_RUN),
-        ("QUEUED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED"),
+        {
+            "QUEUED": RunState.QUEUED,
+            "RUNNING": RunState.RUNNING,
+            "COMPLETED": RunState.SUCCEEDED,
+            "FAILED": RunState.FAILED,
+            "CANCELLED": RunState.CANCELLED,
+        },
+        wrapped=True,
     ),
     "habu_flow": Vendor(
         HabuHook,
         {"conn_type": "habu", "login": "id", "password": "secret"},
         "https://api.habu.com/v1",
         RunRef("fr-1", kind=FLOW_RUN, scope={"cleanroom_id": "cr"}),
-        ("QUEUED", "RUNNING", "PAUSED", "COMPLETED", "FAILED"),
+        {
+            "QUEUED": RunState.QUEUED,
+            "RUNNING": RunState.RUNNING,
+            "PAUSED": RunState.PAUSED,
+            "COMPLETED": RunState.SUCCEEDED,
+            "FAILED": RunState.FAILED,
+        },
+        wrapped=True,
     ),
     "tableflow": Vendor(
         TableflowHook,
         {"conn_type": "tableflow", "password": "k"},
         "https://api.tableflow.com/v2",
         RunRef("fr1"),
-        ("processing", "review", "completed", "failed"),
+        {
+            "processing": RunState.RUNNING,
+            "review": RunState.PAUSED,
+            "completed": RunState.SUCCEEDED,
+            "failed": RunState.FAILED,
+        },
     ),
     "activepieces": Vendor(
         ActivepiecesHook,
         {"conn_type": "activepieces", "password": "k", "extra": {"project_id": "p"}},
         "https://cloud.activepieces.com/api",
         RunRef("run1"),
-        ("QUEUED", "RUNNING", "PAUSED", "SUCCEEDED", "FAILED", "TIMEOUT", "INTERNAL_ERROR"),
+        {
+            "QUEUED": RunState.QUEUED,
+            "RUNNING": RunState.RUNNING,
+            "PAUSED": RunState.PAUSED,
+            "SUCCEEDED": RunState.SUCCEEDED,
+            "FAILED": RunState.FAILED,
+            "TIMEOUT": RunState.FAILED,
+            "INTERNAL_ERROR": RunState.FAILED,
+        },
     ),
 }
 
@@ -145,6 +189,31 @@ def status_bodies(vendor: Vendor) -> st.SearchStrategy[Any]:
     )
     wrapped = with_status.map(lambda d: {"response": d})
     return st.one_of(with_status, wrapped, objects, json_values)
+
+
+def served_status(vendor: Vendor, body: Any) -> str | None:
+    """The oracle: the status string the vendor wrote where its API documents it, or None when the
+    body carries none (then no status may be read from it)."""
+    if vendor.wrapped and isinstance(body, dict) and set(body) == {"response"}:
+        body = body["response"]
+    value = body.get(vendor.status_field) if isinstance(body, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def with_every_documented_status(vendor: Vendor) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Explicit examples: a valid body per documented status, so every word of the oracle's table
+    is checked on every run, not only the ones the derandomized search happens to draw."""
+
+    def add(check: Callable[..., None]) -> Callable[..., None]:
+        for word in vendor.statuses:
+            check = example(body={"id": vendor.ref.run_id, vendor.status_field: word})(check)
+        return check
+
+    return add
+
+
+#: The event a trigger without stop states ends with, per state of the run it read.
+EVENT_OF_STATE = {RunState.SUCCEEDED: "success", RunState.FAILED: "failed", RunState.CANCELLED: "cancelled"}
 
 
 def serve(route: respx.Route, body: Any) -> None:
@@ -202,6 +271,7 @@ def test_any_status_answer_ends_the_trigger_with_one_event(name, connections):
 
     @SETTINGS
     @given(body=status_bodies(vendor))
+    @with_every_documented_status(vendor)
     def check(body: Any) -> None:
         with respx.mock(assert_all_called=False) as router:
             route = mock_vendor(router, vendor)
@@ -214,6 +284,17 @@ def test_any_status_answer_ends_the_trigger_with_one_event(name, connections):
         if event["status"] == "error":
             assert vendor.hook.vendor in event["message"] and vendor.ref.run_id in event["message"]
         json.dumps(event)  # an event must serialize into the metadata DB
+        # the oracle: a run the vendor says ended ends the wait with that end; one still going
+        # (or paused: no stop states here) waits until the deadline; a body with no status is an error
+        status = served_status(vendor, body)
+        if status is None:
+            assert event["status"] == "error", (body, event)
+        elif event["status"] != "error" and status in vendor.states:
+            # (a status beside a field of the wrong type is refused too: an error is allowed)
+            expected = EVENT_OF_STATE.get(vendor.states[status], "timeout")
+            assert event["status"] == expected, (body, event)
+            if expected != "timeout":  # a timeout event reports the deadline, not a status
+                assert event["vendor_status"] == status, (body, event)
 
     check()
 
@@ -224,16 +305,24 @@ def test_any_status_answer_is_a_status_or_a_clear_error_in_the_worker(name, conn
 
     @SETTINGS
     @given(body=status_bodies(vendor))
+    @with_every_documented_status(vendor)
     def check(body: Any) -> None:
         with respx.mock(assert_all_called=False) as router:
             route = mock_vendor(router, vendor)
             serve(route, body)
+            expected = served_status(vendor, body)
             try:
                 status = vendor.hook(**FAST).get_status(vendor.ref)
             except FlowRunsError as exc:
                 assert vendor.ref.run_id in str(exc) and "status" in str(exc)
             else:
-                assert isinstance(status, RunStatus) and isinstance(status.vendor_status, str)
+                # the oracle: the vendor's own word, read from where it documents it, mapped by its
+                # documented table (a map that read every status as FAILED would fail here)
+                assert expected is not None, f"a status read from a body without one: {body!r}"
+                assert isinstance(status, RunStatus)
+                assert (status.run_id, status.vendor_status) == (vendor.ref.run_id, expected)
+                if expected in vendor.states:  # other words: unknown (RUNNING) or a spelling variant
+                    assert status.state is vendor.states[expected], (expected, status.state)
             assert route.called, "the hook never read the served answer"
 
     check()
@@ -300,6 +389,61 @@ def test_any_listing_is_read_or_refused_clearly(name, connections):
             else:
                 assert found is None or isinstance(found, (dict, list))
             assert route.call_count <= 50, "a listing that never ends"
+
+    check()
+
+
+#: A valid listed run of each listing, number ``i``, carrying the name or key its finder looks
+#: for (``hit``) or another one: the vendors' documented item shapes.
+LISTED_RUN: dict[str, Callable[[int, bool], dict[str, Any]]] = {
+    "habu_question_runs": lambda i, hit: {
+        "id": f"qr-{i}",
+        "name": "run-name" if hit else f"run-name-{i}",
+        "status": "COMPLETED",
+        "submittedAt": "2026-11-23T10:00:00Z",
+    },
+    "habu_flow_runs": lambda i, hit: {
+        "id": f"fr-{i}",
+        "name": "run-name" if hit else f"other-{i}",
+        "status": "RUNNING",
+        "submittedAt": "2026-11-23T10:00:00Z",
+    },
+    "tableflow_flow_runs": lambda i, hit: {
+        "id": f"r{i}",
+        "status": "completed",
+        "metadata": {"airflow_run_key": "key" if hit else f"key-{i}"},
+    },
+    "amperity_runs": lambda i, hit: {
+        "id": f"wf-{i}",
+        "state": "succeeded" if hit else "running",
+        "created_at": f"2026-11-23T10:00:0{i}Z",
+    },
+}
+
+
+@pytest.mark.parametrize("name", sorted(LISTINGS))
+def test_a_valid_listing_yields_the_run_it_was_asked_for(name, connections):
+    """The oracle for the listings above: on a valid page the finder returns the first (newest)
+    run with the name or key asked for, exactly as listed, or None when none has it; Amperity's
+    listing yields every run in order."""
+    listing = LISTINGS[name]
+
+    @SETTINGS
+    @given(hits=st.lists(st.booleans(), max_size=6))
+    @example(hits=[False, True, True])  # two matches: the newest (first listed) is the one
+    @example(hits=[False, False])  # no match: None, not the nearest run
+    def check(hits: list[bool]) -> None:
+        items = [LISTED_RUN[name](i, hit) for i, hit in enumerate(hits)]
+        with respx.mock(assert_all_called=False) as router:
+            router.post(url__regex=r".*/oauth/token$").mock(
+                return_value=httpx.Response(200, json={"accessToken": "tok-bad-input", "expiresIn": 86400})
+            )
+            serve(router.get(url__startswith=listing.url), listing.page(items))
+            found = listing.find()
+        if name == "amperity_runs":
+            assert found == items
+        else:
+            assert found == (items[hits.index(True)] if True in hits else None)
 
     check()
 

@@ -213,3 +213,41 @@ def test_from_dict_ignores_unknown_keys_and_defaults_missing_ones():
     # an older release wrote fewer fields: the missing ones take their defaults
     assert PollSchedule.from_dict({"interval": 60}) == PollSchedule(interval=60.0)
     assert PollSchedule.from_dict({"interval": 60, "floor": 10}).next_delay(0.0) == 60.0
+
+
+def test_only_positive_finite_durations_count_and_sub_second_ones_do():
+    three = expected_duration([600.0] * MIN_HISTORY)
+    # a zero (a run that 'took' no time: clock trouble) is left out, not fed to log()
+    assert expected_duration([0, 0.0, *[600.0] * MIN_HISTORY]) == three
+    # a half-second run is a real duration: it counts
+    tiny = expected_duration([0.5] * MIN_HISTORY)
+    assert tiny is not None and tiny.samples == MIN_HISTORY
+    assert tiny.low == pytest.approx(0.5 * math.exp(-LOW_Z * MIN_SIGMA * (1 + 1 / MIN_HISTORY)))
+
+
+def test_min_samples_may_go_down_to_two_but_no_lower():
+    two = expected_duration([500.0, 700.0], min_samples=2)
+    assert two is not None and two.samples == 2
+    # one duration has no spread: too little even when the caller would accept it
+    assert expected_duration([500.0], min_samples=1) is None
+
+
+def test_a_fixed_schedule_carries_the_start_along():
+    assert PollSchedule.fixed(60.0, 10.0, started_at=5.0).started_at == 5.0
+    # no history: adaptive falls back to fixed but keeps the start (the trigger reports it)
+    fallback = PollSchedule.adaptive(60.0, 10.0, started_at=5.0, expected=None)
+    assert (fallback.is_adaptive, fallback.started_at, fallback.interval) == (False, 5.0, 60.0)
+
+
+def test_a_fixed_schedule_round_trips_its_none_fields():
+    sched = PollSchedule.fixed(60.0, 10.0)
+    assert sched.to_dict()["started_at"] is None
+    assert PollSchedule.from_dict(sched.to_dict()) == sched
+
+
+def test_jitter_without_failures_is_not_capped_by_the_back_off_cap():
+    # back-off caps only a backed-off gap: a 10,000 s sparse gap jittered to 11,000 s stays 11,000 s
+    # (the cap would be 10,000 + 15 min = 10,900 s)
+    sched = PollSchedule.fixed(10_000.0, 10.0)
+    assert sched.next_gap(0.0, jitter=1.1) == pytest.approx(11_000.0)
+    assert sched.next_gap(0.0, jitter=1.1, failures=1) == backoff_cap(10_000.0)

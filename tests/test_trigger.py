@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 
 import pytest
 from conftest import demo_stats
@@ -167,7 +168,9 @@ async def test_on_kill_without_cancel_endpoint_logs_and_returns(capfd, monkeypat
     monkeypatch.setenv("AIRFLOW_CONN_TABLEFLOW_DEFAULT", '{"conn_type": "tableflow", "password": "k"}')
     trigger = tableflow_trigger("r", poll_interval=10)
     await trigger.on_kill()  # no network call: Tableflow has no cancel API
-    assert "Tableflow has no API to cancel a run; run r keeps going" in capfd.readouterr().out
+    assert re.search(
+        r"\[warning\s*\] Tableflow has no API to cancel a run; run r keeps going", capfd.readouterr().out
+    )
 
 
 def test_rejects_a_class_that_is_not_a_hook():
@@ -286,6 +289,10 @@ def test_first_poll_delay_keeps_longer_gaps_and_reads_the_configured_floor(monke
     assert (first_poll_delay(0.1), first_poll_delay(300.0)) == (10.0, 300.0)
     monkeypatch.setenv("AIRFLOW__FLOWRUNS__FIRST_POLL_FLOOR", "3")
     assert first_poll_delay(0.1) == 3.0
+    monkeypatch.setenv("AIRFLOW__FLOWRUNS__FIRST_POLL_FLOOR", "0.5")  # under a second is allowed
+    assert first_poll_delay(0.1) == 0.5
+    monkeypatch.setenv("AIRFLOW__FLOWRUNS__FIRST_POLL_FLOOR", "0")  # dag.test()'s setting
+    assert first_poll_delay(0.1) == 0.1
     monkeypatch.setenv("AIRFLOW__FLOWRUNS__FIRST_POLL_FLOOR", "-1")
     with pytest.raises(FlowRunsConfigError, match=r"first_poll_floor must be >= 0 seconds, got -1.0"):
         first_poll_delay(0.1)
@@ -326,3 +333,165 @@ async def test_the_trigger_backs_off_after_failed_polls_up_to_the_cap_and_resets
     (event,) = await events_of(trigger)
     assert event["status"] == "success" and route.call_count == 7
     assert slept == [400.0, 800.0, 1100.0, 1100.0, 200.0, 400.0]
+
+
+# -- what the trigger sleeps, reports and logs: exact values ---------------------------------------
+@pytest.fixture
+def recorded_sleeps(monkeypatch) -> list[float]:
+    """The trigger's sleeps, recorded and skipped (jitter off: exact gaps)."""
+    from airflow_provider_flowruns.triggers import run as trigger_module
+
+    slept: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def record_sleep(seconds: float) -> None:
+        slept.append(seconds)
+        await real_sleep(0)
+
+    monkeypatch.setattr(trigger_module.asyncio, "sleep", record_sleep)
+    monkeypatch.setattr(trigger_module.random, "uniform", lambda a, b: 1.0)
+    return slept
+
+
+def test_status_event_reports_the_state_and_the_better_url():
+    from airflow_provider_flowruns.core.runs import RunState, RunStatus
+    from airflow_provider_flowruns.triggers.run import status_event
+
+    running = RunStatus("r1", RunState.RUNNING, "processing")
+    assert status_event(running, run_url="http://x/r1") == {
+        "status": "running",
+        "state": "RUNNING",
+        "run_id": "r1",
+        "run_url": "http://x/r1",
+        "vendor_status": "processing",
+        "message": "run r1 is processing",
+    }
+    done = RunStatus("r1", RunState.SUCCEEDED, "completed", message="all good", url="http://vendor/r1")
+    event = status_event(done, run_url="http://x/r1")
+    assert (event["status"], event["run_url"], event["message"]) == (
+        "success",
+        "http://vendor/r1",
+        "all good",
+    )
+    assert status_event(done)["run_url"] == "http://vendor/r1"
+
+
+async def test_a_timeout_event_names_the_run_and_carries_no_vendor_status(tableflow_fr1, recorded_sleeps):
+    import time
+
+    route = tableflow_fr1({"id": "fr1", "status": "processing"})
+    # the next poll (200 s on) would fall after the deadline (150 s): wait for it, then time out
+    trigger = tableflow_trigger("fr1", poll_interval=200, deadline=time.time() + 150, run_url="http://x/fr1")
+    (event,) = await events_of(trigger)
+    assert event == {
+        "status": "timeout",
+        "run_id": "fr1",
+        "run_url": "http://x/fr1",
+        "vendor_status": None,
+        "message": "run fr1 did not finish before its deadline",
+    }
+    assert route.call_count == 1 and len(recorded_sleeps) == 1 and 0 < recorded_sleeps[0] <= 150
+
+
+async def test_without_a_schedule_the_trigger_sleeps_its_poll_interval_even_under_a_second(
+    tableflow_fr1, recorded_sleeps
+):
+    tableflow_fr1({"id": "fr1", "status": "processing"}, {"id": "fr1", "status": "completed"})
+    (event,) = await events_of(tableflow_trigger("fr1", poll_interval=0.5))
+    assert event["status"] == "success" and "submitted_at" not in event
+    assert recorded_sleeps == [0.5]
+
+
+async def test_a_serialized_schedule_decides_the_gaps_and_reports_the_start(tableflow_fr1, recorded_sleeps):
+    from airflow_provider_flowruns.core.schedule import PollSchedule
+
+    tableflow_fr1({"id": "fr1", "status": "processing"}, {"id": "fr1", "status": "completed"})
+    schedule = PollSchedule.fixed(300.0, 300.0, started_at=17.0).to_dict()
+    (event,) = await events_of(tableflow_trigger("fr1", poll_interval=200, schedule=schedule))
+    assert recorded_sleeps == [300.0]  # the schedule's floor, not poll_interval's 200 s
+    assert (event["status"], event["submitted_at"]) == ("success", 17.0)
+
+
+async def test_the_initial_delay_is_slept_first_and_never_past_the_deadline(tableflow_fr1, recorded_sleeps):
+    import time
+
+    route = tableflow_fr1(*[{"id": "fr1", "status": "completed"}] * 3)
+    (event,) = await events_of(tableflow_trigger("fr1", poll_interval=10, initial_delay=0.5))
+    assert (event["status"], recorded_sleeps) == ("success", [0.5])  # no deadline: the whole delay
+    recorded_sleeps.clear()
+    (event,) = await events_of(
+        tableflow_trigger("fr1", poll_interval=10, initial_delay=100, deadline=time.time() + 50)
+    )
+    assert event["status"] == "success"
+    assert len(recorded_sleeps) == 1 and 0 < recorded_sleeps[0] <= 50  # cut to the deadline
+    recorded_sleeps.clear()
+    (event,) = await events_of(
+        tableflow_trigger("fr1", poll_interval=10, initial_delay=5, deadline=time.time() - 10)
+    )
+    assert (event["status"], recorded_sleeps) == ("timeout", [0.0])  # deadline already gone: no wait
+    assert route.call_count == 2  # and no poll after it
+
+
+async def test_an_unexpected_failure_ends_the_wait_with_its_type_and_a_logged_traceback(
+    tableflow_fr1, recorded_sleeps, capfd
+):
+    tableflow_fr1().mock(side_effect=ZeroDivisionError("division by zero"))  # not an API error
+    (event,) = await events_of(tableflow_trigger("fr1", poll_interval=10, run_url="http://x/fr1"))
+    assert event == {
+        "status": "error",
+        "run_id": "fr1",
+        "run_url": "http://x/fr1",
+        "vendor_status": None,
+        "message": "checking run fr1 failed: ZeroDivisionError: division by zero",
+    }
+    out = capfd.readouterr().out
+    assert re.search(r"\[error\s*\] Checking run fr1 failed unexpectedly\. ", out), out
+    assert "ZeroDivisionError" in out  # the traceback is logged
+
+
+async def test_an_unchanged_status_is_logged_with_its_poll_count_once_the_period_passes(
+    tableflow_fr1, recorded_sleeps, capfd, monkeypatch
+):
+    from airflow_provider_flowruns.triggers import run as trigger_module
+
+    monkeypatch.setattr(trigger_module, "UNCHANGED_LOG_EVERY", 0.0)  # every unchanged poll is "still"
+    statuses = ["processing"] * 3 + ["completed"]
+    tableflow_fr1(*({"id": "fr1", "status": s} for s in statuses))
+    (event,) = await events_of(tableflow_trigger("fr1", poll_interval=1))
+    assert event["status"] == "success"
+    lines = re.findall(r"Run fr1 is .*", capfd.readouterr().out)
+    assert [line.split(" [")[0] for line in lines] == [
+        "Run fr1 is RUNNING (processing); watching it until it finishes",
+        "Run fr1 is still RUNNING (processing) after 2 polls",
+        "Run fr1 is still RUNNING (processing) after 3 polls",
+    ]
+
+
+async def test_a_failed_poll_is_logged_as_one_to_retry(tableflow_fr1, recorded_sleeps, capfd):
+    import httpx
+
+    tableflow_fr1(httpx.Response(503, json={"message": "maintenance"}), {"id": "fr1", "status": "completed"})
+    hook = TableflowHook(max_retries=0)
+    trigger = FlowRunTrigger(
+        hook_class_path=hook.class_path(),
+        hook_kwargs=hook.hook_kwargs(),
+        run_ref={"run_id": "fr1"},
+        poll_interval=5,
+    )
+    (event,) = await events_of(trigger)
+    assert event["status"] == "success"
+    assert re.search(
+        r"\[warning\s*\] Status check for run fr1 failed \(GET flows/runs/fr1 failed with HTTP 503: "
+        r"maintenance[^)]*\); will poll again\. ",
+        capfd.readouterr().out,
+    )
+
+
+async def test_on_kill_logs_what_it_cancelled_or_could_not(demo, capfd):
+    ref = DemoHook().start_run("kill-log", duration=3600)
+    await make_trigger(ref).on_kill()
+    out = capfd.readouterr().out
+    assert re.search(rf"\[info\s*\] Cancelled Demo run {ref.run_id} because its task was killed\. ", out), out
+    await make_trigger(RunRef("run_gone")).on_kill()
+    out = capfd.readouterr().out
+    assert re.search(r"\[error\s*\] Could not cancel run run_gone; it may still be running\. ", out), out
