@@ -184,8 +184,6 @@ def test_retry_after_of_zero_or_under_a_second_is_waited_as_given():
     assert policy.delay(1, retry_after=0) == 0.0
     assert policy.delay(1, retry_after=0.5) == 0.5
     assert 4.0 <= policy.delay(1, retry_after=-1) <= 8.0  # a negative one is ignored: back-off
-    assert policy.to_kwargs() == {"max_retries": 5, "base_delay": 8.0, "max_delay": 60.0}
-    assert RetryPolicy(**policy.to_kwargs()) == policy
 
 
 def test_retry_policy_accepts_zeros_and_refuses_negatives_by_name():
