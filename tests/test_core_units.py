@@ -632,6 +632,7 @@ def test_a_ration_counts_only_the_newest_mints_inside_its_window():
     assert ration.recent([300.0, 50.0, 60.0, 200.0, 200.0], now=1060.0) == (200.0, 300.0)
     assert ration.recent([500.0, 100.0, 900.0, 700.0], now=1000.0) == (700.0, 900.0)  # the newest two
     assert ration.recent([], now=1000.0) == ()
+    assert ration.recent([60.0, 300.0], now=1060.0) == (300.0,)  # one window old: expired
     assert TokenRation("X", 1, 10.0, "10 s").recent([5.0, 8.0], now=12.0) == (8.0,)
     # now defaults to the clock
     assert ration.recent([time.time() - 10, time.time() - 5000]) == pytest.approx((time.time() - 10,), abs=5)
@@ -668,8 +669,14 @@ def test_a_ration_names_its_count_in_words(tokens, count):
     )
 
 
-def test_ration_times_are_utc_to_the_second():
+def test_ration_times_are_utc_to_the_second_whatever_the_machine_s_time_zone(monkeypatch):
     from airflow_provider_flowruns.core.token_ration import utc
 
-    assert utc(0) == "1970-01-01 00:00:00 UTC"
-    assert utc(1_790_000_000.9) == "2026-09-21 14:13:20 UTC"
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    try:
+        assert utc(0) == "1970-01-01 00:00:00 UTC"
+        assert utc(1_790_000_000.9) == "2026-09-21 14:13:20 UTC"
+    finally:
+        monkeypatch.undo()
+        time.tzset()

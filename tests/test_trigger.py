@@ -429,6 +429,7 @@ async def test_the_initial_delay_is_slept_first_and_never_past_the_deadline(tabl
         tableflow_trigger("fr1", poll_interval=10, initial_delay=5, deadline=time.time() - 10)
     )
     assert (event["status"], recorded_sleeps) == ("timeout", [0.0])  # deadline already gone: no wait
+    assert event["message"] == "run fr1 did not finish before its deadline"
     assert route.call_count == 2  # and no poll after it
 
 
