@@ -69,7 +69,9 @@ class HabuFlowRunReportToStorageOperator(BaseOperator):
     :param page_size: rows per API page (Habu's default and maximum page is 500-1000).
 
     Streamed page by page; every value is kept as Habu sent it (strings). The object appears whole
-    or not at all, after its row count matched the report's. Returns ``{uri, size, sha256, rows}``.
+    or not at all, after its row count matched the report's. Returns ``{uri, size, sha256, rows}``;
+    each asset in ``outlets`` gets an event whose extra says the same and names the flow run
+    (``{uri, bytes, sha256, rows, vendor, run_id, run_url}``, see ``core/produced.py``).
     """
 
     template_fields: Sequence[str] = ("conn_id", "cleanroom_id", "run_id", "node", "destination", "format")
@@ -117,13 +119,13 @@ class HabuFlowRunReportToStorageOperator(BaseOperator):
         written, rows = write_result_pages(pages, dest, self.format, overwrite=self.overwrite)
         self.log.info("Wrote %d rows of node %s to %s (%d bytes)", rows, self.node, written.uri, written.size)
         result = {**written.to_dict(), "rows": rows}
-        from airflow_provider_flowruns.core.produced import Produced, annotate_outlets
+        from airflow_provider_flowruns.core.produced import Produced, VendorRun, annotate_outlets
         from airflow_provider_flowruns.core.runs import RunRef
         from airflow_provider_flowruns.vendors.habu import FLOW_RUN
 
         ref = RunRef(str(self.run_id), kind=FLOW_RUN, scope={"cleanroom_id": str(self.cleanroom_id)})
-        produced = Produced.written(result, vendor=hook.vendor, run_id=ref.run_id, run_url=hook.run_url(ref))
-        annotate_outlets(context, self.outlets, [produced])
+        run = VendorRun(hook.vendor, ref.run_id, hook.run_url(ref), kind=FLOW_RUN, scope=ref.scope)
+        annotate_outlets(context, self.outlets, Produced.from_run([result], run), task=self)
         return result
 
 
@@ -139,7 +141,9 @@ class HabuQuestionRunFilesToStorageOperator(BaseOperator):
     File names come from the vendor, so each is reduced to one safe path segment (``../../x.csv``
     becomes ``x.csv``) and made unique; downloads are streamed, size-checked against
     ``Content-Length``, retried from scratch when cut, and moved into place only when whole.
-    Returns the list of ``{uri, size, sha256, source}`` written.
+    Returns the list of ``{uri, size, sha256, source}`` written; each asset in ``outlets`` gets an
+    event whose extra lists them (``{objects: [{uri, bytes, sha256, rows?}], bytes, vendor, run_id}``,
+    see ``core/produced.py``).
     """
 
     template_fields: Sequence[str] = ("conn_id", "run_id", "destination", "files")
@@ -204,6 +208,13 @@ class HabuQuestionRunFilesToStorageOperator(BaseOperator):
             self.log.info("Wrote %s (%s bytes) from %r", item["uri"], item["size"], item["source"])
         if not written:
             self.log.warning("Question run %s lists no result files.", run_id)
+        from airflow_provider_flowruns.core.produced import Produced, VendorRun, annotate_outlets
+        from airflow_provider_flowruns.core.runs import RunRef
+        from airflow_provider_flowruns.vendors.habu import QUESTION_RUN
+
+        ref = RunRef(run_id, kind=QUESTION_RUN)  # no clean room here: no run URL (none is guessed)
+        vendor_run = VendorRun(hook.vendor, run_id, hook.run_url(ref), kind=QUESTION_RUN)
+        annotate_outlets(context, self.outlets, Produced.from_run(written, vendor_run), task=self)
         return written
 
 
