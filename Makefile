@@ -1,6 +1,6 @@
 # Two commands do everything on a fresh machine:
 #   make demo   - install, start the emulators and a real Airflow, run an example DAG end to end
-#   make test   - install, lint, type-check, unit + dag.test() + end-to-end tests on Airflow 3.3
+#   make test   - install, lint, type-check, build the docs site (strict), unit + dag.test() + end-to-end tests on Airflow 3.3
 #                 (incl. the real-browser check of the UI: chromium via apt, playwright via uv)
 #                 (incl. the distributed CeleryExecutor suite), then the same on the Airflow 3.1 floor
 #   make soak   - the long runs: 300 deferred runs on the distributed Airflow
@@ -10,35 +10,42 @@ AIRFLOW_VERSION ?= 3.3.2
 AIRFLOW_FLOOR ?= 3.1.8
 VENV := .venv
 FLOOR := .venv-af31
-# Benchmarks only: our dev extras plus the dbt Cloud provider (the baseline). Byte-compiled
+# What the test environments install: the provider with the extras a user may choose, and the
+# dev dependency group (PEP 735: pyproject's [dependency-groups], never published).
+INSTALL := -e ".[emulator,aiohttp,s3,openlineage]" --group dev
+# The repository's harness (dev/flowruns_dev) and benchmarks (dev/benchmarks), outside the wheel.
+export PYTHONPATH := $(CURDIR)/dev$(if $(PYTHONPATH),:$(PYTHONPATH))
+# Benchmarks only: the dev group plus the dbt Cloud provider (the bench group). Byte-compiled
 # as pip and Airflow's images install (uv does not by default): a worker would otherwise compile
 # Airflow's modules it imports inside a timed transfer.
 BENCH := .venv-bench
 # Three workers on two cores: most test time is spent waiting on emulated vendors, not computing.
 # --dist loadfile keeps a file's module-scoped emulator in one worker.
 PYTEST_FLAGS ?= -q -rs -p no:cacheprovider -n 3 --dist loadfile --durations=25
-# make mutate only: installed into $(VENV) on first use, not a dev extra (CI's make test never needs it).
+# make mutate only: installed into $(VENV) on first use, not in the dev group (CI's make test never needs it).
 MUTMUT_VERSION := 3.8.1
 MODULES ?=
 
-.PHONY: demo test lint typecheck test-main test-floor test-floor-extra soak services clean emulator bench bench-smoke mutate
+.PHONY: demo test lint typecheck docs test-main test-floor test-floor-extra soak services clean emulator bench bench-smoke mutate
 
+# The test environments carry the [openlineage] extra: tests/test_openlineage.py reads the events
+# Airflow's OpenLineage listener emits for our tasks (the extra adds nothing while no transport is set).
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --disable-pip-version-check uv
-	$(VENV)/bin/uv pip install -q --python $(VENV)/bin/python "apache-airflow==$(AIRFLOW_VERSION)" -e ".[dev]"
+	$(VENV)/bin/uv pip install -q --python $(VENV)/bin/python "apache-airflow==$(AIRFLOW_VERSION)" $(INSTALL)
 	touch $@
 
 $(FLOOR)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(FLOOR)
 	$(FLOOR)/bin/python -m pip install -q --disable-pip-version-check uv
-	$(FLOOR)/bin/uv pip install -q --python $(FLOOR)/bin/python "apache-airflow==$(AIRFLOW_FLOOR)" -e ".[dev]"
+	$(FLOOR)/bin/uv pip install -q --python $(FLOOR)/bin/python "apache-airflow==$(AIRFLOW_FLOOR)" $(INSTALL)
 	touch $@
 
 $(BENCH)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(BENCH)
 	$(BENCH)/bin/python -m pip install -q --disable-pip-version-check uv
-	$(BENCH)/bin/uv pip install -q --compile-bytecode --python $(BENCH)/bin/python "apache-airflow==$(AIRFLOW_VERSION)" -e ".[dev,bench]"
+	$(BENCH)/bin/uv pip install -q --compile-bytecode --python $(BENCH)/bin/python "apache-airflow==$(AIRFLOW_VERSION)" -e ".[emulator,aiohttp,s3,openlineage]" --group bench
 	touch $@
 
 $(VENV)/.mutmut: $(VENV)/.installed Makefile
@@ -46,7 +53,7 @@ $(VENV)/.mutmut: $(VENV)/.installed Makefile
 	touch $@
 
 # The browser check (tests/e2e/test_browser.py) drives Debian's chromium with playwright. playwright is
-# a test tool installed here, not a dev extra, and `playwright install` is never run (it downloads a
+# a test tool installed here, not in the dev group, and `playwright install` is never run (it downloads a
 # browser of its own); the test launches /usr/bin/chromium.
 PLAYWRIGHT ?= playwright==1.65.2
 CHROMIUM := /usr/bin/chromium
@@ -81,6 +88,11 @@ lint: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy
 
+# The documentation site (mkdocs.yml): --strict fails on a broken link, a missing page or snippet.
+# Written to .run/site; `$(VENV)/bin/mkdocs serve` previews it.
+docs: $(VENV)/.installed
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+
 test-main: $(VENV)/.installed $(VENV)/.playwright $(CHROMIUM) services
 	@echo "== Airflow $(AIRFLOW_VERSION): unit, dag.test() and end-to-end tests (async requests over aiohttp, downloads over http.client)"
 	$(VENV)/bin/python -m pytest $(PYTEST_FLAGS)
@@ -99,7 +111,7 @@ test-floor-extra: $(FLOOR)/.installed services
 # extra load widened an Airflow 3.1 scheduler race (a stale defer-exit "success" processed after
 # the trigger fired marks the task up_for_retry: apache/airflow#67287, fixed after 3.1), and the
 # floor's end-to-end test then saw a duplicate vendor run.
-test: lint typecheck test-main test-floor
+test: lint typecheck docs test-main test-floor
 
 # The long runs: 200 deferred runs across the four vendors in one event loop (make test runs 40),
 # then 300 deferred runs (75 per vendor) through two Celery workers and two triggerers, one killed.

@@ -125,6 +125,14 @@ HABU = Form(
             minimum=1,
             maximum=20,
         ),
+        "test_connection_mints": ExtraField(
+            "Test Connection may spend a token",
+            "Off (default): the Test button only reuses a token this deployment already holds, and "
+            "says so when none is cached. On: with none cached, the test mints one, which spends one "
+            "of the two tokens Habu issues this API user per day.",
+            type="boolean",
+            default=False,
+        ),
     },
 )
 

@@ -29,6 +29,7 @@ FLOW = "flow-weekly"
 REACH_NODE = "{{ var.value.get('habu_reach_node', '6f1c1b7e-0001-4000-8000-000000000002') }}"
 REPORT_DIR = "{{ var.value.get('habu_report_dir', '/tmp/flowruns-habu') }}"
 
+# --8<-- [start:watch]
 # Runs of the flow, as they finish (succeeded only: the default).
 FLOW_RUNS = Asset(
     f"habu://{CLEANROOM}/{FLOW}",
@@ -58,6 +59,7 @@ with DAG(
         return str(events[-1].extra["payload"]["run_id"])
 
     run_id = finished_run()
+    # --8<-- [end:watch]
     HabuFlowRunReportToStorageOperator(
         task_id="reach_report",
         cleanroom_id=CLEANROOM,

@@ -27,7 +27,7 @@ os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "tests" / "dags"))
 # dag.test() runs a deferred task's trigger in-process, with no scheduler whose record of the
 # deferral the first poll could beat: no 10 s wait per deferral there. The real-scheduler stacks
-# (testing/airflow_stack.py) drop this and keep the default floor; test_trigger.py checks the default.
+# (dev/flowruns_dev/airflow_stack.py) drop this and keep the default floor; test_trigger.py checks the default.
 os.environ.setdefault("AIRFLOW__FLOWRUNS__FIRST_POLL_FLOOR", "0")
 
 import pytest  # noqa: E402
@@ -218,7 +218,7 @@ class TaskStateStore:
 
 @pytest.fixture
 def certificate(tmp_path: Path) -> tuple[str, str]:
-    from airflow_provider_flowruns.testing.tls import self_signed
+    from flowruns_dev.tls import self_signed
 
     return self_signed(tmp_path)
 
@@ -227,7 +227,7 @@ def certificate(tmp_path: Path) -> tuple[str, str]:
 def moto_server():
     """moto's S3 server (another process on 127.0.0.1) with the bucket ``flowruns-results``, one
     per test process: tests use fresh prefixes in it."""
-    from airflow_provider_flowruns.testing.process import MotoServer
+    from flowruns_dev.moto import MotoServer
 
     with MotoServer("flowruns-results") as moto:
         yield moto

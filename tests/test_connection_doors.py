@@ -156,9 +156,18 @@ def test_habu_test_without_a_cached_token_does_not_mint_by_default(doors, emu):
         False,
         f"Reached LiveRamp Clean Room at {emu.url('habu', '/v1')} (health: UP), but the client id and "
         "secret were not checked: no token is cached for API user 'habu-client', and minting one spends "
-        "one of the 2 tokens Habu issues per day. Run a task with this connection first, or set extra "
-        "test_connection_mints: true to let the test mint one.",
+        "one of the 2 tokens Habu issues per day. Run a task with this connection first, or turn on "
+        "'Test Connection may spend a token' (extra test_connection_mints: true) to let the test mint one.",
     )
+    assert _minted(emu) == 0
+
+
+@pytest.mark.parametrize("value", [None, False, "false"])
+def test_habu_test_mints_nothing_with_the_switch_off_or_cleared(doors, emu, value):
+    """The form's switch writes false, or null for a cleared field: both are the default, off."""
+    doors(test_connection_mints=value)
+    status, message = ServerConnection.get_connection_from_secrets("habu_door").test_connection()
+    assert status is False and "the client id and secret were not checked" in message, message
     assert _minted(emu) == 0
 
 

@@ -36,7 +36,7 @@ from airflow_provider_flowruns.hooks.activepieces import ActivepiecesHook
 from airflow_provider_flowruns.hooks.amperity import AmperityHook
 from airflow_provider_flowruns.hooks.habu import QUESTION_RUN, HabuHook
 from airflow_provider_flowruns.hooks.tableflow import TableflowHook
-from airflow_provider_flowruns.testing.fleet import EmulatorFleet
+from flowruns_dev.fleet import EmulatorFleet
 
 #: Fast clocks with matching ``emulator_time_scale``: polls and runs take fractions of a second.
 SPEEDS = {"amperity": 20.0, "habu": 600.0, "tableflow": 20.0, "activepieces": 20.0}

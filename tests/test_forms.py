@@ -112,6 +112,14 @@ def test_what_the_forms_say(hook_meta):
         "maximum": 20,
         "title": "Creates per hour",
     }
+    mints = habu["extra_fields"]["test_connection_mints"]
+    assert mints["schema"] == {
+        "type": ["boolean", "null"],
+        "default": False,
+        "title": "Test Connection may spend a token",
+    }
+    assert mints["value"] is False  # off unless a person turns it on
+    assert "spends one of the two tokens Habu issues this API user per day" in mints["description"]
     assert habu["standard_fields"]["login"] == {
         "hidden": False,
         "title": "Client ID",

@@ -1028,6 +1028,7 @@ async def test_stats_start_at_zero_and_reset_keeps_only_fixtures(api: Api) -> No
         "creates_refused": 0,
         "status_polls": 0,
         "polls_too_frequent": 0,
+        "run_listings": 0,
         "max_polls_per_run_hour": 0,
         "max_creates_in_an_hour": 0,
         "resumes": 0,
@@ -1042,6 +1043,8 @@ async def test_stats_start_at_zero_and_reset_keeps_only_fixtures(api: Api) -> No
     run = await api.create()
     await api.flow_run(run["id"])
     await api.question_run()
+    await api.ok("/cleanroom-questions/crq-reach/cleanroom-question-runs")  # a watcher's listing
+    assert stats(api)["run_listings"] == 1
     await api.post("/cleanroom-questions/crq-missing/datasets-ownership", [])
     await api.post("/cleanroom-questions/crq-missing/datasets", [])
     assert (await api.ok("/cleanroom-questions/crq-missing"))["status"] == "READY"

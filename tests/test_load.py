@@ -29,8 +29,8 @@ from airflow_provider_flowruns.hooks.amperity import AmperityHook
 from airflow_provider_flowruns.hooks.habu import QUESTION_RUN, HabuHook
 from airflow_provider_flowruns.hooks.tableflow import TableflowHook
 from airflow_provider_flowruns.testing.activepieces_app import FLOW_OK
-from airflow_provider_flowruns.testing.fleet import EmulatorFleet
 from airflow_provider_flowruns.triggers.run import FlowRunTrigger
+from flowruns_dev.fleet import EmulatorFleet
 
 LOAD_RUNS = int(os.environ.get("FLOWRUNS_LOAD_RUNS", "40"))
 VENDORS = ("amperity", "habu", "tableflow", "activepieces")

@@ -38,6 +38,9 @@ DEFERRED = (
     "airflow_provider_flowruns.core.leases",
     "airflow_provider_flowruns.core.history",
     "airflow.triggers.base",
+    # OpenLineage (the [openlineage] extra) is imported by the operators' lineage methods only.
+    "openlineage",
+    "airflow.providers.openlineage",
 )
 
 _PROBE = """

@@ -20,7 +20,7 @@ from airflow_provider_flowruns.core.storage import (
     download_to,
     write_atomically,
 )
-from airflow_provider_flowruns.testing.process import MotoServer
+from flowruns_dev.moto import MotoServer
 
 BUCKET = "flowruns-results"
 

@@ -20,7 +20,10 @@ from airflow_provider_flowruns.operators.tableflow import OnReview, TableflowRun
 from airflow_provider_flowruns.vendors.amperity import AUTH_MODES, RUN_MODES, AmperityAuth, RunMode
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = sorted(str(p) for p in (ROOT / "example_dags").glob("example_*.py"))
+# The example DAGs, and those the docs include their snippets from (example_dags/docs/).
+EXAMPLES = sorted(str(p) for p in (ROOT / "example_dags").glob("example_*.py")) + sorted(
+    str(p) for p in (ROOT / "example_dags" / "docs").glob("*.py")
+)
 
 
 def _mypy(tmp_path: Path, *files: str) -> subprocess.CompletedProcess[str]:

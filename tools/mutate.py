@@ -124,7 +124,7 @@ def prepare(module: str, tests: tuple[str, ...], *, keep: bool) -> Path:
     if wd.exists() and not keep:
         shutil.rmtree(wd)  # mutmut would not re-test a cached survivor against a new test
     wd.mkdir(parents=True, exist_ok=True)
-    for name in (PACKAGE, "tests", "pyproject.toml"):
+    for name in (PACKAGE, "tests", "dev", "pyproject.toml"):  # dev/: the harness (pytest's pythonpath)
         link = wd / name
         if not link.is_symlink():
             link.symlink_to(ROOT / name)
@@ -204,7 +204,7 @@ def load_equivalents() -> dict[str, dict[str, str]]:
 
 def machine() -> str:
     """The machine as the benchmark report describes it (one description for both reports)."""
-    sys.path.insert(0, str(ROOT))  # the repository's benchmarks package: run from any folder
+    sys.path.insert(0, str(ROOT / "dev"))  # the repository's benchmarks package: run from any folder
     import mutmut
 
     from benchmarks.report import machine as described

@@ -7,9 +7,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "dev"))  # the harness is not in the wheel: run from any folder
 
-from airflow_provider_flowruns.testing.airflow_stack import AirflowStack, RunReport  # noqa: E402
-from airflow_provider_flowruns.testing.fleet import EmulatorFleet, start_example_runs  # noqa: E402
+from flowruns_dev.airflow_stack import AirflowStack, RunReport  # noqa: E402
+from flowruns_dev.fleet import EmulatorFleet, start_example_runs  # noqa: E402
 
 XCOM_KEYS = ("run_id", "run_url")
 VENDOR_COUNTERS = ("runs_created", "status_polls", "tokens_minted", "rate_limited", "creates_refused")

@@ -4,7 +4,7 @@ Why: every trigger polls through one shared ``httpx.AsyncClient`` per connection
 and what a poll costs in CPU is mostly the HTTP stack beneath it. httpcore's pure-Python HTTP/1.1
 machinery (h11, anyio, its pool) costs ~0.5-0.7 ms of CPU per kept-alive request on our 2-core
 reference machine; aiohttp's C parser and connector do the same exchange for ~0.2 ms under the
-same client (benchmarks/, bench 2). The httpx client above stays as it is - auth flows, cookies,
+same client (dev/benchmarks/, bench 2). The httpx client above stays as it is - auth flows, cookies,
 redirects, base URL, headers and the exceptions the engine retries on - only the wire changes.
 
 aiohttp is not one of Airflow's own dependencies, so this is optional: installed with the

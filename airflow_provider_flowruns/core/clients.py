@@ -24,7 +24,7 @@ from airflow_provider_flowruns.core.errors import FlowRunsConfigError
 #: Requests in flight at once on one shared async client (and its connection pool size). Waiting
 #: triggers queue on an asyncio.Semaphore - FIFO and O(1) - rather than in httpcore's pool, whose
 #: queue is rescanned on every request (quadratic CPU with 1,000 triggers polling at once) and whose
-#: pool timeout turned a burst into failed polls and back-off (benchmarks/, bench 2).
+#: pool timeout turned a burst into failed polls and back-off (dev/benchmarks/, bench 2).
 ASYNC_IN_FLIGHT = 8
 
 

@@ -2,7 +2,7 @@
 
 A downloaded file is CPU-bound on a busy worker, not network-bound: httpx's own transport (h11 over
 httpcore) hands the body over in 64 KiB ``bytes``, copying every byte about three times on the way,
-which held a 1 GiB result file to ~0.6x of ``curl -o`` on the same loopback (benchmarks/, bench 3).
+which held a 1 GiB result file to ~0.6x of ``curl -o`` on the same loopback (dev/benchmarks/, bench 3).
 ``http.client`` can ``readinto`` a buffer the caller owns, so each byte is copied once, from the
 socket into a reused 1 MiB buffer that is hashed and written from there.
 

@@ -669,7 +669,7 @@ def _unbound(response: httpx.Response) -> httpx.Response:
 
     httpx binds every response and its stream to each other, a reference cycle only the cyclic
     GC frees, so each read body (a 250 KiB report page, a status poll) lingered until a full
-    collection: a 1 GiB report's peak RSS grew with its length (benchmarks/, bench 3). The body
+    collection: a 1 GiB report's peak RSS grew with its length (dev/benchmarks/, bench 3). The body
     is in ``response.content`` already; without the cycle it goes as soon as we drop it.
     """
     response.stream = _READ

@@ -222,7 +222,7 @@ def write_atomically(
             dest.parent.mkdir(parents=True, exist_ok=True)
         # fsspec buffers a whole block before uploading it (s3fs: 50 MiB by default, held more than
         # once while a part is sent); 8 MiB parts kept a 1 GiB copy to S3 at a flat, small peak RSS
-        # (benchmarks/, bench 3). Local files ignore it. The file is opened on the path's fsspec
+        # (dev/benchmarks/, bench 3). Local files ignore it. The file is opened on the path's fsspec
         # filesystem, not through ObjectStoragePath.open: that wraps every write() to report the
         # (temporary) object as a lineage output; the destination is reported once, below.
         digest = hashlib.sha256()
@@ -301,7 +301,7 @@ def download_to(
     """Download a streamed HTTP body into ``dest``; a cut or short stream is retried from scratch.
 
     ``chunk_size`` None writes chunks as they arrive: re-chunking to a fixed size copies every byte
-    once more for nothing (measured in benchmarks/, bench 3).
+    once more for nothing (measured in dev/benchmarks/, bench 3).
     """
     last: Exception | None = None
     for attempt in range(1, attempts + 1):

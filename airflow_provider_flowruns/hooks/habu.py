@@ -75,6 +75,9 @@ from airflow_provider_flowruns.vendors.habu import (  # defined there for DAG pa
     question_parameters,
 )
 
+#: The form's label for extra ``test_connection_mints``, named in the test's answer.
+MINT_SWITCH = forms.HABU.extras["test_connection_mints"].label
+
 #: The vendor's token ration: 2 mints per API user per 24 h (vendor time).
 TOKENS_PER_DAY = 2
 TOKEN_WINDOW_SECONDS = 24 * 3600.0
@@ -204,8 +207,8 @@ class HabuHook(FlowRunsHook):
             return False, (
                 f"{reached}, but the client id and secret were not checked: no token is cached for API "
                 f"user {login!r}, and minting one spends one of the 2 tokens Habu issues per day. Run a "
-                "task with this connection first, or set extra test_connection_mints: true to let the "
-                "test mint one."
+                f"task with this connection first, or turn on {MINT_SWITCH!r} (extra "
+                "test_connection_mints: true) to let the test mint one."
             )
         self.call(Call("GET", "health"))  # authenticated: the auth flow mints and caches a token
         return (
@@ -215,8 +218,13 @@ class HabuHook(FlowRunsHook):
 
     @property
     def test_connection_mints(self) -> bool:
-        """Connection extra ``test_connection_mints`` (default false): may Test Connection mint a token?"""
-        raw = self.extra.get("test_connection_mints", False)
+        """Connection extra ``test_connection_mints`` (default false): may Test Connection mint a token?
+
+        The form's switch (forms.HABU) writes true or false; null, which the form writes for a field
+        cleared, is the default."""
+        raw = self.extra.get("test_connection_mints")
+        if raw is None:
+            return False
         if isinstance(raw, bool):
             return raw
         if isinstance(raw, str) and raw.strip().lower() in {"true", "false"}:

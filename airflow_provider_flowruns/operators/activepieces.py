@@ -115,6 +115,7 @@ class ActivepiecesTriggerFlowOperator(ActivepiecesRunOperator):
 
     template_fields: Sequence[str] = ("conn_id", "flow_id", "payload", "headers", "parent_run_id")
     template_fields_renderers = {"payload": "json", "headers": "json"}
+    lineage_source = "flows/{flow_id}"
 
     def __init__(
         self,
@@ -232,6 +233,7 @@ class ActivepiecesRetryFlowRunOperator(ActivepiecesRunOperator):
     """
 
     template_fields: Sequence[str] = ("conn_id", "run_id", "strategy")
+    lineage_source = "flow-runs/{run_id}"
 
     def __init__(self, *, run_id: RunIdArg, strategy: str = "FROM_FAILED_STEP", **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -278,6 +280,7 @@ class ActivepiecesResumeFlowRunOperator(ActivepiecesRunOperator):
 
     template_fields: Sequence[str] = ("conn_id", "run_id", "payload", "waitpoint_id")
     template_fields_renderers = {"payload": "json"}
+    lineage_source = "flow-runs/{run_id}"
 
     def __init__(
         self,

@@ -33,6 +33,7 @@ class AmperityRunWorkflowOperator(FlowRunOperator):
 
     hook_class = AMPERITY
     template_fields: Sequence[str] = ("conn_id", "config_id", "run_mode", "range_from", "range_to")
+    lineage_source = "{config_id}"
     operator_extra_links = (AmperityRunLink(),)
 
     def __init__(

@@ -18,6 +18,7 @@ from airflow.sdk import BaseOperator
 from airflow_provider_flowruns.core.errors import FlowRunsApiError, FlowRunsConfigError, NotSupported
 from airflow_provider_flowruns.core.runs import RunRef, RunState, RunStatus
 from airflow_provider_flowruns.core.schedule import POLL_SCHEDULES, PollScheduleMode
+from airflow_provider_flowruns.lineage import EmitsLineage
 from airflow_provider_flowruns.links import RUN_URL_XCOM_KEY
 from airflow_provider_flowruns.version_compat import default_deferrable
 
@@ -76,7 +77,7 @@ def hook_params_checked(hook_params: Any) -> dict[str, Any]:
     return dict(hook_params)
 
 
-class FlowRunOperator(BaseOperator):
+class FlowRunOperator(EmitsLineage, BaseOperator):
     """Start a vendor run and (by default) wait for it without holding a worker.
 
     :param conn_id: Airflow connection id (defaults to the vendor's ``<vendor>_default``).
@@ -168,6 +169,9 @@ class FlowRunOperator(BaseOperator):
         if self._hook is None:
             self._hook = self.hook_class(self.conn_id, **self.hook_params)
         return self._hook
+
+    def lineage_vendor_hook(self) -> FlowRunsHook:
+        return self.hook
 
     def effective_poll_interval(self) -> float:
         return self.hook.poll_interval(

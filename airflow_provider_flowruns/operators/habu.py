@@ -167,6 +167,7 @@ class HabuFlowRunOperator(HabuCreateRunOperator):
         "options",
     )
     template_fields_renderers = {"nodes": "json", "flow_run_parameters": "json", "options": "json"}
+    lineage_source = "cleanrooms/{cleanroom_id}/flows/{flow_id}"
 
     def __init__(
         self,
@@ -249,6 +250,7 @@ class HabuReplayFlowRunOperator(HabuCreateRunOperator):
     Airflow has no task state store. Replays count against the 20 creations per hour.
     """
 
+    lineage_source = "cleanrooms/{cleanroom_id}/flows/{flow_id}"
     template_fields: Sequence[str] = (
         "conn_id",
         "cleanroom_id",
@@ -328,6 +330,7 @@ class HabuResumeFlowRunOperator(FlowRunOperator):
     operator_extra_links = (HabuRunLink(),)
     check_before_defer = False
     template_fields: Sequence[str] = ("conn_id", "cleanroom_id", "run_id", "pause_level")
+    lineage_source = "cleanrooms/{cleanroom_id}/flow-runs/{run_id}"
 
     def __init__(
         self, *, cleanroom_id: str, run_id: RunIdArg, pause_level: int | str | None = None, **kwargs: Any
@@ -393,6 +396,7 @@ class HabuQuestionRunOperator(HabuCreateRunOperator):
 
     template_fields: Sequence[str] = ("conn_id", "question_id", "name", "parameters", "partition_parameters")
     template_fields_renderers = {"parameters": "json", "partition_parameters": "json"}
+    lineage_source = "questions/{question_id}"
 
     def __init__(
         self,

@@ -36,6 +36,7 @@ class TableflowRunFlowOperator(FlowRunOperator):
 
     hook_class = TABLEFLOW
     template_fields: Sequence[str] = ("conn_id", "flow_id", "files", "name", "metadata", "file_metadata")
+    lineage_source = "flows/{flow_id}"
     operator_extra_links = (TableflowRunLink(),)
 
     def __init__(

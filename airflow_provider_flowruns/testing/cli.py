@@ -12,7 +12,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="flowruns-emulator", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="serve the emulators over HTTP")
-    serve.add_argument("--vendor", action="append", choices=sorted(VENDORS), help="repeatable; default: all")
+    serve.add_argument(
+        "--vendor",
+        action="append",
+        metavar="VENDOR",
+        help=f"repeatable; default: all of {', '.join(sorted(VENDORS))}; or module:Class of your own emulator",
+    )
     serve.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8765)
     serve.add_argument("--speed", type=float, default=1.0, help="emulated seconds per real second")
@@ -25,7 +30,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from airflow_provider_flowruns.testing.server import EmulatorServer
 
-    server = EmulatorServer(args.vendor, speed=args.speed)
+    try:
+        server = EmulatorServer(args.vendor, speed=args.speed)
+    except ValueError as exc:  # an unknown vendor name
+        parser.error(str(exc))
     scheme = "https" if args.ssl_certfile else "http"
     print(
         f"flowruns-emulator: {', '.join(sorted(server.emulators))} on {scheme}://{args.host}:{args.port}/<vendor>",

@@ -1,5 +1,4 @@
-"""Servers as real processes on 127.0.0.1 for tests, demos and benchmarks: our emulators (uvicorn)
-and, where a test needs S3, moto's S3 server."""
+"""The emulators as a real process on 127.0.0.1 (uvicorn), for tests, demos and benchmarks."""
 
 from __future__ import annotations
 
@@ -8,7 +7,6 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -91,7 +89,7 @@ class EmulatorProcess:
 
     def stop(self) -> None:
         if self._proc is not None:
-            _terminate(self._proc)
+            terminate(self._proc)
         self._proc = None
 
     def control(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -127,64 +125,7 @@ class EmulatorProcess:
         self.stop()
 
 
-class MotoServer:
-    """moto's S3 server on 127.0.0.1 (a real HTTP S3 endpoint, in another process), with ``buckets``
-    created. Needs ``moto[server]`` (a dev dependency); clients reach it at ``url`` with any keys."""
-
-    def __init__(self, *buckets: str) -> None:
-        self.buckets = buckets
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    def alive(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    def restart(self) -> str:
-        """Start the server again (same port, buckets recreated); returns why it had stopped."""
-        why = f"exit code {self._proc.returncode if self._proc else None}; log tail: {self.log_tail()}"
-        self.__exit__(None, None, None)
-        self.__enter__()
-        return why
-
-    def log_tail(self, size: int = 2000) -> str:
-        try:
-            return self._log.read_text(errors="replace")[-size:]
-        except (AttributeError, OSError):
-            return ""
-
-    def __enter__(self) -> MotoServer:
-        import tempfile
-
-        self._log = Path(tempfile.mkstemp(prefix="moto-", suffix=".log")[1])
-        self._proc = subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=subprocess.DEVNULL,
-            stderr=self._log.open("ab"),
-        )
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while True:
-            try:
-                httpx.get(self.url, timeout=1)
-                break
-            except httpx.TransportError:
-                if self._proc.poll() is not None or time.monotonic() > deadline:
-                    self.__exit__(None, None, None)
-                    raise RuntimeError("moto's S3 server did not start") from None
-                time.sleep(0.1)
-        for bucket in self.buckets:
-            httpx.put(f"{self.url}/{bucket}").raise_for_status()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._proc is not None:
-            _terminate(self._proc)
-            self._proc = None
-
-
-def _terminate(proc: subprocess.Popen[bytes]) -> None:
+def terminate(proc: subprocess.Popen[bytes]) -> None:
     """SIGTERM, and SIGKILL if it has not exited 10 s later."""
     if proc.poll() is None:
         proc.terminate()

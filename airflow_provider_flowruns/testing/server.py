@@ -18,15 +18,14 @@ from pydantic import BaseModel
 from airflow_provider_flowruns.testing.clock import EmulatorClock
 from airflow_provider_flowruns.testing.faults import ErrorBody, FaultMiddleware, FaultPlan, FaultSpec
 
-#: vendor name -> "module:Class" of its emulator; vendor issues add theirs here.
+#: vendor name -> "module:Class" of its emulator; vendor issues add theirs here. An emulator of your
+#: own (a ``VendorEmulator`` subclass) is served by its "module:Class" in place of a name.
 VENDORS: dict[str, str] = {
     "demo": "airflow_provider_flowruns.testing.demo_app:DemoEmulator",
     "amperity": "airflow_provider_flowruns.testing.amperity_app:AmperityEmulator",
     "tableflow": "airflow_provider_flowruns.testing.tableflow_app:TableflowEmulator",
     "habu": "airflow_provider_flowruns.testing.habu_app:HabuEmulator",
     "activepieces": "airflow_provider_flowruns.testing.activepieces_app:ActivepiecesEmulator",
-    # Not a vendor of ours: the dbt Cloud baseline of the triggerer-density benchmark.
-    "dbtcloud": "airflow_provider_flowruns.testing.dbtcloud_app:DbtCloudEmulator",
 }
 
 
@@ -156,9 +155,10 @@ class VendorEmulator:
 def load_emulators(names: list[str], clock: EmulatorClock) -> list[VendorEmulator]:
     emulators = []
     for name in names:
-        if name not in VENDORS:
-            raise ValueError(f"unknown vendor {name!r}; choose from {sorted(VENDORS)}")
-        module, _, cls = VENDORS[name].partition(":")
+        spec = VENDORS.get(name, name if ":" in name else None)
+        if spec is None:
+            raise ValueError(f"unknown vendor {name!r}; choose from {sorted(VENDORS)} or give module:Class")
+        module, _, cls = spec.partition(":")
         emulators.append(getattr(importlib.import_module(module), cls)(clock))
     return emulators
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_flowruns.core.errors import FlowRunsConfigError, FlowRunsError
+from airflow_provider_flowruns.lineage import EmitsLineage
 from airflow_provider_flowruns.vendors.activepieces import ACTIVEPIECES
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ def step_files(folder: ObjectStoragePath, names: Sequence[str]) -> dict[str, Obj
     return paths
 
 
-class ActivepiecesStepOutputsToStorageOperator(BaseOperator):
+class ActivepiecesStepOutputsToStorageOperator(EmitsLineage, BaseOperator):
     """Write each step's ``output`` of run ``run_id`` to ``<destination>/<run id>/<step>.json``.
 
     :param run_id: the Activepieces run (templated, e.g. ``{{ ti.xcom_pull('trigger') }}``).
@@ -57,6 +58,8 @@ class ActivepiecesStepOutputsToStorageOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("conn_id", "run_id", "destination", "steps")
+    lineage_source = "flow-runs/{run_id}"
+    lineage_hook = ACTIVEPIECES
 
     def __init__(
         self,

@@ -10,6 +10,7 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_flowruns.core.errors import FlowRunsApiError, FlowRunsConfigError, RunFailed
 from airflow_provider_flowruns.core.rows import FORMATS
+from airflow_provider_flowruns.lineage import EmitsLineage
 from airflow_provider_flowruns.vendors.habu import HABU, REPORT_PAGE_SIZE
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ def write_result_pages(
     return write_atomically(dest, chunks(), overwrite=overwrite), counter.count
 
 
-class HabuFlowRunReportToStorageOperator(BaseOperator):
+class HabuFlowRunReportToStorageOperator(EmitsLineage, BaseOperator):
     """Write one node's report of a flow run to ``destination`` as CSV or JSON Lines.
 
     :param cleanroom_id: the clean room.
@@ -75,6 +76,8 @@ class HabuFlowRunReportToStorageOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("conn_id", "cleanroom_id", "run_id", "node", "destination", "format")
+    lineage_source = "cleanrooms/{cleanroom_id}/flow-runs/{run_id}/nodes/{node}"
+    lineage_hook = HABU
 
     def __init__(
         self,
@@ -129,7 +132,7 @@ class HabuFlowRunReportToStorageOperator(BaseOperator):
         return result
 
 
-class HabuQuestionRunFilesToStorageOperator(BaseOperator):
+class HabuQuestionRunFilesToStorageOperator(EmitsLineage, BaseOperator):
     """Copy every result file of a completed question run under ``destination`` (a prefix).
 
     :param run_id: the question run.
@@ -147,6 +150,8 @@ class HabuQuestionRunFilesToStorageOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("conn_id", "run_id", "destination", "files")
+    lineage_source = "question-runs/{run_id}"
+    lineage_hook = HABU
 
     def __init__(
         self,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from airflow.sdk import BaseOperator
 
 from airflow_provider_flowruns.core.errors import FlowRunsConfigError, RunFailed
+from airflow_provider_flowruns.lineage import EmitsLineage
 from airflow_provider_flowruns.operators.base import hook_params_checked
 from airflow_provider_flowruns.vendors.tableflow import TABLEFLOW
 
@@ -35,7 +36,7 @@ RUN_PIECES = ("steps", "drive_files", "input_files", "flow_attempts")
 LOOKED_FOR = ("steps", "drive_files", "input_files", "steps[].extraction_id", "steps[].outputs.extraction_id")
 
 
-class TableflowRunResultsToStorageOperator(BaseOperator):
+class TableflowRunResultsToStorageOperator(EmitsLineage, BaseOperator):
     """Write what completed run ``run_id`` carries to storage, and push it as the return XCom.
 
     - ``<destination>/<run id>/run.json``: the run as Tableflow sent it;
@@ -63,6 +64,8 @@ class TableflowRunResultsToStorageOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("conn_id", "run_id", "destination", "row_filter")
+    lineage_source = "flows/runs/{run_id}"
+    lineage_hook = TABLEFLOW
     #: Extraction folders go under the run's folder (False: directly under ``destination``, the
     #: deprecated operator's layout).
     tables_in_run_folder = True

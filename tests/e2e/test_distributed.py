@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_flowruns.testing.airflow_stack import (
+from flowruns_dev.airflow_stack import (
     AirflowStack,
     postgres_available,
     redis_available,
 )
-from airflow_provider_flowruns.testing.fleet import EmulatorFleet
+from flowruns_dev.fleet import EmulatorFleet
 
 ROOT = Path(__file__).resolve().parents[2]
 DAG_ID = "flowruns_distributed_load"

@@ -31,10 +31,10 @@ import pytest
 from airflow_provider_flowruns.core.runs import RunRef
 from airflow_provider_flowruns.hooks.activepieces import ActivepiecesHook
 from airflow_provider_flowruns.testing.activepieces_app import FLOW_APPROVAL, FLOW_BROKEN
-from airflow_provider_flowruns.testing.airflow_stack import AirflowStack
-from airflow_provider_flowruns.testing.fleet import EmulatorFleet
 from airflow_provider_flowruns.vendors.activepieces import RunFilter
 from airflow_provider_flowruns.version_compat import AIRFLOW_V_3_3_PLUS
+from flowruns_dev.airflow_stack import AirflowStack
+from flowruns_dev.fleet import EmulatorFleet
 
 ROOT = Path(__file__).resolve().parents[2]
 VENDORS = ("amperity", "habu", "tableflow", "activepieces")

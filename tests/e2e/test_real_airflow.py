@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_flowruns.testing.airflow_stack import AirflowStack
-from airflow_provider_flowruns.testing.fleet import EXAMPLE_DAGS, EmulatorFleet, start_example_runs
+from flowruns_dev.airflow_stack import AirflowStack
+from flowruns_dev.fleet import EXAMPLE_DAGS, EmulatorFleet, start_example_runs
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = (

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_flowruns.testing.airflow_stack import AirflowStack
-from airflow_provider_flowruns.testing.fleet import EmulatorFleet
+from flowruns_dev.airflow_stack import AirflowStack
+from flowruns_dev.fleet import EmulatorFleet
 
 ROOT = Path(__file__).resolve().parents[2]
 DAG_ID = "watch_habu_weekly"

@@ -10,6 +10,14 @@ from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+import tomllib
+
+#: The repository (pyproject's [project.urls] Source): docs/benchmarks.md links into it absolutely, so
+#: the link holds on the docs site, where files outside docs/ are not pages.
+REPOSITORY = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["project"][
+    "urls"
+]["Source"]
+
 
 @dataclass
 class Row:
@@ -119,7 +127,7 @@ def markdown(report: Report, *, command: str, smoke: bool) -> str:
         "Every number is ours against a baseline measured side by side in the same invocation; "
         "ours/baseline below 1 is better, except throughput (MiB/s), where above 1 is better. Goals are "
         "the ones issue 7 set; a goal not met is reported "
-        "as measured. How each benchmark works: [benchmarks/README.md](../benchmarks/README.md).",
+        f"as measured. How each benchmark works: [dev/benchmarks/README.md]({REPOSITORY}/blob/main/dev/benchmarks/README.md).",
         "",
         f"- command: `{command}`" + (" (smoke-sized: goals not judged)" if smoke else ""),
         f"- measured: {when}",

@@ -28,9 +28,10 @@ from typing import Any
 
 import httpx
 
-from airflow_provider_flowruns.testing.process import EmulatorProcess, MotoServer
+from airflow_provider_flowruns.testing.process import EmulatorProcess
 from benchmarks.report import Report, Row
 from benchmarks.transfer_worker import READY
+from flowruns_dev.moto import MotoServer
 
 TOKEN = "demo-token"
 MIB = 1 << 20
@@ -209,7 +210,7 @@ def _rows(
         if (dest, big) not in results or (dest, small) not in results:
             report.notes.append(
                 f"bench 3 ({what}): no {dest}:// rows - s3fs / the Amazon provider are not installed here "
-                "(the dev extras install them), or a transfer failed (see the notes)."
+                "(the dev group and the s3 extra install them), or a transfer failed (see the notes)."
             )
             continue
         name = f"3 transfer {what} -> {dest}://"

@@ -16,8 +16,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from airflow_provider_flowruns.testing.airflow_stack import AirflowStack
 from airflow_provider_flowruns.testing.process import EmulatorProcess
+from flowruns_dev.airflow_stack import AirflowStack
 
 SPEEDS: dict[str, float] = {"demo": 1, "amperity": 10, "activepieces": 10, "tableflow": 2, "habu": 600}
 EXAMPLE_DAGS = (

@@ -24,13 +24,16 @@ from typing import Any
 import httpx
 
 from airflow_provider_flowruns.testing.process import EmulatorProcess
-from airflow_provider_flowruns.testing.tls import self_signed
 from benchmarks.parse_cost import dbt_available
 from benchmarks.report import Report, Row
+from flowruns_dev.tls import self_signed
 
 DEMO_TOKEN = "demo-token"
 DBT_TOKEN = "dbt-token"
 OURS_POLL = "GET /demo/v1/runs/{run_id}"
+#: Served by its import path: the dbt Cloud emulator lives in the repository's dev harness, not in
+#: the provider's ``testing`` package (the emulator process finds it on the inherited PYTHONPATH).
+DBTCLOUD_EMULATOR = "flowruns_dev.dbtcloud_app:DbtCloudEmulator"
 DBT_POLL = "GET /dbtcloud/api/v2/accounts/{account_id}/runs/{run_id}/"
 
 
@@ -191,7 +194,7 @@ def run(report: Report, *, smoke: bool) -> None:
         import ssl
 
         verify = ssl.create_default_context(cafile=cert)
-        with EmulatorProcess(["demo", "dbtcloud"], speed=speed, tls=(cert, key)) as emu:
+        with EmulatorProcess(["demo", DBTCLOUD_EMULATOR], speed=speed, tls=(cert, key)) as emu:
             env = {
                 **os.environ,
                 "SSL_CERT_FILE": cert,  # both httpx (trust_env) and aiohttp (default context) honour it
