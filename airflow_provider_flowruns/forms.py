@@ -185,6 +185,7 @@ TABLEFLOW = Form(
 
 #: The demo emulator's type (``testing/demo.py``), registered so the README's ten-line DAG's
 #: connection can be made in the UI too.
+# --8<-- [start:form]
 DEMO = Form(
     hidden=("schema", "port"),
     labels={
@@ -204,6 +205,7 @@ DEMO = Form(
         ),
     },
 )
+# --8<-- [end:form]
 
 #: Connection type -> form.
 FORMS: dict[str, Form] = {

@@ -1,7 +1,9 @@
 """Provider metadata for Airflow's ``ProvidersManager`` (entry point ``apache_airflow_provider``).
 
-Connection forms (``ui-field-behaviour`` + ``conn-fields``, read by Airflow 3.2+ without importing our
-hooks) come from ``forms.py``, which the hooks' classmethods for Airflow 3.1 read too.
+Built from the vendor records (``vendors/__init__.py``): each vendor's connection type and form
+(``ui-field-behaviour`` + ``conn-fields``, read by Airflow 3.2+ without importing our hooks), its
+integration, hook, operator, sensor and transfer modules, and its ``<conn_type>_poll_interval``
+option. Nothing here is written per vendor; this module imports no Airflow.
 """
 
 from __future__ import annotations
@@ -9,30 +11,36 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_flowruns import __version__
-from airflow_provider_flowruns.forms import FORMS
+from airflow_provider_flowruns.core.vendor import Vendor
+from airflow_provider_flowruns.vendors import ALL
 
 _P = "airflow_provider_flowruns"
+#: The integration the shared bases, the trigger and the link belong to.
+_ENGINE = "Flow runs"
 
 
-def _connection_type(conn_type: str, hook: str, name: str) -> dict[str, Any]:
-    form = FORMS[conn_type]
+def _connection_type(vendor: Vendor) -> dict[str, Any]:
     return {
-        "connection-type": conn_type,
-        "hook-class-name": hook,
-        "hook-name": name,
-        "ui-field-behaviour": form.ui_field_behaviour(),
-        "conn-fields": form.conn_fields(),
+        "connection-type": vendor.conn_type,
+        "hook-class-name": vendor.hook,
+        "hook-name": vendor.display_name,
+        "ui-field-behaviour": vendor.form.ui_field_behaviour(),
+        "conn-fields": vendor.form.conn_fields(),
     }
 
 
-CONNECTION_TYPES: list[dict[str, Any]] = [
-    _connection_type("habu", f"{_P}.hooks.habu.HabuHook", "LiveRamp Clean Room (Habu)"),
-    _connection_type("amperity", f"{_P}.hooks.amperity.AmperityHook", "Amperity"),
-    _connection_type("activepieces", f"{_P}.hooks.activepieces.ActivepiecesHook", "Activepieces"),
-    _connection_type("tableflow", f"{_P}.hooks.tableflow.TableflowHook", "Tableflow"),
-    # The README's ten-line DAG runs against the demo emulator: its type is in the UI's list too.
-    _connection_type("flowruns_demo", f"{_P}.testing.demo.DemoHook", "Flow runs demo emulator"),
-]
+def _modules(section: str) -> list[dict[str, Any]]:
+    """``operators``/``sensors`` entries: the engine's base module, then each vendor's."""
+    entries = [{"integration-name": _ENGINE, "python-modules": [f"{_P}.{section}.base"]}]
+    for vendor in ALL:
+        if getattr(vendor, section):
+            entries.append(
+                {"integration-name": vendor.display_name, "python-modules": list(getattr(vendor, section))}
+            )
+    return entries
+
+
+CONNECTION_TYPES: list[dict[str, Any]] = [_connection_type(v) for v in ALL]
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -41,55 +49,19 @@ def get_provider_info() -> dict[str, Any]:
         "name": "Flow Runs (Habu, Amperity, Activepieces, Tableflow)",
         "description": "Trigger, wait for, steer and collect vendor flow runs from Airflow DAGs.",
         "versions": [__version__],
-        "integrations": [
-            {
-                "integration-name": "LiveRamp Clean Room (Habu)",
-                "external-doc-url": "https://developers.liveramp.com/clean-room-api/",
-            },
-            {"integration-name": "Amperity", "external-doc-url": "https://docs.amperity.com/api/"},
-            {"integration-name": "Activepieces", "external-doc-url": "https://www.activepieces.com/docs/"},
-            {"integration-name": "Tableflow", "external-doc-url": "https://docs.tableflow.com/"},
-        ],
-        "hooks": [
-            {"integration-name": "LiveRamp Clean Room (Habu)", "python-modules": [f"{_P}.hooks.habu"]},
-            {"integration-name": "Amperity", "python-modules": [f"{_P}.hooks.amperity"]},
-            {"integration-name": "Activepieces", "python-modules": [f"{_P}.hooks.activepieces"]},
-            {"integration-name": "Tableflow", "python-modules": [f"{_P}.hooks.tableflow"]},
-        ],
-        "operators": [
-            {"integration-name": "Flow runs", "python-modules": [f"{_P}.operators.base"]},
-            {"integration-name": "LiveRamp Clean Room (Habu)", "python-modules": [f"{_P}.operators.habu"]},
-            {"integration-name": "Amperity", "python-modules": [f"{_P}.operators.amperity"]},
-            {"integration-name": "Tableflow", "python-modules": [f"{_P}.operators.tableflow"]},
-            {
-                "integration-name": "Activepieces",
-                "python-modules": [f"{_P}.operators.activepieces", f"{_P}.operators.activepieces_bulk"],
-            },
-        ],
-        "sensors": [
-            {"integration-name": "Flow runs", "python-modules": [f"{_P}.sensors.base"]},
-            {"integration-name": "LiveRamp Clean Room (Habu)", "python-modules": [f"{_P}.sensors.habu"]},
-            {"integration-name": "Amperity", "python-modules": [f"{_P}.sensors.amperity"]},
-            {"integration-name": "Tableflow", "python-modules": [f"{_P}.sensors.tableflow"]},
-            {"integration-name": "Activepieces", "python-modules": [f"{_P}.sensors.activepieces"]},
-        ],
-        "triggers": [{"integration-name": "Flow runs", "python-modules": [f"{_P}.triggers.run"]}],
+        "integrations": [{"integration-name": v.display_name, "external-doc-url": v.docs_url} for v in ALL],
+        "hooks": [{"integration-name": v.display_name, "python-modules": [v.hook_module]} for v in ALL],
+        "operators": _modules("operators"),
+        "sensors": _modules("sensors"),
+        "triggers": [{"integration-name": _ENGINE, "python-modules": [f"{_P}.triggers.run"]}],
         "transfers": [
             {
-                "source-integration-name": "LiveRamp Clean Room (Habu)",
+                "source-integration-name": v.display_name,
                 "target-integration-name": "Object storage",
-                "python-module": f"{_P}.transfers.habu",
-            },
-            {
-                "source-integration-name": "Tableflow",
-                "target-integration-name": "Object storage",
-                "python-module": f"{_P}.transfers.tableflow",
-            },
-            {
-                "source-integration-name": "Activepieces",
-                "target-integration-name": "Object storage",
-                "python-module": f"{_P}.transfers.activepieces",
-            },
+                "python-module": module,
+            }
+            for v in ALL
+            for module in v.transfers
         ],
         "connection-types": CONNECTION_TYPES,
         "config": {
@@ -135,29 +107,20 @@ def get_provider_info() -> dict[str, Any]:
                         "default": "10",
                     },
                     **{
-                        f"{vendor}_poll_interval": {
-                            "description": f"Default seconds between {vendor} status checks when a task sets none; "
-                            "never below the vendor's floor.",
+                        f"{v.conn_type}_poll_interval": {
+                            "description": f"Default seconds between {v.name} status checks when a task sets "
+                            f"none (default {v.default_poll_interval:g}); never below the vendor's floor "
+                            f"({v.poll_floor:g}).",
                             "version_added": "0.1.0",
                             "type": "float",
-                            "example": str(example),
+                            "example": f"{v.default_poll_interval:g}",
                             "default": None,
                         }
-                        for vendor, example in (
-                            ("habu", 900),
-                            ("amperity", 60),
-                            ("activepieces", 15),
-                            ("tableflow", 30),
-                        )
+                        for v in ALL
                     },
                 },
             }
         },
-        "extra-links": [
-            f"{_P}.links.FlowRunLink",
-            f"{_P}.links.HabuRunLink",
-            f"{_P}.links.AmperityRunLink",
-            f"{_P}.links.ActivepiecesRunLink",
-            f"{_P}.links.TableflowRunLink",
-        ],
+        # One link class: each operator's button is a FlowRunLink named from its vendor's record.
+        "extra-links": [f"{_P}.links.FlowRunLink"],
     }

@@ -28,14 +28,13 @@ if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
 
     from airflow_provider_flowruns.core.http import FlowRunsHook
-    from airflow_provider_flowruns.vendors import HookRef
 
 
 class EmitsLineage:
     """The OpenLineage methods of a run operator or transfer.
 
-    A class declares :attr:`lineage_source` (what it reads, a name template over its attributes) and,
-    for a transfer, :attr:`lineage_hook` (its vendor); a run operator's vendor run comes from the run
+    A class declares :attr:`lineage_source` (what it reads, a name template over its attributes); its
+    vendor is its ``hook`` (a ``VendorOperator``'s); a run operator's vendor run comes from the run
     it started or watched (``_run_ref``), a transfer's from its ``run_id``, and what a transfer
     wrote is the ``_produced`` record ``core/produced.py`` keeps once all of it landed (the same
     record its outlet asset events are made from).
@@ -44,13 +43,10 @@ class EmitsLineage:
     #: What the task reads at the vendor, as a name template over the operator's attributes
     #: (``"flows/{flow_id}"``); None: no input dataset.
     lineage_source: ClassVar[str | None] = None
-    #: A transfer's vendor hook (run operators have their ``hook``).
-    lineage_hook: ClassVar[HookRef[Any] | None] = None
 
     def lineage_vendor_hook(self) -> FlowRunsHook:
-        if self.lineage_hook is None:  # pragma: no cover - every transfer declares one
-            raise NotImplementedError(f"{type(self).__name__} declares no lineage_hook")
-        return self.lineage_hook(getattr(self, "conn_id", None))
+        """The task's vendor hook: every run operator and transfer is a ``VendorOperator``."""
+        return self.hook  # type: ignore[attr-defined, no-any-return]
 
     def lineage_run_id(self) -> str | None:
         """The vendor run this task started, watched or read (None before it had one)."""

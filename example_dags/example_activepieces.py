@@ -55,7 +55,7 @@ with DAG(
         task_id="request_approval",
         flow_id="{{ var.value.get('activepieces_approval_flow_id', 'flowApproval000000000') }}",
         payload={"expense": report, "requested_by": "airflow"},
-        on_pause="return",  # the flow waits for a human: hand the paused run to the next task
+        on_pause="succeed",  # the flow waits for a human: hand the paused run to the next task
         deferrable=True,
         timeout=timedelta(hours=1),
     )

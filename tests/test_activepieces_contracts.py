@@ -21,6 +21,7 @@ from airflow_provider_flowruns.core.errors import (
     UnexpectedResponse,
 )
 from airflow_provider_flowruns.core.runs import RunRef, RunState
+from airflow_provider_flowruns.core.schedule import PollSchedule
 from airflow_provider_flowruns.hooks.activepieces import ActivepiecesHook, NotResumable, RunFilter
 from airflow_provider_flowruns.sensors.activepieces import ActivepiecesFlowRunSensor
 from airflow_provider_flowruns.testing import activepieces_app as ap
@@ -86,7 +87,7 @@ async def first_event(run_id: str = RUN_ID, stop_states=()) -> dict:
         hook_class_path=ActivepiecesHook.class_path(),
         hook_kwargs=ActivepiecesHook(**FAST).hook_kwargs(),
         run_ref=RunRef(run_id).to_dict(),
-        poll_interval=5.0,
+        schedule=PollSchedule.fixed(5.0, 0.0).to_dict(),
         stop_states=stop_states,
     )
     async for event in trigger.run():
@@ -117,9 +118,14 @@ async def test_trigger_stops_at_the_examples_pause(activepieces):
 
 def test_sensor_on_the_example_succeeds_on_pause_or_keeps_waiting(activepieces):
     activepieces.serve_verbatim(run_answer(RUN.body))
-    accepting = ActivepiecesFlowRunSensor(task_id="s", run_id=RUN_ID, succeed_on_pause=True, deferrable=False)
+    accepting = ActivepiecesFlowRunSensor(task_id="s", run_id=RUN_ID, on_pause="succeed", deferrable=False)
     assert accepting.poke({}) is True
     assert ActivepiecesFlowRunSensor(task_id="s2", run_id=RUN_ID, deferrable=False).poke({}) is False
+    failing = ActivepiecesFlowRunSensor(task_id="s3", run_id=RUN_ID, on_pause="fail", deferrable=False)
+    with pytest.raises(
+        RunFailed, match=f"Activepieces run {RUN_ID} is paused \\(PAUSED\\) and on_pause='fail'"
+    ):
+        failing.poke({})
 
 
 def test_older_schema_failed_step_name_is_read(activepieces):
@@ -418,7 +424,7 @@ def test_resume_operator_on_the_example_pushes_the_recorded_answer(activepieces)
     )
     ti = _Ti()
     op = ActivepiecesResumeFlowRunOperator(
-        task_id="t", run_id=RUN_ID, payload={"ok": True}, on_pause="return"
+        task_id="t", run_id=RUN_ID, payload={"ok": True}, on_pause="succeed"
     )
     assert op.submit(ActivepiecesHook(**FAST), {"ti": ti}).run_id == RUN_ID
     assert ti.pushed["response"] == {"status_code": 200, "body": recorded.body, "request_id": None}

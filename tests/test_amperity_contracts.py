@@ -18,6 +18,7 @@ from airflow_provider_flowruns.core.errors import (
     UnexpectedResponse,
 )
 from airflow_provider_flowruns.core.runs import RunRef, RunState
+from airflow_provider_flowruns.core.schedule import PollSchedule
 from airflow_provider_flowruns.hooks.amperity import AmperityHook, validate_start
 from airflow_provider_flowruns.sensors.amperity import AmperityWorkflowRunSensor
 from airflow_provider_flowruns.testing.process import EmulatorProcess
@@ -74,7 +75,7 @@ async def first_event(run_id: str) -> dict:
         hook_class_path=AmperityHook.class_path(),
         hook_kwargs=AmperityHook(**FAST).hook_kwargs(),
         run_ref=RunRef(run_id).to_dict(),
-        poll_interval=10.0,
+        schedule=PollSchedule.fixed(10.0, 0.0).to_dict(),
     )
     async for event in trigger.run():
         return dict(event.payload)

@@ -32,7 +32,9 @@ from hypothesis import strategies as st
 
 from airflow_provider_flowruns.core.errors import FlowRunsError
 from airflow_provider_flowruns.core.http import FlowRunsHook
+from airflow_provider_flowruns.core.params import hook_params_checked, to_seconds
 from airflow_provider_flowruns.core.runs import RunRef, RunStatus
+from airflow_provider_flowruns.core.schedule import PollSchedule
 from airflow_provider_flowruns.core.storage import (
     as_storage_path,
     child_path,
@@ -43,7 +45,6 @@ from airflow_provider_flowruns.hooks.activepieces import ActivepiecesHook
 from airflow_provider_flowruns.hooks.amperity import AmperityHook, validate_start
 from airflow_provider_flowruns.hooks.habu import FLOW_RUN, QUESTION_RUN, HabuHook, level_number
 from airflow_provider_flowruns.hooks.tableflow import TableflowHook
-from airflow_provider_flowruns.operators.base import hook_params_checked, to_seconds
 from airflow_provider_flowruns.transfers.habu import unique_name
 from airflow_provider_flowruns.triggers.run import FlowRunTrigger
 
@@ -177,7 +178,7 @@ def trigger_events(vendor: Vendor, route: respx.Route) -> list[dict[str, Any]]:
             hook_class_path=hook.class_path(),
             hook_kwargs=hook.hook_kwargs(),
             run_ref=vendor.ref.to_dict(),
-            poll_interval=0.001,
+            schedule=PollSchedule.fixed(0.001, 0.0).to_dict(),
             deadline=time.time() + allowed,
         )
 

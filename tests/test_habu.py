@@ -318,6 +318,7 @@ def test_a_poll_refused_a_token_tells_the_task_its_run_keeps_going(short):
     """The triggerer's poll of a run that exists: the error event says the run keeps going."""
     import asyncio
 
+    from airflow_provider_flowruns.core.schedule import PollSchedule
     from airflow_provider_flowruns.triggers.run import FlowRunTrigger
 
     hook = HabuHook(**FAST)
@@ -328,7 +329,7 @@ def test_a_poll_refused_a_token_tells_the_task_its_run_keeps_going(short):
         hook_class_path=hook.class_path(),
         hook_kwargs=hook.hook_kwargs(),
         run_ref=RunRef(run["id"], kind=QUESTION_RUN).to_dict(),
-        poll_interval=0.1,
+        schedule=PollSchedule.fixed(0.1, 0.0).to_dict(),
     )
 
     async def events() -> list[dict]:

@@ -17,6 +17,7 @@ from contract_examples import example
 
 from airflow_provider_flowruns.core.errors import FlowRunsApiError, FlowRunsConfigError, UnexpectedResponse
 from airflow_provider_flowruns.core.runs import RunRef, RunState
+from airflow_provider_flowruns.core.schedule import PollSchedule
 from airflow_provider_flowruns.core.storage import IncompleteTransfer
 from airflow_provider_flowruns.hooks import habu as habu_hooks
 from airflow_provider_flowruns.hooks.habu import FLOW_RUN, QUESTION_RUN, HabuHook
@@ -442,7 +443,7 @@ async def test_trigger_reads_the_seed_poll_answer_as_success(habu):
         hook_class_path=hook.class_path(),
         hook_kwargs=hook.hook_kwargs(),
         run_ref=flow_ref("fr1234").to_dict(),
-        poll_interval=300 / SPEED,
+        schedule=PollSchedule.fixed(300 / SPEED, 0.0).to_dict(),
     )
     try:
         events = [event.payload async for event in trigger.run()]
@@ -460,7 +461,7 @@ async def test_trigger_fails_on_a_status_body_it_cannot_read(habu):
         hook_class_path=hook.class_path(),
         hook_kwargs=hook.hook_kwargs(),
         run_ref=flow_ref("fr1234").to_dict(),
-        poll_interval=300 / SPEED,
+        schedule=PollSchedule.fixed(300 / SPEED, 0.0).to_dict(),
     )
     try:
         events = [event.payload async for event in trigger.run()]

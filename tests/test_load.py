@@ -24,6 +24,7 @@ from airflow_provider_flowruns.core.clients import REGISTRY
 from airflow_provider_flowruns.core.errors import RateLimitBudgetExhausted
 from airflow_provider_flowruns.core.http import FlowRunsHook
 from airflow_provider_flowruns.core.runs import RunRef
+from airflow_provider_flowruns.core.schedule import PollSchedule
 from airflow_provider_flowruns.hooks.activepieces import ActivepiecesHook, RunFilter
 from airflow_provider_flowruns.hooks.amperity import AmperityHook
 from airflow_provider_flowruns.hooks.habu import QUESTION_RUN, HabuHook
@@ -118,7 +119,7 @@ def test_many_deferred_runs_in_one_loop_all_finish_once(fleet, monkeypatch, fres
                 hook_class_path=hook.class_path(),
                 hook_kwargs=hook.hook_kwargs(),
                 run_ref=ref.to_dict(),
-                poll_interval=POLL,
+                schedule=PollSchedule.fixed(POLL, 0.0).to_dict(),
                 deadline=time.time() + 300,
             )
             for ref in refs

@@ -19,10 +19,8 @@ from airflow_provider_flowruns.hooks.activepieces import ActivepiecesHook
 from airflow_provider_flowruns.hooks.amperity import AmperityHook
 from airflow_provider_flowruns.hooks.habu import HabuHook
 from airflow_provider_flowruns.hooks.tableflow import TableflowHook
-from airflow_provider_flowruns.vendors.activepieces import ACTIVEPIECES
-from airflow_provider_flowruns.vendors.amperity import AMPERITY
-from airflow_provider_flowruns.vendors.habu import HABU
-from airflow_provider_flowruns.vendors.tableflow import TABLEFLOW
+from airflow_provider_flowruns.testing.demo import DemoHook
+from airflow_provider_flowruns.vendors import ACTIVEPIECES, ALL, AMPERITY, DEMO, HABU, TABLEFLOW
 from benchmarks.parse_cost import our_modules
 
 #: Modules a DAG file must not pull in (prefix match).
@@ -102,19 +100,61 @@ def test_dag_parse_does_not_import_the_run_engine(mode: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("ref", "hook"),
+    ("record", "hook"),
     [
         (HABU, HabuHook),
         (AMPERITY, AmperityHook),
         (ACTIVEPIECES, ActivepiecesHook),
         (TABLEFLOW, TableflowHook),
+        (DEMO, DemoHook),
     ],
 )
-def test_hook_refs_resolve_to_their_hooks(ref, hook) -> None:
-    assert ref.load() is hook
-    for attr in ("conn_type", "default_conn_name", "default_poll_interval"):
-        assert getattr(ref, attr) == getattr(hook, attr)
-    assert ref.vendor == hook.vendor  # anything else is read from the hook class
-    built = ref("some_conn")
+def test_vendor_records_build_their_hooks(record, hook) -> None:
+    """Each hook's class attributes are its record's facts (what Airflow reads from the class)."""
+    assert record.load_hook() is hook
+    assert record in ALL
+    assert (hook.conn_type, hook.default_conn_name, hook.conn_name_attr, hook.hook_name) == (
+        record.conn_type,
+        f"{record.conn_type}_default",
+        f"{record.conn_type}_conn_id",
+        record.display_name,
+    )
+    assert (hook.vendor, hook.form, hook.default_base_url) == (
+        record.name,
+        record.form,
+        record.default_base_url,
+    )
+    assert (hook.poll_floor, hook.default_poll_interval) == (record.poll_floor, record.default_poll_interval)
+    assert hook.get_ui_field_behaviour() == record.form.field_behaviour()  # Airflow 3.1's form
+    built = record.load_hook()("some_conn")
     assert isinstance(built, hook)
-    assert built.class_path() == f"{hook.__module__}.{hook.__name__}"
+    assert built.class_path() == record.hook
+
+
+def test_a_record_and_its_hook_must_name_each_other() -> None:
+    from dataclasses import replace
+
+    from airflow_provider_flowruns.core.http import FlowRunsHook
+
+    stray = replace(DEMO, hook="airflow_provider_flowruns.hooks.habu.HabuHook")
+    with pytest.raises(TypeError, match="does not declare vendor_info = the Demo record"):
+        stray.load_hook()
+    with pytest.raises(TypeError, match="declares the Demo record, which names"):
+        type("Elsewhere", (FlowRunsHook,), {"vendor_info": DEMO, "__module__": __name__})
+
+
+def test_run_tasks_get_their_vendors_link_from_the_record() -> None:
+    from airflow_provider_flowruns.operators.habu import HabuQuestionRunOperator
+    from airflow_provider_flowruns.sensors.tableflow import TableflowFlowRunSensor
+    from airflow_provider_flowruns.transfers.habu import HabuFlowRunReportToStorageOperator
+
+    assert [link.name for link in HabuQuestionRunOperator.operator_extra_links] == [HABU.link_name]
+    assert [link.name for link in TableflowFlowRunSensor.operator_extra_links] == [TABLEFLOW.link_name]
+    assert HabuFlowRunReportToStorageOperator.operator_extra_links == ()  # a transfer pushes no run_url
+
+
+def test_forms_by_type_match_the_records() -> None:
+    """forms.FORMS (walked by the form tests) names the same form per connection type as the records."""
+    from airflow_provider_flowruns import forms
+
+    assert {v.conn_type: v.form for v in ALL} == forms.FORMS

@@ -77,4 +77,4 @@ def test_airflow_cli_lists_us(command):
     elif command == "hooks":
         assert all(t in text for t in ("habu", "amperity", "activepieces", "tableflow"))
     else:
-        assert "airflow_provider_flowruns.links.HabuRunLink" in text
+        assert "airflow_provider_flowruns.links.FlowRunLink" in text

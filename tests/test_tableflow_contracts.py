@@ -143,6 +143,7 @@ def test_sensor_pokes_true_on_the_documented_run(tableflow, ex):
 
 @pytest.mark.parametrize("ex", [SEED_RUN, DOC_RUN], ids=lambda e: e.name)
 async def test_trigger_fires_success_on_the_documented_run(tableflow, ex):
+    from airflow_provider_flowruns.core.schedule import PollSchedule
     from airflow_provider_flowruns.triggers.run import FlowRunTrigger
 
     serve_run(tableflow, ex.body)
@@ -151,7 +152,7 @@ async def test_trigger_fires_success_on_the_documented_run(tableflow, ex):
         hook_class_path=hook.class_path(),
         hook_kwargs=hook.hook_kwargs(),
         run_ref={"run_id": RUN_ID},
-        poll_interval=10,
+        schedule=PollSchedule.fixed(10, 0.0).to_dict(),
     )
     try:
         events = [event.payload async for event in trigger.run()]

@@ -11,18 +11,24 @@ from conftest import demo_stats
 
 from airflow_provider_flowruns.core.clients import REGISTRY
 from airflow_provider_flowruns.core.runs import RunRef
+from airflow_provider_flowruns.core.schedule import PollSchedule
 from airflow_provider_flowruns.hooks.tableflow import TableflowHook
 from airflow_provider_flowruns.testing.demo import DemoHook
 from airflow_provider_flowruns.triggers.run import FlowRunTrigger
 
 
-def make_trigger(ref: RunRef, **overrides) -> FlowRunTrigger:
+def every(seconds: float) -> dict:
+    """A fixed schedule with no floor, as a trigger's ``schedule`` argument."""
+    return PollSchedule.fixed(seconds, 0.0).to_dict()
+
+
+def make_trigger(ref: RunRef, poll_interval: float = 0.2, **overrides) -> FlowRunTrigger:
     hook = DemoHook(retry_base_delay=0.01, retry_max_delay=0.05, max_retries=1)
     kwargs = dict(
         hook_class_path=hook.class_path(),
         hook_kwargs=hook.hook_kwargs(),
         run_ref=ref.to_dict(),
-        poll_interval=0.2,
+        schedule=every(poll_interval),
         deadline=None,
         run_url="http://x/runs/1",
     )
@@ -30,13 +36,14 @@ def make_trigger(ref: RunRef, **overrides) -> FlowRunTrigger:
     return FlowRunTrigger(**kwargs)
 
 
-def tableflow_trigger(run_id: str, **kwargs) -> FlowRunTrigger:
+def tableflow_trigger(run_id: str, poll_interval: float, **kwargs) -> FlowRunTrigger:
     """A trigger on Tableflow run ``run_id`` (connection ``tableflow_default``, set by the test)."""
     hook = TableflowHook()
     return FlowRunTrigger(
         hook_class_path=hook.class_path(),
         hook_kwargs=hook.hook_kwargs(),
         run_ref={"run_id": run_id},
+        schedule=every(poll_interval),
         **kwargs,
     )
 
@@ -165,7 +172,7 @@ async def test_on_kill_without_cancel_endpoint_logs_and_returns(capfd, monkeypat
 
 def test_rejects_a_class_that_is_not_a_hook():
     trigger = FlowRunTrigger(
-        hook_class_path="builtins.dict", hook_kwargs={}, run_ref={"run_id": "r"}, poll_interval=1
+        hook_class_path="builtins.dict", hook_kwargs={}, run_ref={"run_id": "r"}, schedule=every(1)
     )
     with pytest.raises(TypeError, match="not a FlowRunsHook"):
         _ = trigger.hook
@@ -257,7 +264,7 @@ def test_a_deferring_run_operator_polls_first_after_the_floor_whatever_the_time_
     trigger = _deferred_trigger(task, {"ti": _TI(), "task_state_store": None})
     assert FIRST_POLL_FLOOR == 10.0
     assert trigger.initial_delay == 10.0  # 0.1 s (1 s / 10) before the floor
-    assert trigger.poll_interval == pytest.approx(0.1)  # later polls keep the scaled interval
+    assert trigger.schedule["interval"] == pytest.approx(0.1)  # later polls keep the scaled interval
     assert trigger.serialize()[1]["initial_delay"] == 10.0  # what the triggerer rebuilds it from
 
 
@@ -268,7 +275,7 @@ def test_a_deferring_sensor_polls_first_after_the_floor_whatever_the_time_scale(
     sensor = DemoRunSensor(task_id="s", run_id=ref.run_id, deferrable=True, poke_interval=1)
     trigger = _deferred_trigger(sensor, {"ti": _TI()})
     assert trigger.initial_delay == 10.0
-    assert trigger.schedule is not None and trigger.schedule["floor"] == pytest.approx(0.1)
+    assert trigger.schedule["floor"] == pytest.approx(0.1)
 
 
 def test_first_poll_delay_keeps_longer_gaps_and_reads_the_configured_floor(monkeypatch):
@@ -314,7 +321,7 @@ async def test_the_trigger_backs_off_after_failed_polls_up_to_the_cap_and_resets
         hook_class_path=hook.class_path(),
         hook_kwargs=hook.hook_kwargs(),
         run_ref={"run_id": "fr1"},
-        poll_interval=200,  # cap: min(1600, 200 + 900) = 1100 s (it was 8x: 1600 s)
+        schedule=every(200),  # cap: min(1600, 200 + 900) = 1100 s (it was 8x: 1600 s)
     )
     (event,) = await events_of(trigger)
     assert event["status"] == "success" and route.call_count == 7

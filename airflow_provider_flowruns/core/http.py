@@ -42,6 +42,7 @@ from airflow_provider_flowruns.core.runs import RunRef, RunStatus, StatusMap
 from airflow_provider_flowruns.core.watch import RunPage
 
 if TYPE_CHECKING:
+    from airflow_provider_flowruns.core.vendor import Vendor
     from airflow_provider_flowruns.forms import Form
 
 T = TypeVar("T")
@@ -140,10 +141,14 @@ class FlowRunsHook(BaseHook):
     conn_type = "flowruns"
     hook_name = "Flow runs"
 
-    #: Vendor name used in logs and messages.
-    #: The connection form (``forms.py``); Airflow 3.1 reads it through the two classmethods below,
-    #: 3.2+ from provider info, both built from this one declaration.
+    #: The vendor's record (``vendors/__init__.py``). A hook that declares one gets the class
+    #: attributes below, and those Airflow reads (``conn_type``, ``default_conn_name``,
+    #: ``conn_name_attr``, ``hook_name``), copied from it: see :meth:`__init_subclass__`.
+    vendor_info: ClassVar[Vendor | None] = None
+    #: The connection form (``forms.py``); Airflow 3.1 reads it through the two classmethods
+    #: ``__init_subclass__`` adds, 3.2+ from provider info, both built from this one declaration.
     form: ClassVar[Form | None] = None
+    #: Vendor name used in logs and messages.
     vendor: ClassVar[str] = "vendor"
     default_base_url: ClassVar[str] = ""
     #: The shortest poll interval the vendor allows (seconds) and the default when unset.
@@ -158,10 +163,26 @@ class FlowRunsHook(BaseHook):
     status_map: ClassVar[StatusMap]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        """A hook that declares its ``form`` gets the two classmethods Airflow 3.1 builds the
-        connection form from, in its own class body: 3.1 looks for them in ``hook_class.__dict__``
-        (providers_manager), so methods inherited from this base would be ignored."""
+        """Copy the vendor record's facts onto the hook class, where Airflow reads them, and give a
+        hook with a ``form`` the two classmethods Airflow 3.1 builds the connection form from, in
+        its own class body: 3.1 looks for them in ``hook_class.__dict__`` (providers_manager), so
+        methods inherited from this base would be ignored."""
         super().__init_subclass__(**kwargs)
+        info = cls.__dict__.get("vendor_info")
+        if info is not None:
+            if info.hook != cls.class_path():
+                raise TypeError(
+                    f"{cls.class_path()} declares the {info.name} record, which names {info.hook}"
+                )
+            cls.conn_type = info.conn_type
+            cls.default_conn_name = info.default_conn_name
+            cls.conn_name_attr = info.conn_name_attr
+            cls.hook_name = info.display_name
+            cls.vendor = info.name
+            cls.form = info.form
+            cls.default_base_url = info.default_base_url
+            cls.poll_floor = info.poll_floor
+            cls.default_poll_interval = info.default_poll_interval
         form = cls.__dict__.get("form")
         if form is not None:
             setattr(cls, "get_ui_field_behaviour", classmethod(lambda _cls: form.field_behaviour()))  # noqa: B010

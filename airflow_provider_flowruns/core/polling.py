@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_flowruns.core.errors import FlowRunsConfigError
@@ -61,9 +61,6 @@ class RetryPolicy:
         ceiling = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
         # "Full jitter" spreads a thundering herd of triggers hitting the same 429 apart.
         return random.uniform(ceiling / 2, ceiling)
-
-    def to_kwargs(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -21,10 +21,10 @@ import io
 import json
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 RowFormat = Literal["csv", "jsonl"]
-FORMATS: tuple[str, ...] = ("csv", "jsonl")
+FORMATS: tuple[RowFormat, ...] = get_args(RowFormat)
 
 #: Spill bytes held in memory before the spill moves to a temporary file on local disk.
 SPILL_IN_MEMORY = 8 * 1024 * 1024

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import httpx
 
-from airflow_provider_flowruns import forms
 from airflow_provider_flowruns.core.errors import (
     FlowRunsApiError,
     FlowRunsConfigError,
@@ -35,9 +34,8 @@ from airflow_provider_flowruns.hooks.activepieces_models import (
     ActivepiecesSeekPage,
     WatchedSeekPage,
 )
+from airflow_provider_flowruns.vendors import ACTIVEPIECES
 from airflow_provider_flowruns.vendors.activepieces import (  # defined there for DAG parse; used here
-    ACTIVEPIECES,
-    ALL_STATUSES,  # noqa: F401 - re-exported
     CANCELLABLE,
     FAILED_STATUSES,
     RETRY_STRATEGIES,
@@ -72,7 +70,6 @@ class HttpAnswer:
     status_code: int
     body: Any
     request_id: str | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"status_code": self.status_code, "body": self.body, "request_id": self.request_id}
@@ -87,7 +84,6 @@ def _answer(response: httpx.Response) -> HttpAnswer:
         status_code=response.status_code,
         body=body,
         request_id=response.headers.get("x-webhook-id"),
-        headers={k: v for k, v in response.headers.items() if k.lower() != "set-cookie"},
     )
 
 
@@ -136,17 +132,7 @@ WATCH_PAGE = 100
 
 
 class ActivepiecesHook(FlowRunsHook):
-    conn_name_attr = "activepieces_conn_id"
-    default_conn_name = ACTIVEPIECES.default_conn_name
-    conn_type = ACTIVEPIECES.conn_type
-    hook_name = "Activepieces"
-
-    form = forms.ACTIVEPIECES  # the connection form, declared once (forms.py)
-
-    vendor = "Activepieces"
-    default_base_url = "https://cloud.activepieces.com/api"
-    poll_floor = 5.0
-    default_poll_interval = ACTIVEPIECES.default_poll_interval
+    vendor_info = ACTIVEPIECES  # connection type, names, form, base URL, poll floor: vendors/__init__.py
     status_map = StatusMap(
         {
             RunState.QUEUED: ["QUEUED"],

@@ -16,7 +16,6 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
-from airflow_provider_flowruns import forms
 from airflow_provider_flowruns.core.auth import BearerToken, CachedToken, OAuth2ClientCredentials
 from airflow_provider_flowruns.core.errors import FlowRunsApiError, FlowRunsConfigError, UnexpectedResponse
 from airflow_provider_flowruns.core.http import (
@@ -37,11 +36,10 @@ from airflow_provider_flowruns.hooks.amperity_models import (
     AmperityWorkflowPage,
     WatchedWorkflowPage,
 )
+from airflow_provider_flowruns.vendors import AMPERITY
 from airflow_provider_flowruns.vendors.amperity import (  # defined there for DAG parse; used here
-    AMPERITY,
     AUTH_MODES,
     CONFIG_PREFIXES,
-    RUN_MODES,  # noqa: F401 - re-exported
     validate_start,
 )
 
@@ -79,17 +77,7 @@ WATCH_PAGE = 100
 
 
 class AmperityHook(FlowRunsHook):
-    conn_name_attr = "amperity_conn_id"
-    default_conn_name = AMPERITY.default_conn_name
-    conn_type = AMPERITY.conn_type
-    hook_name = "Amperity"
-
-    form = forms.AMPERITY  # the connection form, declared once (forms.py)
-
-    vendor = "Amperity"
-    default_base_url = "https://app.amperity.com/api"
-    poll_floor = 10.0
-    default_poll_interval = AMPERITY.default_poll_interval
+    vendor_info = AMPERITY  # connection type, names, form, base URL, poll floor: vendors/__init__.py
     default_max_rps = 10.0  # documented; the client sends at 9 (core.ratelimit.RATE_MARGIN)
     status_map = StatusMap(
         {

@@ -64,9 +64,9 @@ from airflow_provider_flowruns.hooks.habu_models import (
     created_run_id,
     unwrapped,
 )
+from airflow_provider_flowruns.vendors import HABU
 from airflow_provider_flowruns.vendors.habu import (  # defined there for DAG parse; used here
     FLOW_RUN,
-    HABU,
     QUESTION_RUN,
     REPORT_PAGE_SIZE,
     level_id,
@@ -130,18 +130,8 @@ def _checked(model: Any, body: Any, *, what: str) -> dict[str, Any]:
 
 
 class HabuHook(FlowRunsHook):
-    conn_name_attr = "habu_conn_id"
-    default_conn_name = HABU.default_conn_name
-    conn_type = HABU.conn_type
-    hook_name = "LiveRamp Clean Room (Habu)"
-
-    form = forms.HABU  # the connection form, declared once (forms.py)
-
-    vendor = "LiveRamp Clean Room"
-    default_base_url = "https://api.habu.com/v1"
+    vendor_info = HABU  # connection type, names, form, base URL, poll floor: vendors/__init__.py
     ui_base_url: ClassVar[str] = "https://app.habu.com"
-    poll_floor = 300.0
-    default_poll_interval = HABU.default_poll_interval
     retry_create_on_429 = False  # 20 creations/hour: a 429 means "not this hour"
     status_map = FLOW_RUN_STATUS
 

@@ -9,15 +9,20 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, ExitStack
+from contextlib import ExitStack
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
-from airflow_provider_flowruns import forms
 from airflow_provider_flowruns.core.errors import FlowRunsApiError, FlowRunsConfigError
 from airflow_provider_flowruns.core.http import LOST_ANSWER_SETTLE_SECONDS, Call, ClientSettings, FlowRunsHook
 from airflow_provider_flowruns.core.models import read
 from airflow_provider_flowruns.core.runs import RunRef, RunState, RunStatus, StatusMap
-from airflow_provider_flowruns.core.storage import as_storage_path, sanitize_filename
+from airflow_provider_flowruns.core.storage import (
+    WrittenObject,
+    as_storage_path,
+    download_to,
+    sanitize_filename,
+)
 from airflow_provider_flowruns.core.watch import ListedRun, RunPage
 from airflow_provider_flowruns.hooks.tableflow_models import (
     ExtractionBody,
@@ -29,10 +34,10 @@ from airflow_provider_flowruns.hooks.tableflow_models import (
     RunStatusBody,
     WatchedRunsPage,
 )
-from airflow_provider_flowruns.vendors.tableflow import TABLEFLOW
+from airflow_provider_flowruns.vendors import TABLEFLOW
 
 if TYPE_CHECKING:
-    import httpx
+    from airflow.sdk import ObjectStoragePath
 
 RowFilter = Literal["all", "valid", "invalid"]
 
@@ -45,17 +50,7 @@ WATCH_PAGE = 100
 
 
 class TableflowHook(FlowRunsHook):
-    conn_name_attr = "tableflow_conn_id"
-    default_conn_name = TABLEFLOW.default_conn_name
-    conn_type = TABLEFLOW.conn_type
-    hook_name = "Tableflow"
-
-    form = forms.TABLEFLOW  # the connection form, declared once (forms.py)
-
-    vendor = "Tableflow"
-    default_base_url = "https://api.tableflow.com/v2"
-    poll_floor = 10.0
-    default_poll_interval = TABLEFLOW.default_poll_interval
+    vendor_info = TABLEFLOW  # connection type, names, form, base URL, poll floor: vendors/__init__.py
     status_map = StatusMap(
         {
             RunState.RUNNING: ["processing"],
@@ -220,24 +215,31 @@ class TableflowHook(FlowRunsHook):
             what=f"Tableflow extraction {extraction_id} (GET extractions/{extraction_id})",
         )
 
-    def open_table_csv(
-        self, extraction_id: str, table: str, *, row_filter: RowFilter = "all"
-    ) -> AbstractContextManager[httpx.Response]:
-        """The streamed CSV download of one extraction table (Tableflow caps it at 500,000 rows)."""
-        return self.stream(
-            Call(
-                "GET",
-                f"extractions/{extraction_id}/tables/{table}/download",
-                params={"filter": row_filter},
-                headers={"Accept": "text/csv"},
-            )
+    def download_table(
+        self,
+        extraction_id: str,
+        table: str,
+        dest: ObjectStoragePath,
+        *,
+        row_filter: RowFilter = "all",
+        overwrite: bool = True,
+    ) -> WrittenObject:
+        """Stream one extraction table's CSV (Tableflow caps it at 500,000 rows) into ``dest``:
+        size-checked, retried from scratch when cut, moved into place only when whole."""
+        call = Call(
+            "GET",
+            f"extractions/{extraction_id}/tables/{table}/download",
+            params={"filter": row_filter},
+            headers={"Accept": "text/csv"},
         )
+        return download_to(partial(self.stream, call), dest, overwrite=overwrite)
 
-    def open_original(self, extraction_id: str) -> AbstractContextManager[httpx.Response]:
-        """The streamed original document an extraction was made from."""
-        return self.stream(
-            Call("GET", f"extractions/{extraction_id}/download-original", headers={"Accept": "*/*"})
-        )
+    def download_original(
+        self, extraction_id: str, dest: ObjectStoragePath, *, overwrite: bool = True
+    ) -> WrittenObject:
+        """Stream the original document an extraction was made from into ``dest`` (as above)."""
+        call = Call("GET", f"extractions/{extraction_id}/download-original", headers={"Accept": "*/*"})
+        return download_to(partial(self.stream, call), dest, overwrite=overwrite)
 
     def status_call(self, ref: RunRef) -> Call:
         return Call("GET", f"flows/runs/{ref.run_id}")

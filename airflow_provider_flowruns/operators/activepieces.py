@@ -9,56 +9,52 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_flowruns.core.errors import FlowRunsApiError, FlowRunsConfigError, RunFailed
+from airflow_provider_flowruns.core.params import (
+    OnPause,
+    is_templated,
+    on_pause_checked,
+    task_key,
+    to_seconds,
+)
 from airflow_provider_flowruns.core.runs import RunRef, RunState
-from airflow_provider_flowruns.links import ActivepiecesRunLink
-from airflow_provider_flowruns.operators.base import FlowRunOperator, to_seconds
-from airflow_provider_flowruns.vendors.activepieces import ACTIVEPIECES, RETRY_STRATEGIES
+from airflow_provider_flowruns.operators.base import FlowRunOperator
+from airflow_provider_flowruns.vendors import ACTIVEPIECES
+from airflow_provider_flowruns.vendors.activepieces import RETRY_STRATEGIES
 
 if TYPE_CHECKING:
-    from airflow_provider_flowruns.core.http import FlowRunsHook
     from airflow_provider_flowruns.core.params import RunIdArg
-
-OnPause = Literal["wait", "return", "fail"]
+    from airflow_provider_flowruns.hooks.activepieces import ActivepiecesHook
 
 
 def _try_number(context: Any) -> int:
     return int(getattr(context["ti"], "try_number", 1) or 1)
 
 
-def _is_templated(value: Any) -> bool:
-    return isinstance(value, str) and "{{" in value
-
-
-class ActivepiecesRunOperator(FlowRunOperator):
+class ActivepiecesRunOperator(FlowRunOperator["ActivepiecesHook"]):
     """What every Activepieces run operator shares: the PAUSED choice and the run report.
 
     :param on_pause: a PAUSED run waits for input or a delay. ``wait`` (default) keeps waiting
-        until it ends, ``return`` succeeds while it is paused (resume it downstream with
-        :class:`ActivepiecesResumeFlowRunOperator`), ``fail`` fails the task.
+        until it ends, ``succeed`` succeeds while it is paused (resume it downstream with
+        :class:`ActivepiecesResumeFlowRunOperator`), ``fail`` fails the task. (``return``, the old
+        name of ``succeed``, still works for one release, with a deprecation warning.)
     """
 
-    hook_class = ACTIVEPIECES
-    operator_extra_links = (ActivepiecesRunLink(),)
+    vendor_info = ACTIVEPIECES
 
     def __init__(self, *, on_pause: OnPause = "wait", **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if on_pause not in get_args(OnPause):
-            raise FlowRunsConfigError(
-                f"on_pause must be one of {', '.join(map(repr, get_args(OnPause)))}, got {on_pause!r}"
-            )
-        self.on_pause = on_pause
+        self.on_pause = on_pause_checked(on_pause, deprecated={"return": "succeed"})
 
     def stop_states(self) -> frozenset[RunState]:
         return frozenset() if self.on_pause == "wait" else frozenset({RunState.PAUSED})
 
-    def report(self, hook: FlowRunsHook, ref: RunRef, event: dict[str, Any], context: Any) -> None:
+    def report(self, hook: ActivepiecesHook, ref: RunRef, event: dict[str, Any], context: Any) -> None:
         """Push ``run_details`` (and log the failed step or the pause) on success and failure alike."""
         from airflow_provider_flowruns.hooks.activepieces import failed_step_name
 
-        assert isinstance(hook, ACTIVEPIECES.load())
         run = hook.get_run(ref.run_id)
         pause = run.get("pauseMetadata") if run.get("status") == "PAUSED" else None
         details = {
@@ -83,7 +79,7 @@ class ActivepiecesRunOperator(FlowRunOperator):
             )
         context["ti"].xcom_push(key="run_details", value=details)
 
-    def result(self, hook: FlowRunsHook, ref: RunRef, event: dict[str, Any], context: Any) -> Any:
+    def result(self, hook: ActivepiecesHook, ref: RunRef, event: dict[str, Any], context: Any) -> Any:
         if event.get("status") == "paused" and self.on_pause == "fail":
             raise RunFailed(
                 f"Activepieces run {ref.run_id} is PAUSED and on_pause='fail': {event.get('message')}",
@@ -148,13 +144,11 @@ class ActivepiecesTriggerFlowOperator(ActivepiecesRunOperator):
 
     @staticmethod
     def marker_prefix(context: Any) -> str:
-        ti = context["ti"]
-        return f"{ti.dag_id}/{ti.task_id}/{ti.run_id}/{getattr(ti, 'map_index', -1)}/"
+        return f"{task_key(context)}/"
 
-    def submit(self, hook: FlowRunsHook, context: Any) -> RunRef:
+    def submit(self, hook: ActivepiecesHook, context: Any) -> RunRef:
         from airflow_provider_flowruns.hooks.activepieces import CorrelationTimeout, utcnow
 
-        assert isinstance(hook, ACTIVEPIECES.load())
         # The try number makes each try's run distinguishable from an earlier try's, which may
         # have been created moments before (inside the search window).
         marker = f"{self.marker_prefix(context)}{_try_number(context)}"
@@ -199,14 +193,13 @@ class ActivepiecesTriggerFlowOperator(ActivepiecesRunOperator):
             raise
         return RunRef(run_id=str(run["id"]))
 
-    def find_existing(self, hook: FlowRunsHook, context: Any) -> RunRef | None:
+    def find_existing(self, hook: ActivepiecesHook, context: Any) -> RunRef | None:
         """On a retry without a stored run: the run an earlier try triggered, found by its key.
 
         A first try has nothing to find, so it spends no requests here.
         """
         from airflow_provider_flowruns.hooks.activepieces import CorrelationTimeout, utcnow
 
-        assert isinstance(hook, ACTIVEPIECES.load())
         if _try_number(context) <= 1:
             return None
         prefix = self.marker_prefix(context)
@@ -239,15 +232,14 @@ class ActivepiecesRetryFlowRunOperator(ActivepiecesRunOperator):
         super().__init__(**kwargs)
         if not run_id:
             raise FlowRunsConfigError("run_id is required")
-        if strategy not in RETRY_STRATEGIES and not _is_templated(strategy):
+        if strategy not in RETRY_STRATEGIES and not is_templated(strategy):
             raise FlowRunsConfigError(
                 f"strategy must be one of {', '.join(RETRY_STRATEGIES)}, got {strategy!r}"
             )
         self.run_id = run_id
         self.strategy = strategy
 
-    def submit(self, hook: FlowRunsHook, context: Any) -> RunRef:
-        assert isinstance(hook, ACTIVEPIECES.load())
+    def submit(self, hook: ActivepiecesHook, context: Any) -> RunRef:
         run = hook.retry_run(str(self.run_id), self.strategy)
         new_id = str(run["id"])
         if new_id != self.run_id:
@@ -257,7 +249,7 @@ class ActivepiecesRetryFlowRunOperator(ActivepiecesRunOperator):
         context["ti"].xcom_push(key="retried_run_id", value=str(self.run_id))
         return RunRef(run_id=new_id)
 
-    def find_existing(self, hook: FlowRunsHook, context: Any) -> RunRef | None:
+    def find_existing(self, hook: ActivepiecesHook, context: Any) -> RunRef | None:
         """FROM_FAILED_STEP keeps the id, so an earlier try's retry is that run, if it is live again
         (the base adopts only a live run). A new ON_LATEST_VERSION run carries nothing to find it by:
         only the task state store (Airflow 3.3+) re-attaches to it."""
@@ -299,8 +291,7 @@ class ActivepiecesResumeFlowRunOperator(ActivepiecesRunOperator):
         self.waitpoint_id = waitpoint_id
         self.sync = bool(sync)
 
-    def submit(self, hook: FlowRunsHook, context: Any) -> RunRef:
-        assert isinstance(hook, ACTIVEPIECES.load())
+    def submit(self, hook: ActivepiecesHook, context: Any) -> RunRef:
         answer = hook.resume_run(
             str(self.run_id), self.payload, waitpoint_id=self.waitpoint_id or None, sync=self.sync
         )
@@ -308,7 +299,7 @@ class ActivepiecesResumeFlowRunOperator(ActivepiecesRunOperator):
         context["ti"].xcom_push(key="response", value=answer.to_dict())
         return RunRef(run_id=str(self.run_id))
 
-    def find_existing(self, hook: FlowRunsHook, context: Any) -> RunRef | None:
+    def find_existing(self, hook: ActivepiecesHook, context: Any) -> RunRef | None:
         """On a retry: a run no longer PAUSED but live was resumed by the earlier try; follow it."""
         if _try_number(context) <= 1:
             return None

@@ -11,12 +11,12 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-
 from airflow_provider_flowruns.core.errors import FlowRunsConfigError
-from airflow_provider_flowruns.operators.base import DONE_FLAG, hook_params_checked
+from airflow_provider_flowruns.core.params import is_templated
+from airflow_provider_flowruns.operators.base import DONE_FLAG
+from airflow_provider_flowruns.operators.vendor import VendorOperator
+from airflow_provider_flowruns.vendors import ACTIVEPIECES
 from airflow_provider_flowruns.vendors.activepieces import (
-    ACTIVEPIECES,
     CANCELLABLE,
     FAILED_STATUSES,
     RETRY_STRATEGIES,
@@ -26,7 +26,8 @@ from airflow_provider_flowruns.vendors.activepieces import (
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_flowruns.hooks.activepieces import ActivepiecesHook
+    from airflow_provider_flowruns.hooks.activepieces import ActivepiecesHook  # noqa: F401 - the base's type argument
+
 
 #: Task-state-store key: a bulk retry that already went through is not sent again by a task retry.
 BULK_RETRY_KEY = "flowruns_activepieces_bulk_retry"
@@ -42,15 +43,7 @@ FILTER_FIELDS = (
 )
 
 
-def _templated(value: Any) -> bool:
-    if isinstance(value, str):
-        return "{{" in value
-    if isinstance(value, (list, tuple)):
-        return any(_templated(v) for v in value)
-    return False
-
-
-class ActivepiecesBulkOperator(BaseOperator):
+class ActivepiecesBulkOperator(VendorOperator["ActivepiecesHook"]):
     """Shared filter parameters (all templated) of the bulk operators.
 
     :param flow_run_ids: act on these runs only (Activepieces then ignores the other filters).
@@ -63,6 +56,7 @@ class ActivepiecesBulkOperator(BaseOperator):
     :param failed_step_message: runs whose failed step's error matches (retry and archive).
     """
 
+    vendor_info = ACTIVEPIECES
     template_fields: Sequence[str] = ("conn_id", *FILTER_FIELDS)
     default_statuses: tuple[str, ...] = ()
     allowed_statuses: tuple[str, ...] | None = None
@@ -70,7 +64,6 @@ class ActivepiecesBulkOperator(BaseOperator):
     def __init__(
         self,
         *,
-        conn_id: str | None = None,
         flow_run_ids: list[str] | str | None = None,
         exclude_flow_run_ids: list[str] | str | None = None,
         flow_ids: list[str] | str | None = None,
@@ -79,11 +72,9 @@ class ActivepiecesBulkOperator(BaseOperator):
         created_before: Any = None,
         failed_step_name: str | None = None,
         failed_step_message: str | None = None,
-        hook_params: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.conn_id = conn_id or ACTIVEPIECES.default_conn_name
         self.flow_run_ids = flow_run_ids
         self.exclude_flow_run_ids = exclude_flow_run_ids
         self.flow_ids = flow_ids
@@ -92,8 +83,7 @@ class ActivepiecesBulkOperator(BaseOperator):
         self.created_before = created_before
         self.failed_step_name = failed_step_name
         self.failed_step_message = failed_step_message
-        self.hook_params = hook_params_checked(hook_params)
-        if not any(_templated(getattr(self, f)) for f in FILTER_FIELDS):
+        if not is_templated(*(getattr(self, f) for f in FILTER_FIELDS)):
             self.run_filter()  # static input: fail at parse, naming the parameter
 
     def run_filter(self) -> RunFilter:
@@ -134,9 +124,6 @@ class ActivepiecesBulkOperator(BaseOperator):
                 )
         return built
 
-    def hook(self) -> ActivepiecesHook:
-        return ACTIVEPIECES(self.conn_id, **self.hook_params)
-
 
 class ActivepiecesCancelFlowRunsOperator(ActivepiecesBulkOperator):
     """Cancel PAUSED and QUEUED runs (the only ones Activepieces cancels; RUNNING runs finish or time out).
@@ -151,7 +138,7 @@ class ActivepiecesCancelFlowRunsOperator(ActivepiecesBulkOperator):
     allowed_statuses = CANCELLABLE
 
     def execute(self, context: Context) -> dict[str, Any]:
-        hook = self.hook()
+        hook = self.hook
         run_filter = self.run_filter()
         if run_filter.failed_step_name or run_filter.failed_step_message:
             raise FlowRunsConfigError("cancel does not filter by failed step")
@@ -211,7 +198,7 @@ class ActivepiecesBulkRetryFlowRunsOperator(ActivepiecesBulkOperator):
     template_fields: Sequence[str] = ("conn_id", "strategy", *FILTER_FIELDS)
 
     def __init__(self, *, strategy: str = "FROM_FAILED_STEP", **kwargs: Any) -> None:
-        if strategy not in RETRY_STRATEGIES and not _templated(strategy):
+        if strategy not in RETRY_STRATEGIES and not is_templated(strategy):
             raise FlowRunsConfigError(
                 f"strategy must be one of {', '.join(RETRY_STRATEGIES)}, got {strategy!r}"
             )
@@ -228,7 +215,7 @@ class ActivepiecesBulkRetryFlowRunsOperator(ActivepiecesBulkOperator):
             runs = list(saved["runs"] if isinstance(saved, dict) else saved)
             self.log.info("An earlier try already retried %d run(s); not retrying them again.", len(runs))
             return runs
-        runs = self.hook().bulk_retry(self.run_filter(), self.strategy)
+        runs = self.hook.bulk_retry(self.run_filter(), self.strategy)
         result = [{"id": r.get("id"), "status": r.get("status"), "flow_id": r.get("flowId")} for r in runs]
         if store is not None:
             store.set(BULK_RETRY_KEY, {"runs": result})
@@ -257,7 +244,7 @@ class ActivepiecesArchiveFlowRunsOperator(ActivepiecesBulkOperator):
     """
 
     def execute(self, context: Context) -> list[str]:
-        runs = self.hook().bulk_archive(self.run_filter())
+        runs = self.hook.bulk_archive(self.run_filter())
         ids = [str(r["id"]) for r in runs if r.get("id")]
         self.log.info("Archived %d Activepieces run(s): %s", len(ids), ", ".join(ids) or "-")
         return ids

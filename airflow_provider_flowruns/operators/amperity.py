@@ -5,20 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_flowruns.core.params import is_templated
 from airflow_provider_flowruns.core.runs import RunRef
-from airflow_provider_flowruns.links import AmperityRunLink
 from airflow_provider_flowruns.operators.base import FlowRunOperator
-from airflow_provider_flowruns.vendors.amperity import AMPERITY, RunMode, validate_start
+from airflow_provider_flowruns.vendors import AMPERITY
+from airflow_provider_flowruns.vendors.amperity import RunMode, validate_start
 
 if TYPE_CHECKING:
-    from airflow_provider_flowruns.core.http import FlowRunsHook
+    from airflow_provider_flowruns.hooks.amperity import AmperityHook
 
 
-def _is_templated(*values: Any) -> bool:
-    return any(isinstance(v, str) and "{{" in v for v in values)
-
-
-class AmperityRunWorkflowOperator(FlowRunOperator):
+class AmperityRunWorkflowOperator(FlowRunOperator["AmperityHook"]):
     """Start an Amperity workflow run and (by default) wait for it in the triggerer.
 
     :param config_id: ``cg-...`` courier group, ``og-...`` orchestration group or ``cc-...`` campaign.
@@ -31,10 +28,9 @@ class AmperityRunWorkflowOperator(FlowRunOperator):
     On ``timeout`` or kill the run is stopped. See :class:`FlowRunOperator` for the waiting options.
     """
 
-    hook_class = AMPERITY
+    vendor_info = AMPERITY
     template_fields: Sequence[str] = ("conn_id", "config_id", "run_mode", "range_from", "range_to")
     lineage_source = "{config_id}"
-    operator_extra_links = (AmperityRunLink(),)
 
     def __init__(
         self,
@@ -46,15 +42,14 @@ class AmperityRunWorkflowOperator(FlowRunOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if not _is_templated(config_id, run_mode, range_from, range_to):
+        if not is_templated(config_id, run_mode, range_from, range_to):
             validate_start(config_id, run_mode, range_from, range_to)  # fail at parse, naming the parameter
         self.config_id = config_id
         self.run_mode = run_mode
         self.range_from = range_from
         self.range_to = range_to
 
-    def submit(self, hook: FlowRunsHook, context: Any) -> RunRef:
-        assert isinstance(hook, AMPERITY.load())
+    def submit(self, hook: AmperityHook, context: Any) -> RunRef:
         workflow = hook.start_workflow(
             self.config_id, run_mode=self.run_mode, range_from=self.range_from, range_to=self.range_to
         )

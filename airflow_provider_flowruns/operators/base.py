@@ -1,6 +1,6 @@
 """``FlowRunOperator``: the run-operator behaviour of DESIGN.md, written once.
 
-A vendor operator supplies ``hook_class`` and ``submit()`` (plus, optionally, ``find_existing()``
+A vendor operator supplies ``vendor_info`` (its vendor's record) and ``submit()`` (plus, optionally, ``find_existing()``
 to correlate a run by name and ``result()`` to shape the return value); everything else - XComs
 before waiting, check-before-defer, sync wait or deferral, deadline, cancel on kill, durable
 re-attach on retry, poll-interval clamping - lives here.
@@ -13,21 +13,19 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.sdk import BaseOperator
-
 from airflow_provider_flowruns.core.errors import FlowRunsApiError, FlowRunsConfigError, NotSupported
+from airflow_provider_flowruns.core.params import default_poll_interval, to_seconds
 from airflow_provider_flowruns.core.runs import RunRef, RunState, RunStatus
 from airflow_provider_flowruns.core.schedule import POLL_SCHEDULES, PollScheduleMode
 from airflow_provider_flowruns.lineage import EmitsLineage
 from airflow_provider_flowruns.links import RUN_URL_XCOM_KEY
+from airflow_provider_flowruns.operators.vendor import H, VendorOperator
 from airflow_provider_flowruns.version_compat import default_deferrable
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_flowruns.core.http import FlowRunsHook
     from airflow_provider_flowruns.core.schedule import PollSchedule
-    from airflow_provider_flowruns.vendors import HookRef
 
 # The run engine (HTTP, auth, history, the trigger) is imported inside the methods that use it,
 # never at module level: DAG files import this module in every DAG-processor process, and parse
@@ -42,42 +40,7 @@ DONE_FLAG = "done"
 DEFERRED_FLAG = "deferred"
 
 
-def to_seconds(value: Any, name: str) -> float | None:
-    """Validate a duration parameter (seconds or timedelta); the error names the parameter."""
-    if value is None:
-        return None
-    if isinstance(value, timedelta):
-        value = value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise FlowRunsConfigError(
-            f"{name} must be a positive number of seconds or a timedelta, got {value!r}"
-        )
-    return float(value)
-
-
-def default_poll_interval(hook_cls: type[FlowRunsHook] | HookRef) -> float:
-    """The deployment's default poll interval for a vendor: ``[flowruns] <conn_type>_poll_interval``
-    (e.g. ``AIRFLOW__FLOWRUNS__AMPERITY_POLL_INTERVAL=30``), else the vendor default. Never below the
-    vendor floor: ``clamp_poll_interval`` applies that after."""
-    from airflow.configuration import conf
-
-    return conf.getfloat(
-        "flowruns", f"{hook_cls.conn_type}_poll_interval", fallback=hook_cls.default_poll_interval
-    )
-
-
-def hook_params_checked(hook_params: Any) -> dict[str, Any]:
-    if hook_params is None:
-        return {}
-    if not isinstance(hook_params, dict):
-        raise FlowRunsConfigError(f"hook_params must be a dict, got {type(hook_params).__name__}")
-    for key, value in hook_params.items():
-        if value is not None and not isinstance(value, (int, float, str, bool)):
-            raise FlowRunsConfigError(f"hook_params[{key!r}] must be a plain number or string")
-    return dict(hook_params)
-
-
-class FlowRunOperator(EmitsLineage, BaseOperator):
+class FlowRunOperator(EmitsLineage, VendorOperator[H]):
     """Start a vendor run and (by default) wait for it without holding a worker.
 
     :param conn_id: Airflow connection id (defaults to the vendor's ``<vendor>_default``).
@@ -97,13 +60,10 @@ class FlowRunOperator(EmitsLineage, BaseOperator):
         stop at ``timeout``. See docs/rate-limits-and-polling.md.
     """
 
-    #: The vendor hook: a :class:`~airflow_provider_flowruns.vendors.HookRef` (imported on first use)
-    #: or the hook class itself.
-    hook_class: ClassVar[type[FlowRunsHook] | HookRef]
+    links_to_run = True
     #: Read the status once before deferring (a run may be over already). Vendors whose runs take
     #: minutes and whose status reads are budgeted per run (Habu) turn it off.
     check_before_defer: ClassVar[bool] = True
-    #: Non-terminal states that end the wait successfully (e.g. PAUSED at a requested level).
     template_fields: Sequence[str] = ("conn_id",)
     ui_color = "#e8f1fb"
 
@@ -121,28 +81,25 @@ class FlowRunOperator(EmitsLineage, BaseOperator):
         poll_schedule: PollScheduleMode = "adaptive",
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(conn_id=conn_id, hook_params=hook_params, **kwargs)
         if poll_schedule not in POLL_SCHEDULES:
             raise FlowRunsConfigError(f"poll_schedule must be one of {POLL_SCHEDULES}, got {poll_schedule!r}")
         self.poll_schedule = poll_schedule
-        self.conn_id = conn_id or self.hook_class.default_conn_name
         self.wait_for_completion = bool(wait_for_completion)
         self.deferrable = default_deferrable() if deferrable is None else bool(deferrable)
         self.poll_interval = to_seconds(poll_interval, "poll_interval")
         self.run_timeout = to_seconds(timeout, "timeout")
         self.cancel_on_kill = bool(cancel_on_kill)
         self.durable = bool(durable)
-        self.hook_params = hook_params_checked(hook_params)
         self._run_ref: RunRef | None = None
-        self._hook: FlowRunsHook | None = None
         #: Epoch seconds when this try submitted its run; None when it re-attached to an older one.
         self._submitted_at: float | None = None
 
     # -- vendor operators supply these -----------------------------------------------------------------
-    def submit(self, hook: FlowRunsHook, context: Any) -> RunRef:
+    def submit(self, hook: H, context: Any) -> RunRef:
         raise NotImplementedError
 
-    def find_existing(self, hook: FlowRunsHook, context: Any) -> RunRef | None:
+    def find_existing(self, hook: H, context: Any) -> RunRef | None:
         """Find a run this task already started (e.g. by deterministic name). Used when no state store."""
         return None
 
@@ -150,35 +107,28 @@ class FlowRunOperator(EmitsLineage, BaseOperator):
         """Non-terminal states at which the wait ends successfully."""
         return frozenset()
 
-    def report(self, hook: FlowRunsHook, ref: RunRef, event: dict[str, Any], context: Any) -> None:
+    def report(self, hook: H, ref: RunRef, event: dict[str, Any], context: Any) -> None:
         """Called once the run settled, whatever the outcome, before success or failure is decided:
         the place to log or publish vendor detail that matters on both paths."""
 
-    def result(self, hook: FlowRunsHook, ref: RunRef, event: dict[str, Any], context: Any) -> Any:
+    def result(self, hook: H, ref: RunRef, event: dict[str, Any], context: Any) -> Any:
         """The task's return value once the run settled successfully (default: the run id)."""
         return ref.run_id
 
-    def vendor_run_durations(self, hook: FlowRunsHook, context: Any) -> list[float]:
+    def vendor_run_durations(self, hook: H, context: Any) -> list[float]:
         """Durations (vendor seconds, newest first) of the vendor's past successful runs of what this
         task runs (same flow / question / workflow), where the API lists them; [] otherwise."""
         return []
 
     # -- engine ------------------------------------------------------------------------------------------
-    @property
-    def hook(self) -> FlowRunsHook:
-        if self._hook is None:
-            self._hook = self.hook_class(self.conn_id, **self.hook_params)
-        return self._hook
-
-    def lineage_vendor_hook(self) -> FlowRunsHook:
-        return self.hook
-
     def effective_poll_interval(self) -> float:
         return self.hook.poll_interval(
-            self.poll_interval, default=default_poll_interval(self.hook_class), logger=self.log
+            self.poll_interval,
+            default=default_poll_interval(self.vendor_info.conn_type, self.vendor_info.default_poll_interval),
+            logger=self.log,
         )
 
-    def expected_run_durations(self, hook: FlowRunsHook, context: Any) -> tuple[list[float], str]:
+    def expected_run_durations(self, hook: H, context: Any) -> tuple[list[float], str]:
         """Past run durations in real seconds and where they came from: the vendor's own history
         when it has enough, else this task's earlier runs."""
         from airflow_provider_flowruns.core.history import task_durations
@@ -193,7 +143,7 @@ class FlowRunOperator(EmitsLineage, BaseOperator):
             return [d / hook.time_scale for d in vendor], f"{hook.vendor}'s past runs"
         return task_durations(context), "this task's earlier runs"
 
-    def build_poll_schedule(self, hook: FlowRunsHook, context: Any, interval: float) -> PollSchedule:
+    def build_poll_schedule(self, hook: H, context: Any, interval: float) -> PollSchedule:
         """The schedule for this wait (real seconds). Adaptive needs a known start and history;
         otherwise, or with ``poll_schedule="fixed"``, every ``interval``."""
         from airflow_provider_flowruns.core.schedule import MIN_HISTORY, PollSchedule, expected_duration
@@ -255,7 +205,6 @@ class FlowRunOperator(EmitsLineage, BaseOperator):
                     hook_class_path=hook.class_path(),
                     hook_kwargs=hook.hook_kwargs(),
                     run_ref=ref.to_dict(),
-                    poll_interval=interval,
                     deadline=deadline,
                     stop_states=[s.value for s in self.stop_states()],
                     cancel_on_kill=self.cancel_on_kill,
@@ -293,7 +242,7 @@ class FlowRunOperator(EmitsLineage, BaseOperator):
     def _settled(self, status: RunStatus) -> bool:
         return status.state.is_terminal or status.state in self.stop_states()
 
-    def _attach_or_submit(self, hook: FlowRunsHook, context: Any) -> RunRef:
+    def _attach_or_submit(self, hook: H, context: Any) -> RunRef:
         store = context.get("task_state_store") if self.durable else None
         saved = store.get(STATE_KEY) if store is not None else None
         if saved and saved.get(DONE_FLAG):
@@ -361,7 +310,7 @@ class FlowRunOperator(EmitsLineage, BaseOperator):
     def _wait_sync(
         self,
         context: Any,
-        hook: FlowRunsHook,
+        hook: H,
         ref: RunRef,
         schedule: PollSchedule,
         deadline: float | None,
@@ -407,7 +356,7 @@ class FlowRunOperator(EmitsLineage, BaseOperator):
 
         self.log.info(
             "%s run %s settled: %s (%s) %s",
-            self.hook_class.vendor,
+            self.vendor_info.name,
             ref.run_id,
             event.get("status"),
             event.get("vendor_status"),
@@ -421,7 +370,7 @@ class FlowRunOperator(EmitsLineage, BaseOperator):
             # Wall-clock from submit to detection: what the next run's adaptive schedule learns from.
             record_task_duration(context, time.time() - self._submitted_at)
         accept = frozenset({"paused"}) if RunState.PAUSED in self.stop_states() else frozenset()
-        raise_for_event(event, vendor=self.hook_class.vendor, accept=accept)
+        raise_for_event(event, vendor=self.vendor_info.name, accept=accept)
         result = self.result(self.hook, ref, event, context)
         self._announce(
             context,
@@ -441,7 +390,7 @@ class FlowRunOperator(EmitsLineage, BaseOperator):
         from airflow_provider_flowruns.core.produced import VendorRun, annotate_outlets
 
         run = VendorRun(
-            vendor=self.hook_class.vendor,
+            vendor=self.vendor_info.name,
             run_id=ref.run_id,
             run_url=run_url,
             kind=ref.kind,
@@ -490,7 +439,7 @@ class FlowRunOperator(EmitsLineage, BaseOperator):
         self.log.info(
             "The task was cleared or marked failed while its %s run %s was watched in the triggerer: "
             "stopped that run; starting a new one.",
-            self.hook_class.vendor,
+            self.vendor_info.name,
             ref.run_id,
         )
         return True
@@ -498,7 +447,7 @@ class FlowRunOperator(EmitsLineage, BaseOperator):
     def _cancel_quietly(self, ref: RunRef, *, reason: str) -> None:
         try:
             self.hook.cancel(ref)
-            self.log.info("Cancelled %s run %s because %s.", self.hook_class.vendor, ref.run_id, reason)
+            self.log.info("Cancelled %s run %s because %s.", self.vendor_info.name, ref.run_id, reason)
         except NotSupported as exc:
             self.log.warning("%s", exc)
         except Exception:

@@ -24,12 +24,12 @@ from airflow_provider_flowruns.core.errors import (
     RateLimitBudgetExhausted,
     RunFailed,
 )
+from airflow_provider_flowruns.core.params import is_templated, task_key, to_seconds
 from airflow_provider_flowruns.core.runs import RunRef, RunState
-from airflow_provider_flowruns.links import HabuRunLink
-from airflow_provider_flowruns.operators.base import FlowRunOperator, to_seconds
+from airflow_provider_flowruns.operators.base import FlowRunOperator
+from airflow_provider_flowruns.vendors import HABU
 from airflow_provider_flowruns.vendors.habu import (
     FLOW_RUN,
-    HABU,
     QUESTION_RUN,
     level_number,
     nodes_payload,
@@ -39,37 +39,28 @@ from airflow_provider_flowruns.vendors.habu import (
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_flowruns.core.http import FlowRunsHook
     from airflow_provider_flowruns.core.params import RunIdArg
+    from airflow_provider_flowruns.hooks.habu import HabuHook
 
 OnCreateLimit = Literal["wait", "fail"]
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.:+\-]+")
 
 
-def _templated(value: Any) -> bool:
-    return isinstance(value, str) and "{{" in value
-
-
 def default_run_name(context: Any) -> str:
     """``airflow__<dag>__<task>__<run id>[__<map index>]``, safe characters only, at most 200."""
-    ti = context["ti"]
-    parts = [ti.dag_id, ti.task_id, ti.run_id]
-    map_index = getattr(ti, "map_index", -1)
-    if map_index is not None and map_index >= 0:
-        parts.append(str(map_index))
-    return _NAME_UNSAFE.sub("_", "airflow__" + "__".join(str(p) for p in parts))[:200]
+    return _NAME_UNSAFE.sub("_", "airflow__" + task_key(context, "__", unmapped=None))[:200]
 
 
 def _check_levels_and_nodes(nodes: Any, pause_level: Any, start_level: Any) -> None:
     """Fail at DAG parse, naming the parameter, unless the value is still a template."""
     for value, label in ((pause_level, "pause_level"), (start_level, "start_level")):
-        if value is not None and not _templated(value):
+        if value is not None and not is_templated(value):
             level_number(value, label)
-    if nodes is not None and not _templated(nodes):
+    if nodes is not None and not is_templated(nodes):
         nodes_payload(nodes)
 
 
-class HabuCreateRunOperator(FlowRunOperator):
+class HabuCreateRunOperator(FlowRunOperator["HabuHook"]):
     """Base for Habu operators that create a run (flow run, replay, question run).
 
     :param name: run name; default is deterministic per task instance (see module docs).
@@ -78,8 +69,7 @@ class HabuCreateRunOperator(FlowRunOperator):
     :param create_limit_timeout: how long (seconds or timedelta) to keep waiting for a window.
     """
 
-    hook_class = HABU
-    operator_extra_links = (HabuRunLink(),)
+    vendor_info = HABU
     check_before_defer = False  # a run created seconds ago is not done; save the poll budget
 
     def __init__(
@@ -202,8 +192,7 @@ class HabuFlowRunOperator(HabuCreateRunOperator):
             scope={"cleanroom_id": str(self.cleanroom_id), "flow_id": str(self.flow_id)},
         )
 
-    def submit(self, hook: FlowRunsHook, context: Any) -> RunRef:
-        assert isinstance(hook, HABU.load())
+    def submit(self, hook: HabuHook, context: Any) -> RunRef:
         name = self.run_name(context)
         run = hook.create_flow_run(
             self.cleanroom_id,
@@ -218,18 +207,16 @@ class HabuFlowRunOperator(HabuCreateRunOperator):
         context["ti"].xcom_push(key="run_name", value=name)
         return self._ref(str(run["id"]))
 
-    def find_existing(self, hook: FlowRunsHook, context: Any) -> RunRef | None:
-        assert isinstance(hook, HABU.load())
+    def find_existing(self, hook: HabuHook, context: Any) -> RunRef | None:
         run = hook.find_flow_run(self.cleanroom_id, self.flow_id, self.run_name(context))
         return self._ref(str(run["id"])) if run else None
 
     def stop_states(self) -> frozenset[RunState]:
         return frozenset({RunState.PAUSED}) if self.pause_level is not None else frozenset()
 
-    def vendor_run_durations(self, hook: FlowRunsHook, context: Any) -> list[float]:
+    def vendor_run_durations(self, hook: HabuHook, context: Any) -> list[float]:
         """Submit-to-completion times of this flow's past completed runs (newest first). A run
         that stops at a pause level ends elsewhere than a full run, so it uses task history only."""
-        assert isinstance(hook, HABU.load())
         if self.pause_level is not None:
             return []
         from airflow_provider_flowruns.core.history import vendor_durations
@@ -293,8 +280,7 @@ class HabuReplayFlowRunOperator(HabuCreateRunOperator):
             scope["flow_id"] = str(self.flow_id)
         return RunRef(run_id=run_id, kind=FLOW_RUN, scope=scope)
 
-    def submit(self, hook: FlowRunsHook, context: Any) -> RunRef:
-        assert isinstance(hook, HABU.load())
+    def submit(self, hook: HabuHook, context: Any) -> RunRef:
         name = self.run_name(context)
         new_id = hook.replay_flow_run(
             self.cleanroom_id,
@@ -310,8 +296,7 @@ class HabuReplayFlowRunOperator(HabuCreateRunOperator):
         context["ti"].xcom_push(key="run_name", value=name)
         return self._ref(new_id)
 
-    def find_existing(self, hook: FlowRunsHook, context: Any) -> RunRef | None:
-        assert isinstance(hook, HABU.load())
+    def find_existing(self, hook: HabuHook, context: Any) -> RunRef | None:
         if not self.flow_id:
             return None
         run = hook.find_flow_run(self.cleanroom_id, self.flow_id, self.run_name(context))
@@ -321,13 +306,12 @@ class HabuReplayFlowRunOperator(HabuCreateRunOperator):
         return frozenset({RunState.PAUSED}) if self.pause_level is not None else frozenset()
 
 
-class HabuResumeFlowRunOperator(FlowRunOperator):
+class HabuResumeFlowRunOperator(FlowRunOperator["HabuHook"]):
     """Resume a PAUSED flow run from its intermediate results and wait until it is COMPLETED, or
     PAUSED again at ``pause_level``. A run that is already past its pause (resumed by an earlier
     try or in the UI) is followed, not resumed twice. Returns the run id."""
 
-    hook_class = HABU
-    operator_extra_links = (HabuRunLink(),)
+    vendor_info = HABU
     check_before_defer = False
     template_fields: Sequence[str] = ("conn_id", "cleanroom_id", "run_id", "pause_level")
     lineage_source = "cleanrooms/{cleanroom_id}/flow-runs/{run_id}"
@@ -338,17 +322,16 @@ class HabuResumeFlowRunOperator(FlowRunOperator):
         super().__init__(**kwargs)
         if not cleanroom_id or not run_id:
             raise FlowRunsConfigError("cleanroom_id and run_id are required")
-        if pause_level is not None and not _templated(pause_level):
+        if pause_level is not None and not is_templated(pause_level):
             level_number(pause_level, "pause_level")
         self.cleanroom_id = cleanroom_id
         self.run_id = run_id
         self.pause_level = pause_level
 
-    def submit(self, hook: FlowRunsHook, context: Any) -> RunRef:
+    def submit(self, hook: HabuHook, context: Any) -> RunRef:
         """Resume without reading the status first: every status read counts against the run's
         5-minute polling budget, and the run was polled by the task that waited for the pause.
         Only when Habu refuses (409: not paused) or the answer is lost is the status read."""
-        assert isinstance(hook, HABU.load())
         ref = RunRef(run_id=str(self.run_id), kind=FLOW_RUN, scope={"cleanroom_id": str(self.cleanroom_id)})
         try:
             hook.resume_flow_run(self.cleanroom_id, ref.run_id, pause_level=self.pause_level)
@@ -411,7 +394,7 @@ class HabuQuestionRunOperator(HabuCreateRunOperator):
         if not question_id:
             raise FlowRunsConfigError("question_id is required")
         for value, label in ((parameters, "parameters"), (partition_parameters, "partition_parameters")):
-            if value is not None and not isinstance(value, dict) and not _templated(value):
+            if value is not None and not isinstance(value, dict) and not is_templated(value):
                 raise FlowRunsConfigError(f"{label} must be a dict of parameter name -> value, got {value!r}")
             if isinstance(value, dict):
                 question_parameters(value, label)  # values: strings (templated or not) or numbers
@@ -426,22 +409,19 @@ class HabuQuestionRunOperator(HabuCreateRunOperator):
             scope["cleanroom_id"] = str(self.cleanroom_id)
         return RunRef(run_id=run_id, kind=QUESTION_RUN, scope=scope)
 
-    def submit(self, hook: FlowRunsHook, context: Any) -> RunRef:
-        assert isinstance(hook, HABU.load())
+    def submit(self, hook: HabuHook, context: Any) -> RunRef:
         params = {**(self.parameters or {}), **(self.partition_parameters or {})}
         name = self.run_name(context)
         run = hook.create_question_run(self.question_id, name=name, parameters=params)
         context["ti"].xcom_push(key="run_name", value=name)
         return self._ref(str(run["id"]))
 
-    def find_existing(self, hook: FlowRunsHook, context: Any) -> RunRef | None:
-        assert isinstance(hook, HABU.load())
+    def find_existing(self, hook: HabuHook, context: Any) -> RunRef | None:
         run = hook.find_question_run(self.question_id, self.run_name(context))
         return self._ref(str(run["id"])) if run else None
 
-    def vendor_run_durations(self, hook: FlowRunsHook, context: Any) -> list[float]:
+    def vendor_run_durations(self, hook: HabuHook, context: Any) -> list[float]:
         """Submit-to-completion times of this question's past completed runs (newest first)."""
-        assert isinstance(hook, HABU.load())
         from airflow_provider_flowruns.core.history import vendor_durations
 
         return vendor_durations(

@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_flowruns.core.errors import FlowRunsConfigError, RunFailed
+from airflow_provider_flowruns.core.params import OnPause, on_pause_checked, task_key
 from airflow_provider_flowruns.core.runs import RunRef, RunState
-from airflow_provider_flowruns.links import TableflowRunLink
 from airflow_provider_flowruns.operators.base import FlowRunOperator
-from airflow_provider_flowruns.vendors.tableflow import TABLEFLOW, check_files
+from airflow_provider_flowruns.vendors import TABLEFLOW
+from airflow_provider_flowruns.vendors.tableflow import check_files
 
 if TYPE_CHECKING:
-    from airflow_provider_flowruns.core.http import FlowRunsHook
+    from airflow_provider_flowruns.hooks.tableflow import TableflowHook
 
-OnReview = Literal["wait", "fail", "succeed"]
+#: Tableflow calls its pause a review: the same choice as every other pause (``core.params``).
+OnReview = OnPause
 
 
-class TableflowRunFlowOperator(FlowRunOperator):
+class TableflowRunFlowOperator(FlowRunOperator["TableflowHook"]):
     """Upload ``files`` into flow ``flow_id`` and wait for the run.
 
     :param flow_id: the Tableflow flow.
@@ -34,10 +36,9 @@ class TableflowRunFlowOperator(FlowRunOperator):
     attempts, per-step results and metadata), which are also logged when the run settles.
     """
 
-    hook_class = TABLEFLOW
+    vendor_info = TABLEFLOW
     template_fields: Sequence[str] = ("conn_id", "flow_id", "files", "name", "metadata", "file_metadata")
     lineage_source = "flows/{flow_id}"
-    operator_extra_links = (TableflowRunLink(),)
 
     def __init__(
         self,
@@ -52,10 +53,6 @@ class TableflowRunFlowOperator(FlowRunOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if on_review not in get_args(OnReview):
-            raise FlowRunsConfigError(
-                f"on_review must be one of {', '.join(map(repr, get_args(OnReview)))}, got {on_review!r}"
-            )
         if not flow_id:
             raise FlowRunsConfigError("flow_id is required")
         check_files(files)
@@ -65,15 +62,9 @@ class TableflowRunFlowOperator(FlowRunOperator):
         self.metadata = metadata
         self.file_metadata = file_metadata
         self.file_guidance = file_guidance
-        self.on_review = on_review
+        self.on_review = on_pause_checked(on_review, "on_review")
 
-    @staticmethod
-    def _correlation_key(context: Any) -> str:
-        ti = context["ti"]
-        return f"{ti.dag_id}/{ti.task_id}/{ti.run_id}/{getattr(ti, 'map_index', -1)}"
-
-    def submit(self, hook: FlowRunsHook, context: Any) -> RunRef:
-        assert isinstance(hook, TABLEFLOW.load())
+    def submit(self, hook: TableflowHook, context: Any) -> RunRef:
         check_files(self.files, rendered=True)
         run = hook.run_flow(
             self.flow_id,
@@ -82,20 +73,18 @@ class TableflowRunFlowOperator(FlowRunOperator):
             metadata=self.metadata,
             file_metadata=self.file_metadata,
             file_guidance=self.file_guidance,
-            correlation_key=self._correlation_key(context),
+            correlation_key=task_key(context),
         )
         return RunRef(run_id=str(run["id"]))
 
-    def find_existing(self, hook: FlowRunsHook, context: Any) -> RunRef | None:
-        assert isinstance(hook, TABLEFLOW.load())
-        run = hook.find_run(self.flow_id, self._correlation_key(context))
+    def find_existing(self, hook: TableflowHook, context: Any) -> RunRef | None:
+        run = hook.find_run(self.flow_id, task_key(context))
         return RunRef(run_id=str(run["id"])) if run else None
 
     def stop_states(self) -> frozenset[RunState]:
         return frozenset() if self.on_review == "wait" else frozenset({RunState.PAUSED})
 
-    def report(self, hook: FlowRunsHook, ref: RunRef, event: dict[str, Any], context: Any) -> None:
-        assert isinstance(hook, TABLEFLOW.load())
+    def report(self, hook: TableflowHook, ref: RunRef, event: dict[str, Any], context: Any) -> None:
         run, _ = hook.read_run(ref.run_id)  # fails naming a field of a shape we cannot read
         details: dict[str, Any] = {
             "run_id": ref.run_id,
@@ -128,7 +117,7 @@ class TableflowRunFlowOperator(FlowRunOperator):
             self.log.error("Tableflow error: %s", details["error"])
         context["ti"].xcom_push(key="run_details", value=details)
 
-    def result(self, hook: FlowRunsHook, ref: RunRef, event: dict[str, Any], context: Any) -> Any:
+    def result(self, hook: TableflowHook, ref: RunRef, event: dict[str, Any], context: Any) -> Any:
         if event.get("status") == "paused" and self.on_review == "fail":
             raise RunFailed(
                 f"Tableflow run {ref.run_id} is waiting for review and on_review='fail'",

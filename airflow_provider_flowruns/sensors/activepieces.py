@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from airflow_provider_flowruns.links import ActivepiecesRunLink
 from airflow_provider_flowruns.sensors.base import FlowRunSensor
-from airflow_provider_flowruns.vendors.activepieces import ACTIVEPIECES
+from airflow_provider_flowruns.vendors import ACTIVEPIECES
 
 
 class ActivepiecesFlowRunSensor(FlowRunSensor):
-    """Succeeds when run ``run_id`` succeeds (or, with ``succeed_on_pause=True``, pauses for input);
+    """Succeeds when run ``run_id`` succeeds (or, with ``on_pause="succeed"``, pauses for input);
     fails with the failed step and its error when it fails, times out, is cancelled or runs out of
     quota or memory. Poke, reschedule or deferrable."""
 
-    hook_class = ACTIVEPIECES
+    vendor_info = ACTIVEPIECES
     template_fields: Sequence[str] = ("conn_id", "run_id")
-    operator_extra_links = (ActivepiecesRunLink(),)

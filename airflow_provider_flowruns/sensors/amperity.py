@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from airflow_provider_flowruns.links import AmperityRunLink
 from airflow_provider_flowruns.sensors.base import FlowRunSensor
-from airflow_provider_flowruns.vendors.amperity import AMPERITY
+from airflow_provider_flowruns.vendors import AMPERITY
 
 
 class AmperityWorkflowRunSensor(FlowRunSensor):
     """Succeeds when workflow ``run_id`` (``wf-...``) succeeds; fails with its failed tasks' errors
     when it fails, and when it is stopped or canceled. Poke, reschedule or deferrable."""
 
-    hook_class = AMPERITY
+    vendor_info = AMPERITY
     template_fields: Sequence[str] = ("conn_id", "run_id")
-    operator_extra_links = (AmperityRunLink(),)

@@ -5,34 +5,38 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator
 
-from airflow_provider_flowruns.core.errors import FlowRunsApiError, FlowRunsConfigError
+from airflow_provider_flowruns.core.errors import FlowRunsApiError, FlowRunsConfigError, RunFailed
+from airflow_provider_flowruns.core.params import OnPause, default_poll_interval, on_pause_checked
 from airflow_provider_flowruns.core.runs import RunRef, RunState
-from airflow_provider_flowruns.operators.base import default_poll_interval, hook_params_checked
+from airflow_provider_flowruns.operators.vendor import VendorOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_flowruns.core.http import FlowRunsHook
+    from airflow_provider_flowruns.core.http import FlowRunsHook  # noqa: F401 - the base's type argument
     from airflow_provider_flowruns.core.params import RunIdArg
-    from airflow_provider_flowruns.vendors import HookRef
 
 # As in operators/base.py: the run engine and the trigger are imported where they are used.
 
 
-class FlowRunSensor(BaseSensorOperator):
+class FlowRunSensor(VendorOperator["FlowRunsHook"], BaseSensorOperator):
     """Succeeds when the run succeeds; fails with the vendor's error when it fails or is cancelled.
 
     ``poke_interval`` (Airflow's name for a sensor's interval) is raised to the vendor's poll floor;
     ``poll_interval``, the run operators' name for the same thing, is accepted as an alias so one
     word works on both. With ``deferrable=True`` the sensor checks once and then waits in the triggerer through the same :class:`FlowRunTrigger` the operators use.
     It never cancels the run it watches: it did not start it.
+
+    :param on_pause: when the run pauses (waits for input or a review): ``wait`` (default) keeps
+        waiting, ``succeed`` succeeds, ``fail`` fails the task. ``succeed_on_pause=True``, its old
+        spelling, still works for one release, with a deprecation warning.
     """
 
-    hook_class: ClassVar[type[FlowRunsHook] | HookRef]
+    links_to_run = True
     template_fields: Sequence[str] = ("conn_id", "run_id")
 
     def __init__(
@@ -41,7 +45,8 @@ class FlowRunSensor(BaseSensorOperator):
         run_id: RunIdArg,
         conn_id: str | None = None,
         deferrable: bool | None = None,
-        succeed_on_pause: bool = False,
+        on_pause: OnPause = "wait",
+        succeed_on_pause: bool | None = None,
         hook_params: dict[str, Any] | None = None,
         poll_interval: float | timedelta | None = None,
         **kwargs: Any,
@@ -55,41 +60,56 @@ class FlowRunSensor(BaseSensorOperator):
                     "on a sensor poll_interval is an alias of poke_interval (Airflow's name); pass one of them"
                 )
             kwargs["poke_interval"] = poll_interval
-        kwargs.setdefault("poke_interval", default_poll_interval(self.hook_class))
+        kwargs.setdefault(
+            "poke_interval",
+            default_poll_interval(self.vendor_info.conn_type, self.vendor_info.default_poll_interval),
+        )
         kwargs.setdefault("timeout", 7 * 24 * 3600)
-        super().__init__(**kwargs)
+        super().__init__(conn_id=conn_id, hook_params=hook_params, **kwargs)
         if not run_id and run_id != 0:
             raise FlowRunsConfigError("run_id is required")
         self.run_id = run_id
-        self.conn_id = conn_id or self.hook_class.default_conn_name
         self.deferrable = default_deferrable() if deferrable is None else bool(deferrable)
-        self.succeed_on_pause = bool(succeed_on_pause)
-        self.hook_params = hook_params_checked(hook_params)
-        self._hook: FlowRunsHook | None = None
+        if succeed_on_pause is not None:
+            old: OnPause = "succeed" if succeed_on_pause else "wait"
+            if on_pause not in ("wait", old):
+                raise FlowRunsConfigError(
+                    f"succeed_on_pause={succeed_on_pause!r} and on_pause={on_pause!r} disagree; pass on_pause only"
+                )
+            on_pause = on_pause_checked(
+                succeed_on_pause, "succeed_on_pause", deprecated={succeed_on_pause: old}
+            )
+        self.on_pause = on_pause_checked(on_pause)
         self._requested_interval: float | None = None
 
     def build_ref(self) -> RunRef:
         """The run to watch; vendors with scoping ids (clean room, project) override."""
         return RunRef(run_id=str(self.run_id))
 
-    @property
-    def hook(self) -> FlowRunsHook:
-        if self._hook is None:
-            self._hook = self.hook_class(self.conn_id, **self.hook_params)
-        return self._hook
-
     def _interval(self) -> float:
         if self._requested_interval is None:
             self._requested_interval = float(self.poke_interval)
         return self.hook.poll_interval(
-            self._requested_interval, default=default_poll_interval(self.hook_class), logger=self.log
+            self._requested_interval,
+            default=default_poll_interval(self.vendor_info.conn_type, self.vendor_info.default_poll_interval),
+            logger=self.log,
         )
 
-    def _accept(self) -> frozenset[str]:
-        return frozenset({"paused"}) if self.succeed_on_pause else frozenset()
+    def _settle(self, event: dict[str, Any]) -> None:
+        """Return for success (or a pause with ``on_pause="succeed"``); raise what the run's end means."""
+        from airflow_provider_flowruns.core.outcome import raise_for_event
+
+        if event.get("status") == "paused" and self.on_pause == "fail":
+            raise RunFailed(
+                f"{self.vendor_info.name} run {event.get('run_id')} is paused ({event.get('vendor_status')}) "
+                f"and on_pause='fail': {event.get('message')}",
+                run_id=event.get("run_id"),
+                vendor_status=event.get("vendor_status"),
+            )
+        accept = frozenset({"paused"}) if self.on_pause == "succeed" else frozenset()
+        raise_for_event(event, vendor=self.vendor_info.name, accept=accept)
 
     def poke(self, context: Context) -> bool:
-        from airflow_provider_flowruns.core.outcome import raise_for_event
         from airflow_provider_flowruns.triggers.run import status_event
 
         self.poke_interval = self._interval()
@@ -101,9 +121,9 @@ class FlowRunSensor(BaseSensorOperator):
                 self.log.warning("Status check for run %s failed (%s); will poke again.", ref.run_id, exc)
                 return False
             raise
-        self.log.info("%s run %s is %s", self.hook_class.vendor, ref.run_id, status.vendor_status)
-        if status.state.is_terminal or (status.state is RunState.PAUSED and self.succeed_on_pause):
-            raise_for_event(status_event(status), vendor=self.hook_class.vendor, accept=self._accept())
+        self.log.info("%s run %s is %s", self.vendor_info.name, ref.run_id, status.vendor_status)
+        if status.state.is_terminal or (status.state is RunState.PAUSED and self.on_pause != "wait"):
+            self._settle(status_event(status))
             return True
         return False
 
@@ -121,9 +141,8 @@ class FlowRunSensor(BaseSensorOperator):
                 hook_class_path=self.hook.class_path(),
                 hook_kwargs=self.hook.hook_kwargs(),
                 run_ref=ref.to_dict(),
-                poll_interval=self._interval(),
                 deadline=time.time() + float(self.timeout),
-                stop_states=[RunState.PAUSED.value] if self.succeed_on_pause else [],
+                stop_states=[RunState.PAUSED.value] if self.on_pause != "wait" else [],
                 cancel_on_kill=False,
                 run_url=self.hook.run_url(ref),
                 initial_delay=first_poll_delay(self._interval()),
@@ -138,7 +157,5 @@ class FlowRunSensor(BaseSensorOperator):
         return None
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> None:
-        from airflow_provider_flowruns.core.outcome import raise_for_event
-
-        raise_for_event(event, vendor=self.hook_class.vendor, accept=self._accept())
-        self.log.info("%s run %s: %s", self.hook_class.vendor, event.get("run_id"), event.get("message"))
+        self._settle(event)
+        self.log.info("%s run %s: %s", self.vendor_info.name, event.get("run_id"), event.get("message"))

@@ -7,18 +7,17 @@ from typing import Any
 
 from airflow_provider_flowruns.core.errors import FlowRunsConfigError
 from airflow_provider_flowruns.core.runs import RunRef
-from airflow_provider_flowruns.links import HabuRunLink
 from airflow_provider_flowruns.sensors.base import FlowRunSensor
-from airflow_provider_flowruns.vendors.habu import FLOW_RUN, HABU, QUESTION_RUN
+from airflow_provider_flowruns.vendors import HABU
+from airflow_provider_flowruns.vendors.habu import FLOW_RUN, QUESTION_RUN
 
 
 class HabuFlowRunSensor(FlowRunSensor):
-    """Succeeds when flow run ``run_id`` is COMPLETED (or, with ``succeed_on_pause=True``, PAUSED at
+    """Succeeds when flow run ``run_id`` is COMPLETED (or, with ``on_pause="succeed"``, PAUSED at
     its pause level); fails when it fails. Polled no more often than every 5 minutes."""
 
-    hook_class = HABU
+    vendor_info = HABU
     template_fields: Sequence[str] = ("conn_id", "run_id", "cleanroom_id")
-    operator_extra_links = (HabuRunLink(),)
 
     def __init__(self, *, cleanroom_id: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -33,9 +32,8 @@ class HabuFlowRunSensor(FlowRunSensor):
 class HabuQuestionRunSensor(FlowRunSensor):
     """Succeeds when question run ``run_id`` is COMPLETED; fails on FAILED/ERROR/PARTNER_FAILED."""
 
-    hook_class = HABU
+    vendor_info = HABU
     template_fields: Sequence[str] = ("conn_id", "run_id")
-    operator_extra_links = (HabuRunLink(),)
 
     def __init__(self, *, cleanroom_id: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from airflow_provider_flowruns.links import TableflowRunLink
 from airflow_provider_flowruns.sensors.base import FlowRunSensor
-from airflow_provider_flowruns.vendors.tableflow import TABLEFLOW
+from airflow_provider_flowruns.vendors import TABLEFLOW
 
 
 class TableflowFlowRunSensor(FlowRunSensor):
-    """Succeeds when run ``run_id`` completes (or, with ``succeed_on_pause=True``, reaches review);
+    """Succeeds when run ``run_id`` completes (or, with ``on_pause="succeed"``, reaches review);
     fails with Tableflow's error when it fails. Poke, reschedule or deferrable."""
 
-    hook_class = TABLEFLOW
+    vendor_info = TABLEFLOW
     template_fields: Sequence[str] = ("conn_id", "run_id")
-    operator_extra_links = (TableflowRunLink(),)

@@ -9,33 +9,27 @@ and what ``make demo`` and the engine's end-to-end tests run. Connection: ``conn
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-
-from airflow_provider_flowruns import forms
 from airflow_provider_flowruns.core.auth import BearerToken, OAuth2ClientCredentials
 from airflow_provider_flowruns.core.errors import FlowRunsConfigError
 from airflow_provider_flowruns.core.http import Call, ClientSettings, FlowRunsHook, secret_digest
+from airflow_provider_flowruns.core.params import task_key
 from airflow_provider_flowruns.core.runs import RunRef, RunState, RunStatus, StatusMap
-from airflow_provider_flowruns.core.storage import as_storage_path, child_path, download_to
+from airflow_provider_flowruns.core.storage import WrittenObject, as_storage_path, child_path, download_to
 from airflow_provider_flowruns.operators.base import FlowRunOperator
+from airflow_provider_flowruns.operators.vendor import VendorOperator
 from airflow_provider_flowruns.sensors.base import FlowRunSensor
+from airflow_provider_flowruns.vendors import DEMO
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.sdk import Context, ObjectStoragePath
 
 
+# --8<-- [start:hook]
 class DemoHook(FlowRunsHook):
-    conn_type = "flowruns_demo"
-    default_conn_name = "flowruns_demo_default"
-    hook_name = "Flow runs demo emulator"
-
-    form = forms.DEMO  # the connection form, declared once (forms.py)
-
-    vendor = "Demo"
-    poll_floor = 1.0
-    default_poll_interval = 2.0
+    vendor_info = DEMO  # connection type, names, form, poll floor: vendors/__init__.py
     status_map = StatusMap(
         {
             RunState.QUEUED: ["QUEUED"],
@@ -68,6 +62,10 @@ class DemoHook(FlowRunsHook):
         runs = self.call(Call("GET", "runs", params={"name": name}))["runs"]
         return RunRef(run_id=runs[0]["id"]) if runs else None
 
+    def download_result(self, run_id: str, dest: ObjectStoragePath) -> WrittenObject:
+        """Stream a finished run's CSV result into ``dest`` (atomically, checked for size)."""
+        return download_to(partial(self.stream, Call("GET", f"runs/{run_id}/result")), dest)
+
     def status_call(self, ref: RunRef) -> Call:
         return Call("GET", f"runs/{ref.run_id}")
 
@@ -88,11 +86,14 @@ class DemoHook(FlowRunsHook):
         host = self._settings.base_url if self._settings else None
         return f"{host.rstrip('/')}/runs/{ref.run_id}" if host else None
 
+    # --8<-- [end:hook]
 
-class DemoRunOperator(FlowRunOperator):
+
+# --8<-- [start:operator]
+class DemoRunOperator(FlowRunOperator[DemoHook]):
     """Start a demo run named after the task (so a retry can find it) and wait for it."""
 
-    hook_class = DemoHook
+    vendor_info = DEMO
     template_fields: Sequence[str] = ("conn_id", "run_name", "params_body")
 
     def __init__(
@@ -115,13 +116,9 @@ class DemoRunOperator(FlowRunOperator):
         self.params_body = params_body or {}
 
     def _name(self, context: Any) -> str:
-        if self.run_name:
-            return self.run_name
-        ti = context["ti"]
-        return f"{ti.dag_id}.{ti.task_id}.{ti.run_id}"
+        return self.run_name or task_key(context, ".", unmapped=None)
 
-    def submit(self, hook: FlowRunsHook, context: Any) -> RunRef:
-        assert isinstance(hook, DemoHook)
+    def submit(self, hook: DemoHook, context: Any) -> RunRef:
         return hook.start_run(
             self._name(context),
             duration=self.duration,
@@ -130,29 +127,33 @@ class DemoRunOperator(FlowRunOperator):
             params=self.params_body,
         )
 
-    def find_existing(self, hook: FlowRunsHook, context: Any) -> RunRef | None:
-        assert isinstance(hook, DemoHook)
+    def find_existing(self, hook: DemoHook, context: Any) -> RunRef | None:
         return hook.find_run(self._name(context))
 
+        # --8<-- [end:operator]
 
+
+# --8<-- [start:sensor]
 class DemoRunSensor(FlowRunSensor):
-    hook_class = DemoHook
+    vendor_info = DEMO
+    # --8<-- [end:sensor]
 
 
-class DemoResultToStorageOperator(BaseOperator):
+# --8<-- [start:transfer]
+class DemoResultToStorageOperator(VendorOperator[DemoHook]):
     """Stream a finished demo run's CSV result to ``destination`` (a prefix); returns the object."""
 
+    vendor_info = DEMO
     template_fields: Sequence[str] = ("run_id", "destination", "conn_id")
 
-    def __init__(self, *, run_id: str, destination: str, conn_id: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, run_id: str, destination: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.run_id = run_id
         self.destination = destination
-        self.conn_id = conn_id or DemoHook.default_conn_name
 
     def execute(self, context: Context) -> dict[str, Any]:
-        hook = DemoHook(self.conn_id)
         dest = child_path(as_storage_path(self.destination), f"{self.run_id}.csv")
-        written = download_to(lambda: hook.stream(Call("GET", f"runs/{self.run_id}/result")), dest)
+        written = self.hook.download_result(self.run_id, dest)
         self.log.info("Wrote %s bytes to %s (sha256 %s)", written.size, written.uri, written.sha256)
         return written.to_dict()
+        # --8<-- [end:transfer]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -12,9 +13,31 @@ from typing import Any
 
 import httpx
 
+#: Where ``free_port`` looks: below Linux's default ephemeral range (32768-60999), from which the
+#: kernel picks the local port of every outgoing connection and of ``bind(0)``.
+_PORTS = range(20000, 32768)
+_handed_out: set[int] = set()
+
 
 def free_port() -> int:
-    with socket.socket() as sock:
+    """A port on 127.0.0.1 that nothing listens on now, for a server started a moment later.
+
+    Not ``bind(0)``: that port comes from the ephemeral range, and on a busy machine an outgoing
+    connection took it before a slow-starting server bound it (an Airflow API server lost its port
+    so, under load, in a clean-clone run). Ports below that range are only ever taken on purpose.
+    """
+    for _ in range(200):
+        port = random.choice(_PORTS)  # spreading processes apart, not a secret
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    with socket.socket() as sock:  # everything there is taken: what the kernel offers
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 

@@ -6,17 +6,17 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-
 from airflow_provider_flowruns.core.errors import FlowRunsConfigError, FlowRunsError
 from airflow_provider_flowruns.lineage import EmitsLineage
-from airflow_provider_flowruns.vendors.activepieces import ACTIVEPIECES
+from airflow_provider_flowruns.operators.vendor import VendorOperator
+from airflow_provider_flowruns.vendors import ACTIVEPIECES
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
 
     from airflow_provider_flowruns.core.params import RunIdArg
     from airflow_provider_flowruns.core.storage import WrittenObject
+    from airflow_provider_flowruns.hooks.activepieces import ActivepiecesHook  # noqa: F401 - the base's type argument
 
 # The hook and the storage engine are imported where they are used (see ``vendors``).
 
@@ -41,7 +41,7 @@ def step_files(folder: ObjectStoragePath, names: Sequence[str]) -> dict[str, Obj
     return paths
 
 
-class ActivepiecesStepOutputsToStorageOperator(EmitsLineage, BaseOperator):
+class ActivepiecesStepOutputsToStorageOperator(EmitsLineage, VendorOperator["ActivepiecesHook"]):
     """Write each step's ``output`` of run ``run_id`` to ``<destination>/<run id>/<step>.json``.
 
     :param run_id: the Activepieces run (templated, e.g. ``{{ ti.xcom_pull('trigger') }}``).
@@ -55,11 +55,13 @@ class ActivepiecesStepOutputsToStorageOperator(EmitsLineage, BaseOperator):
     ``overwrite=False``, a storage error) leaves none of its files behind. Returns the list of
     ``{uri, size, sha256}`` written; each asset in ``outlets`` gets an event whose extra lists them
     with the run (``{objects, bytes, vendor, run_id, run_url}``, see ``core/produced.py``).
+    ``conn_id`` and ``hook_params`` as on every vendor task (:class:`VendorOperator`).
     """
+
+    vendor_info = ACTIVEPIECES
 
     template_fields: Sequence[str] = ("conn_id", "run_id", "destination", "steps")
     lineage_source = "flow-runs/{run_id}"
-    lineage_hook = ACTIVEPIECES
 
     def __init__(
         self,
@@ -68,7 +70,6 @@ class ActivepiecesStepOutputsToStorageOperator(EmitsLineage, BaseOperator):
         destination: str,
         steps: list[str] | None = None,
         overwrite: bool = True,
-        conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -78,7 +79,6 @@ class ActivepiecesStepOutputsToStorageOperator(EmitsLineage, BaseOperator):
         self.destination = destination
         self.steps = steps
         self.overwrite = overwrite
-        self.conn_id = conn_id or ACTIVEPIECES.default_conn_name
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
         from airflow_provider_flowruns.core.models import read
@@ -88,10 +88,10 @@ class ActivepiecesStepOutputsToStorageOperator(EmitsLineage, BaseOperator):
             child_path,
             write_atomically,
         )
-        from airflow_provider_flowruns.hooks.activepieces import RETENTION_HINT, ActivepiecesHook
+        from airflow_provider_flowruns.hooks.activepieces import RETENTION_HINT
         from airflow_provider_flowruns.hooks.activepieces_models import ActivepiecesStepOutput
 
-        hook = ActivepiecesHook(self.conn_id)
+        hook = self.hook
         run = hook.get_run(str(self.run_id))
         steps = run.get("steps")
         if not isinstance(steps, Mapping) or not steps:

@@ -6,18 +6,20 @@ import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-
 from airflow_provider_flowruns.core.errors import FlowRunsApiError, FlowRunsConfigError, RunFailed
+from airflow_provider_flowruns.core.params import is_templated
 from airflow_provider_flowruns.core.rows import FORMATS
 from airflow_provider_flowruns.lineage import EmitsLineage
-from airflow_provider_flowruns.vendors.habu import HABU, REPORT_PAGE_SIZE
+from airflow_provider_flowruns.operators.vendor import VendorOperator
+from airflow_provider_flowruns.vendors import HABU
+from airflow_provider_flowruns.vendors.habu import REPORT_PAGE_SIZE
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_flowruns.core.params import RunIdArg
     from airflow_provider_flowruns.core.storage import WrittenObject
+    from airflow_provider_flowruns.hooks.habu import HabuHook  # noqa: F401 - the base's type argument
     from airflow_provider_flowruns.hooks.habu_models import ReportPage
 
 # The hook and the storage engine are imported where they are used (see ``vendors``).
@@ -58,7 +60,7 @@ def write_result_pages(
     return write_atomically(dest, chunks(), overwrite=overwrite), counter.count
 
 
-class HabuFlowRunReportToStorageOperator(EmitsLineage, BaseOperator):
+class HabuFlowRunReportToStorageOperator(EmitsLineage, VendorOperator["HabuHook"]):
     """Write one node's report of a flow run to ``destination`` as CSV or JSON Lines.
 
     :param cleanroom_id: the clean room.
@@ -72,12 +74,14 @@ class HabuFlowRunReportToStorageOperator(EmitsLineage, BaseOperator):
     Streamed page by page; every value is kept as Habu sent it (strings). The object appears whole
     or not at all, after its row count matched the report's. Returns ``{uri, size, sha256, rows}``;
     each asset in ``outlets`` gets an event whose extra says the same and names the flow run
-    (``{uri, bytes, sha256, rows, vendor, run_id, run_url}``, see ``core/produced.py``).
+    (``{uri, bytes, sha256, rows, vendor, run_id, run_url}``, see ``core/produced.py``). ``conn_id`` and
+    ``hook_params`` as on every vendor task (:class:`VendorOperator`).
     """
+
+    vendor_info = HABU
 
     template_fields: Sequence[str] = ("conn_id", "cleanroom_id", "run_id", "node", "destination", "format")
     lineage_source = "cleanrooms/{cleanroom_id}/flow-runs/{run_id}/nodes/{node}"
-    lineage_hook = HABU
 
     def __init__(
         self,
@@ -89,11 +93,10 @@ class HabuFlowRunReportToStorageOperator(EmitsLineage, BaseOperator):
         format: str = "csv",
         page_size: int = REPORT_PAGE_SIZE,
         overwrite: bool = True,
-        conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if format not in FORMATS and "{{" not in str(format):
+        if format not in FORMATS and not is_templated(format):
             raise FlowRunsConfigError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
         if not node:
             raise FlowRunsConfigError("node is required (node UUID or question display id)")
@@ -106,15 +109,13 @@ class HabuFlowRunReportToStorageOperator(EmitsLineage, BaseOperator):
         self.format = format
         self.page_size = page_size
         self.overwrite = overwrite
-        self.conn_id = conn_id or HABU.default_conn_name
 
     def execute(self, context: Context) -> dict[str, Any]:
         if self.format not in FORMATS:
             raise FlowRunsConfigError(f"format must be one of {', '.join(FORMATS)}, got {self.format!r}")
         from airflow_provider_flowruns.core.storage import as_storage_path
-        from airflow_provider_flowruns.hooks.habu import HabuHook
 
-        hook = HabuHook(self.conn_id)
+        hook = self.hook
         dest = as_storage_path(self.destination)
         pages = hook.iter_report(
             str(self.cleanroom_id), str(self.run_id), str(self.node), page_size=self.page_size
@@ -132,7 +133,7 @@ class HabuFlowRunReportToStorageOperator(EmitsLineage, BaseOperator):
         return result
 
 
-class HabuQuestionRunFilesToStorageOperator(EmitsLineage, BaseOperator):
+class HabuQuestionRunFilesToStorageOperator(EmitsLineage, VendorOperator["HabuHook"]):
     """Copy every result file of a completed question run under ``destination`` (a prefix).
 
     :param run_id: the question run.
@@ -146,12 +147,14 @@ class HabuQuestionRunFilesToStorageOperator(EmitsLineage, BaseOperator):
     ``Content-Length``, retried from scratch when cut, and moved into place only when whole.
     Returns the list of ``{uri, size, sha256, source}`` written; each asset in ``outlets`` gets an
     event whose extra lists them (``{objects: [{uri, bytes, sha256, rows?}], bytes, vendor, run_id}``,
-    see ``core/produced.py``).
+    see ``core/produced.py``). ``conn_id`` and
+    ``hook_params`` as on every vendor task (:class:`VendorOperator`).
     """
+
+    vendor_info = HABU
 
     template_fields: Sequence[str] = ("conn_id", "run_id", "destination", "files")
     lineage_source = "question-runs/{run_id}"
-    lineage_hook = HABU
 
     def __init__(
         self,
@@ -161,7 +164,6 @@ class HabuQuestionRunFilesToStorageOperator(EmitsLineage, BaseOperator):
         files: list[str] | None = None,
         include_data: str | None = None,
         overwrite: bool = True,
-        conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -174,13 +176,11 @@ class HabuQuestionRunFilesToStorageOperator(EmitsLineage, BaseOperator):
         self.files = files
         self.include_data = include_data
         self.overwrite = overwrite
-        self.conn_id = conn_id or HABU.default_conn_name
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
         from airflow_provider_flowruns.core.storage import all_or_nothing, as_storage_path, child_path
-        from airflow_provider_flowruns.hooks.habu import HabuHook
 
-        hook = HabuHook(self.conn_id)
+        hook = self.hook
         run_id = str(self.run_id)
         # The result listing doubles as the readiness check: reading the run's status here, right
         # after the wait that saw it complete, would spend a second poll within Habu's 5 minutes.

@@ -14,18 +14,18 @@ import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from airflow.sdk import BaseOperator
-
 from airflow_provider_flowruns.core.errors import FlowRunsConfigError, RunFailed
+from airflow_provider_flowruns.core.params import is_templated
 from airflow_provider_flowruns.lineage import EmitsLineage
-from airflow_provider_flowruns.operators.base import hook_params_checked
-from airflow_provider_flowruns.vendors.tableflow import TABLEFLOW
+from airflow_provider_flowruns.operators.vendor import VendorOperator
+from airflow_provider_flowruns.vendors import TABLEFLOW
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
 
     from airflow_provider_flowruns.core.params import RunIdArg
     from airflow_provider_flowruns.core.storage import WrittenObject
+    from airflow_provider_flowruns.hooks.tableflow import TableflowHook  # noqa: F401 - the base's type argument
 
 # The hook, its models and the storage engine are imported where they are used (see ``vendors``).
 
@@ -36,7 +36,7 @@ RUN_PIECES = ("steps", "drive_files", "input_files", "flow_attempts")
 LOOKED_FOR = ("steps", "drive_files", "input_files", "steps[].extraction_id", "steps[].outputs.extraction_id")
 
 
-class TableflowRunResultsToStorageOperator(EmitsLineage, BaseOperator):
+class TableflowRunResultsToStorageOperator(EmitsLineage, VendorOperator["TableflowHook"]):
     """Write what completed run ``run_id`` carries to storage, and push it as the return XCom.
 
     - ``<destination>/<run id>/run.json``: the run as Tableflow sent it;
@@ -63,9 +63,9 @@ class TableflowRunResultsToStorageOperator(EmitsLineage, BaseOperator):
     run (``{objects, bytes, vendor, run_id, run_url}``, see ``core/produced.py``).
     """
 
+    vendor_info = TABLEFLOW
     template_fields: Sequence[str] = ("conn_id", "run_id", "destination", "row_filter")
     lineage_source = "flows/runs/{run_id}"
-    lineage_hook = TABLEFLOW
     #: Extraction folders go under the run's folder (False: directly under ``destination``, the
     #: deprecated operator's layout).
     tables_in_run_folder = True
@@ -78,12 +78,10 @@ class TableflowRunResultsToStorageOperator(EmitsLineage, BaseOperator):
         row_filter: RowFilter = "all",
         include_originals: bool = False,
         overwrite: bool = True,
-        conn_id: str | None = None,
-        hook_params: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if row_filter not in ("all", "valid", "invalid") and "{{" not in str(row_filter):
+        if row_filter not in ("all", "valid", "invalid") and not is_templated(row_filter):
             raise FlowRunsConfigError(f"row_filter must be 'all', 'valid' or 'invalid', got {row_filter!r}")
         if not run_id:
             raise FlowRunsConfigError("run_id is required")
@@ -92,17 +90,13 @@ class TableflowRunResultsToStorageOperator(EmitsLineage, BaseOperator):
         self.row_filter = row_filter
         self.include_originals = include_originals
         self.overwrite = overwrite
-        self.conn_id = conn_id or TABLEFLOW.default_conn_name
-        self.hook_params = hook_params_checked(hook_params)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from functools import partial
-
         from airflow_provider_flowruns.core.errors import UnexpectedResponse
         from airflow_provider_flowruns.core.storage import all_or_nothing, as_storage_path, child_path
         from airflow_provider_flowruns.hooks.tableflow_models import extraction_ids
 
-        hook = TABLEFLOW(self.conn_id, **self.hook_params)
+        hook = self.hook
         run_id = str(self.run_id)
         raw, run = hook.read_run(run_id)
         if run.status != "completed":
@@ -138,11 +132,15 @@ class TableflowRunResultsToStorageOperator(EmitsLineage, BaseOperator):
                     )
                 folder = child_path(tables_root, extraction_id)
                 for table in sorted(extraction.data.tables):
-                    opener = partial(hook.open_table_csv, extraction_id, table, row_filter=self.row_filter)
-                    written.append(self._download(opener, child_path(folder, f"{table}.csv")))
+                    dest = child_path(folder, f"{table}.csv")
+                    written.append(
+                        hook.download_table(
+                            extraction_id, table, dest, row_filter=self.row_filter, overwrite=self.overwrite
+                        )
+                    )
                 if self.include_originals:
                     dest = child_path(child_path(folder, "original"), extraction.file_name or "original")
-                    written.append(self._download(partial(hook.open_original, extraction_id), dest))
+                    written.append(hook.download_original(extraction_id, dest, overwrite=self.overwrite))
         for obj in written:
             self.log.info("Wrote %s (%s bytes, sha256 %s)", obj.uri, obj.size, obj.sha256)
         from airflow_provider_flowruns.core.produced import Produced, VendorRun, annotate_outlets
@@ -166,11 +164,6 @@ class TableflowRunResultsToStorageOperator(EmitsLineage, BaseOperator):
 
         data = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False).encode()
         return write_atomically(dest, [data], expected_size=len(data), overwrite=self.overwrite)
-
-    def _download(self, opener: Any, dest: ObjectStoragePath) -> WrittenObject:
-        from airflow_provider_flowruns.core.storage import download_to
-
-        return download_to(opener, dest, overwrite=self.overwrite)
 
 
 class TableflowExtractionsToStorageOperator(TableflowRunResultsToStorageOperator):

@@ -77,7 +77,6 @@ class FlowRunTrigger(BaseTrigger):
     :param hook_class_path: dotted path of a :class:`FlowRunsHook` subclass.
     :param hook_kwargs: its plain constructor kwargs (``FlowRunsHook.hook_kwargs()``).
     :param run_ref: ``RunRef.to_dict()`` of the run to watch.
-    :param poll_interval: seconds between polls (already clamped to the vendor floor by the operator).
     :param deadline: absolute epoch seconds after which a ``timeout`` event is emitted; None for none.
     :param stop_states: non-terminal states that also end the wait (e.g. ``["PAUSED"]``).
     :param cancel_on_kill: cancel the vendor run when a user kills the deferred task (Airflow 3.3+).
@@ -85,9 +84,8 @@ class FlowRunTrigger(BaseTrigger):
         status right before deferring, so polling again at once would spend a vendor poll for
         nothing (Habu allows one per 5 minutes) - they pass the poll interval here, raised to
         :func:`first_poll_delay`'s floor so the event never beats Airflow's record of the deferral.
-    :param schedule: ``PollSchedule.to_dict()`` (plain numbers): when to poll next, adaptive or fixed,
-        with the vendor floor no gap may go under. None (triggers serialized by older releases):
-        every ``poll_interval``.
+    :param schedule: ``PollSchedule.to_dict()`` (plain numbers): when to poll next, adaptive or fixed
+        (the interval the operator clamped to the vendor floor), with the floor no gap may go under.
     """
 
     def __init__(
@@ -96,25 +94,23 @@ class FlowRunTrigger(BaseTrigger):
         hook_class_path: str,
         hook_kwargs: dict[str, Any],
         run_ref: dict[str, Any],
-        poll_interval: float,
+        schedule: dict[str, Any],
         deadline: float | None = None,
         stop_states: Iterable[str] = (),
         cancel_on_kill: bool = True,
         run_url: str | None = None,
         initial_delay: float = 0.0,
-        schedule: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.hook_class_path = hook_class_path
         self.hook_kwargs = dict(hook_kwargs)
         self.run_ref = RunRef.from_dict(run_ref).to_dict()
-        self.poll_interval = float(poll_interval)
         self.deadline = float(deadline) if deadline is not None else None
         self.stop_states = sorted({RunState(s).value for s in stop_states})
         self.cancel_on_kill = bool(cancel_on_kill)
         self.run_url = run_url
         self.initial_delay = float(initial_delay)
-        self.schedule = PollSchedule.from_dict(schedule).to_dict() if schedule else None
+        self.schedule = PollSchedule.from_dict(schedule).to_dict()
         self._hook: FlowRunsHook | None = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -124,7 +120,6 @@ class FlowRunTrigger(BaseTrigger):
                 "hook_class_path": self.hook_class_path,
                 "hook_kwargs": self.hook_kwargs,
                 "run_ref": self.run_ref,
-                "poll_interval": self.poll_interval,
                 "deadline": self.deadline,
                 "stop_states": self.stop_states,
                 "cancel_on_kill": self.cancel_on_kill,
@@ -171,11 +166,7 @@ class FlowRunTrigger(BaseTrigger):
         failures = polls = 0
         last_seen: tuple[RunState, str | None] | None = None
         last_logged = 0.0
-        schedule = (
-            PollSchedule.from_dict(self.schedule)
-            if self.schedule
-            else PollSchedule.fixed(self.poll_interval, floor=0.0)
-        )
+        schedule = PollSchedule.from_dict(self.schedule)
         if self.initial_delay > 0:
             remaining = None if self.deadline is None else max(0.0, self.deadline - time.time())
             await asyncio.sleep(

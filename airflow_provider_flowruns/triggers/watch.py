@@ -33,10 +33,8 @@ from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
 from airflow_provider_flowruns.core.errors import FlowRunsConfigError
 from airflow_provider_flowruns.core.runs import RunState
-from airflow_provider_flowruns.vendors.activepieces import ACTIVEPIECES
-from airflow_provider_flowruns.vendors.amperity import AMPERITY
-from airflow_provider_flowruns.vendors.habu import FLOW_RUN, HABU, QUESTION_RUN
-from airflow_provider_flowruns.vendors.tableflow import TABLEFLOW
+from airflow_provider_flowruns.vendors import ACTIVEPIECES, AMPERITY, HABU, TABLEFLOW
+from airflow_provider_flowruns.vendors.habu import FLOW_RUN, QUESTION_RUN
 
 if TYPE_CHECKING:
     from airflow_provider_flowruns.core.http import FlowRunsHook
@@ -421,7 +419,7 @@ class HabuFlowRunWatcher(_VendorWatcher):
     """Runs of one LiveRamp Clean Room (Habu) flow. Lists at most every 5 minutes (the vendor's
     poll floor); default every 15. Shares the deployment's token (2 a day per API user)."""
 
-    hook_path = HABU.path
+    hook_path = HABU.hook
     kind_name = FLOW_RUN
     required = ("cleanroom_id", "flow_id")
 
@@ -437,7 +435,7 @@ class HabuFlowRunWatcher(_VendorWatcher):
 class HabuQuestionRunWatcher(_VendorWatcher):
     """Runs of one clean-room question (``cleanroom_id`` only adds the run URL)."""
 
-    hook_path = HABU.path
+    hook_path = HABU.hook
     kind_name = QUESTION_RUN
     required = ("question_id",)
 
@@ -461,7 +459,7 @@ class AmperityWorkflowWatcher(_VendorWatcher):
     """Amperity workflow runs of one ``workflow_type`` (e.g. ``courier.group/run``) and/or ``name``
     (a workflow carries no config id; its name is the courier group's or orchestration's)."""
 
-    hook_path = AMPERITY.path
+    hook_path = AMPERITY.hook
     kind_name = "run"
 
     def __init__(
@@ -485,7 +483,7 @@ class AmperityWorkflowWatcher(_VendorWatcher):
 class ActivepiecesFlowRunWatcher(_VendorWatcher):
     """Production runs of one Activepieces flow (the connection's project)."""
 
-    hook_path = ACTIVEPIECES.path
+    hook_path = ACTIVEPIECES.hook
     kind_name = "run"
     required = ("flow_id",)
 
@@ -501,7 +499,7 @@ class ActivepiecesFlowRunWatcher(_VendorWatcher):
 class TableflowFlowRunWatcher(_VendorWatcher):
     """Runs of one Tableflow flow (each document upload starts one)."""
 
-    hook_path = TABLEFLOW.path
+    hook_path = TABLEFLOW.hook
     kind_name = "run"
     required = ("flow_id",)
 

@@ -1,54 +1,97 @@
-"""What DAG parse needs to know about each vendor, without importing its hook.
+"""Every vendor, declared once: one :class:`~airflow_provider_flowruns.core.vendor.Vendor` record each.
 
-A DAG file that imports our operators pays for every module they import, in every DAG-processor
-process. The hooks pull in the whole run engine (HTTP clients, auth, token cache, create budget,
-storage, triggers); the operators need none of it until ``execute``. So each vendor module here
-holds only its :class:`HookRef` (connection defaults) and the parameter checks operators run in
-``__init__`` (errors at parse time, naming the parameter); the hook modules re-export them.
-Nothing here imports more than ``core.errors``/``core.timestamps`` and the standard library.
+Provider info (connection types, modules, links, config options), the hooks' class attributes and
+the operators' defaults are all built from these records. This module imports only the record type
+and the connection forms, so provider discovery and DAG parse can read it without loading a hook;
+the vendor modules next to it (``vendors/<vendor>.py``) hold the parameter checks operators run at
+DAG parse. Adding a vendor starts here: docs/contributing.md.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from airflow_provider_flowruns import forms
+from airflow_provider_flowruns.core.vendor import Vendor
 
-if TYPE_CHECKING:
-    from airflow_provider_flowruns.core.http import FlowRunsHook
+_P = "airflow_provider_flowruns"
 
-H = TypeVar("H", bound="FlowRunsHook")
+HABU = Vendor(
+    conn_type="habu",
+    name="LiveRamp Clean Room",
+    display_name="LiveRamp Clean Room (Habu)",
+    hook=f"{_P}.hooks.habu.HabuHook",
+    form=forms.HABU,
+    default_base_url="https://api.habu.com/v1",
+    poll_floor=300.0,
+    default_poll_interval=900.0,
+    docs_url="https://developers.liveramp.com/clean-room-api/",
+    link_name="Open in LiveRamp Clean Room",
+    operators=(f"{_P}.operators.habu",),
+    sensors=(f"{_P}.sensors.habu",),
+    transfers=(f"{_P}.transfers.habu",),
+)
+AMPERITY = Vendor(
+    conn_type="amperity",
+    name="Amperity",
+    display_name="Amperity",
+    hook=f"{_P}.hooks.amperity.AmperityHook",
+    form=forms.AMPERITY,
+    default_base_url="https://app.amperity.com/api",
+    poll_floor=10.0,
+    default_poll_interval=60.0,
+    docs_url="https://docs.amperity.com/api/",
+    link_name="Open in Amperity",
+    operators=(f"{_P}.operators.amperity",),
+    sensors=(f"{_P}.sensors.amperity",),
+)
+ACTIVEPIECES = Vendor(
+    conn_type="activepieces",
+    name="Activepieces",
+    display_name="Activepieces",
+    hook=f"{_P}.hooks.activepieces.ActivepiecesHook",
+    form=forms.ACTIVEPIECES,
+    default_base_url="https://cloud.activepieces.com/api",
+    poll_floor=5.0,
+    default_poll_interval=15.0,
+    docs_url="https://www.activepieces.com/docs/",
+    link_name="Open in Activepieces",
+    operators=(f"{_P}.operators.activepieces", f"{_P}.operators.activepieces_bulk"),
+    sensors=(f"{_P}.sensors.activepieces",),
+    transfers=(f"{_P}.transfers.activepieces",),
+)
+TABLEFLOW = Vendor(
+    conn_type="tableflow",
+    name="Tableflow",
+    display_name="Tableflow",
+    hook=f"{_P}.hooks.tableflow.TableflowHook",
+    form=forms.TABLEFLOW,
+    default_base_url="https://api.tableflow.com/v2",
+    poll_floor=10.0,
+    default_poll_interval=30.0,
+    docs_url="https://docs.tableflow.com/",
+    link_name="Open in Tableflow",
+    operators=(f"{_P}.operators.tableflow",),
+    sensors=(f"{_P}.sensors.tableflow",),
+    transfers=(f"{_P}.transfers.tableflow",),
+)
+#: The demo emulator's vendor (``testing/demo.py``): the README's ten-line DAG runs against it, so its
+#: connection type is in the UI's list too. It is wired exactly as the four above.
+# --8<-- [start:record]
+DEMO = Vendor(
+    conn_type="flowruns_demo",
+    name="Demo",
+    display_name="Flow runs demo emulator",
+    hook=f"{_P}.testing.demo.DemoHook",
+    form=forms.DEMO,
+    default_base_url="",  # no public service: the connection names the emulator
+    poll_floor=1.0,
+    default_poll_interval=2.0,
+    docs_url="https://airflow-provider-flowruns.github.io/airflow-provider-flowruns/emulators/",
+    link_name="Open in the demo emulator",
+    operators=(f"{_P}.testing.demo",),
+    sensors=(f"{_P}.testing.demo",),
+    transfers=(f"{_P}.testing.demo",),
+)
+# --8<-- [end:record]
 
-
-class HookRef(Generic[H]):
-    """A vendor hook as an operator sees it at DAG parse: the connection defaults, and the hook
-    class imported on first real use. ``ref(conn_id, ...)`` builds a hook; any other attribute
-    (``vendor``, ``poll_floor``, ...) is read from the imported class. The hook class takes its
-    connection defaults from here, so the two cannot drift."""
-
-    __slots__ = ("_cls", "conn_type", "default_conn_name", "default_poll_interval", "path")
-
-    def __init__(self, path: str, *, conn_type: str, default_conn_name: str, default_poll_interval: float):
-        self.path = path
-        self.conn_type = conn_type
-        self.default_conn_name = default_conn_name
-        self.default_poll_interval = default_poll_interval
-        self._cls: type[H] | None = None
-
-    def load(self) -> type[H]:
-        """The hook class (imported now if it was not yet). ``isinstance(hook, REF.load())`` is how
-        operators narrow the engine's hook to their vendor's without importing it at parse."""
-        if self._cls is None:
-            module, _, name = self.path.rpartition(".")
-            self._cls = getattr(importlib.import_module(module), name)
-        return self._cls
-
-    def __call__(self, *args: Any, **kwargs: Any) -> H:
-        return self.load()(*args, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):  # copy/pickle protocol probes: never import a hook for those
-            raise AttributeError(name)
-        return getattr(self.load(), name)
-
-    def __repr__(self) -> str:
-        return f"HookRef({self.path!r})"
+#: Every vendor, in the order provider info lists them.
+ALL: tuple[Vendor, ...] = (HABU, AMPERITY, ACTIVEPIECES, TABLEFLOW, DEMO)

@@ -1,25 +1,15 @@
-"""Activepieces at DAG parse: hook defaults and the run-filter checks (see ``vendors``)."""
+"""Activepieces at DAG parse: the run-filter checks (see ``vendors``)."""
 
 from __future__ import annotations
 
 import ast
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airflow_provider_flowruns.core.errors import FlowRunsConfigError
 from airflow_provider_flowruns.core.timestamps import iso_utc
-from airflow_provider_flowruns.vendors import HookRef
 
-if TYPE_CHECKING:
-    from airflow_provider_flowruns.hooks.activepieces import ActivepiecesHook
-
-ACTIVEPIECES: HookRef[ActivepiecesHook] = HookRef(
-    "airflow_provider_flowruns.hooks.activepieces.ActivepiecesHook",
-    conn_type="activepieces",
-    default_conn_name="activepieces_default",
-    default_poll_interval=15.0,
-)
 FAILED_STATUSES = (
     "FAILED",
     "TIMEOUT",

@@ -1,31 +1,21 @@
-"""Amperity at DAG parse: hook defaults and the start-request check (see ``vendors``)."""
+"""Amperity at DAG parse: the start-request check (see ``vendors``)."""
 
 from __future__ import annotations
 
 from datetime import timezone
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import Any, Literal, get_args
 
 from airflow_provider_flowruns.core.errors import FlowRunsConfigError
 from airflow_provider_flowruns.core.timestamps import parse_iso8601
 from airflow_provider_flowruns.forms import AUTH_CHOICES, AmperityAuth
-from airflow_provider_flowruns.vendors import HookRef
 
-if TYPE_CHECKING:
-    from airflow_provider_flowruns.hooks.amperity import AmperityHook
-
-AMPERITY: HookRef[AmperityHook] = HookRef(
-    "airflow_provider_flowruns.hooks.amperity.AmperityHook",
-    conn_type="amperity",
-    default_conn_name="amperity_default",
-    default_poll_interval=60.0,
-)
 #: ``run_mode`` of a courier-group start (the type for signatures, the tuple for checks).
 RunMode = Literal["source", "refresh", "full"]
 RUN_MODES: tuple[RunMode, ...] = get_args(RunMode)
 #: Connection extra ``auth``: a UI-issued token in the password (default) or OAuth client credentials
 #: (declared with the connection form, which provider discovery reads without Airflow loaded).
 AUTH_MODES = AUTH_CHOICES
-__all__ = ["AMPERITY", "AUTH_MODES", "RUN_MODES", "AmperityAuth", "RunMode", "validate_start"]
+__all__ = ["AUTH_MODES", "RUN_MODES", "AmperityAuth", "RunMode", "validate_start"]
 #: Workflow ``type`` per config-id prefix: courier group, orchestration group, campaign.
 CONFIG_PREFIXES = {
     "cg-": "courier.group/run",

@@ -1,23 +1,13 @@
-"""LiveRamp Clean Room (Habu) at DAG parse: hook defaults and parameter checks (see ``vendors``)."""
+"""LiveRamp Clean Room (Habu) at DAG parse: the parameter checks (see ``vendors``)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airflow_provider_flowruns.core.errors import FlowRunsConfigError
-from airflow_provider_flowruns.vendors import HookRef
 
-if TYPE_CHECKING:
-    from airflow_provider_flowruns.hooks.habu import HabuHook
-
-HABU: HookRef[HabuHook] = HookRef(
-    "airflow_provider_flowruns.hooks.habu.HabuHook",
-    conn_type="habu",
-    default_conn_name="habu_default",
-    default_poll_interval=900.0,
-)
 FLOW_RUN = "flow_run"
 QUESTION_RUN = "question_run"
 REPORT_PAGE_SIZE = 500

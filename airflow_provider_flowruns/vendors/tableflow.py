@@ -1,32 +1,18 @@
-"""Tableflow at DAG parse: hook defaults and the ``files`` check (see ``vendors``)."""
+"""Tableflow at DAG parse: the ``files`` check (see ``vendors``)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airflow_provider_flowruns.core.errors import FlowRunsConfigError
-from airflow_provider_flowruns.vendors import HookRef
-
-if TYPE_CHECKING:
-    from airflow_provider_flowruns.hooks.tableflow import TableflowHook
-
-TABLEFLOW: HookRef[TableflowHook] = HookRef(
-    "airflow_provider_flowruns.hooks.tableflow.TableflowHook",
-    conn_type="tableflow",
-    default_conn_name="tableflow_default",
-    default_poll_interval=30.0,
-)
+from airflow_provider_flowruns.core.params import is_templated
 
 #: What ``files`` looks like, for error messages.
 FILES_SHAPE = (
     "a dict of file field key -> path or URI (or a list of them for a multi-file field), "
     "e.g. {'purchase_order': 's3://inbox/po.pdf'}"
 )
-
-
-def _templated(value: Any) -> bool:
-    return isinstance(value, str) and ("{{" in value or "{%" in value)
 
 
 def check_files(files: Any, *, rendered: bool = False) -> None:
@@ -38,7 +24,7 @@ def check_files(files: Any, *, rendered: bool = False) -> None:
     path may be templated, or exist only where the task runs.
     """
     if isinstance(files, str):
-        if _templated(files) and not rendered:
+        if is_templated(files) and not rendered:
             return
         raise FlowRunsConfigError(f"files must be {FILES_SHAPE}; got the string {files!r}")
     if not isinstance(files, Mapping) or not files:

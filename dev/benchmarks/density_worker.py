@@ -35,6 +35,7 @@ def cpu() -> float:
 
 def make_triggers(kind: str, run_ids: list[Any], poll: float) -> list[Any]:
     if kind == "ours":
+        from airflow_provider_flowruns.core.schedule import PollSchedule
         from airflow_provider_flowruns.testing.demo import DemoHook
         from airflow_provider_flowruns.triggers.run import FlowRunTrigger
 
@@ -44,7 +45,7 @@ def make_triggers(kind: str, run_ids: list[Any], poll: float) -> list[Any]:
                 hook_class_path=hook.class_path(),
                 hook_kwargs=hook.hook_kwargs(),
                 run_ref={"run_id": rid},
-                poll_interval=poll,
+                schedule=PollSchedule.fixed(poll, 0.0).to_dict(),
                 deadline=time.time() + 3600,
             )
             for rid in run_ids

@@ -25,7 +25,7 @@ with DAG("docs_activepieces", schedule=None, start_date=datetime(2026, 1, 1), ca
             "orders": orders_task_output,
             "day": "{{ (dag_run.logical_date or dag_run.run_after) | ds }}",
         },  # templated; XComArgs resolve
-        on_pause="wait",  # "wait" (default) | "return" | "fail"
+        on_pause="wait",  # "wait" (default) | "succeed" | "fail"
         deferrable=True,
         timeout=3600,
     )

@@ -80,7 +80,7 @@ with _dag("activepieces_pauses"):
 
 with _dag("activepieces_approve"):
     _ask = ActivepiecesTriggerFlowOperator(
-        task_id="ask", flow_id=FLOW_APPROVAL, payload={"amount": 120}, on_pause="return", **FAST
+        task_id="ask", flow_id=FLOW_APPROVAL, payload={"amount": 120}, on_pause="succeed", **FAST
     )
     _answer = ActivepiecesResumeFlowRunOperator(
         task_id="answer",
@@ -124,7 +124,7 @@ with _dag("activepieces_sensor_failing"):
     ActivepiecesFlowRunSensor(
         task_id="paused_ok",
         run_id="{{ dag_run.conf['paused'] }}",
-        succeed_on_pause=True,
+        on_pause="succeed",
         mode="reschedule",
         poke_interval=5,
     )

@@ -62,7 +62,7 @@ with DAG("habu_sensors", schedule=None, start_date=START, catchup=False) as habu
         task_id="flow_paused",
         cleanroom_id="cr-acme",
         run_id="{{ dag_run.conf['paused'] }}",
-        succeed_on_pause=True,
+        on_pause="succeed",
         deferrable=True,
         poke_interval=300,
     )
