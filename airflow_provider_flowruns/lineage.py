@@ -35,8 +35,9 @@ class EmitsLineage:
 
     A class declares :attr:`lineage_source` (what it reads, a name template over its attributes); its
     vendor is its ``hook`` (a ``VendorOperator``'s); a run operator's vendor run comes from the run
-    it started or watched (``_run_ref``), a transfer's from its ``run_id``, and a transfer records
-    the URIs of what it wrote in ``_written`` once all of it landed.
+    it started or watched (``_run_ref``), a transfer's from its ``run_id``, and what a transfer
+    wrote is the ``_produced`` record ``core/produced.py`` keeps once all of it landed (the same
+    record its outlet asset events are made from).
     """
 
     #: What the task reads at the vendor, as a name template over the operator's attributes
@@ -57,7 +58,7 @@ class EmitsLineage:
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
         """Airflow's OpenLineage listener, on success: see :func:`operator_lineage`."""
-        written = list(getattr(self, "_written", ()))
+        written = [p.uri for p in getattr(self, "_produced", ())]
         return operator_lineage(
             self, self.lineage_vendor_hook(), run_id=self.lineage_run_id(), written=written
         )

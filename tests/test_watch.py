@@ -1,16 +1,17 @@
 """Run watchers: the cursor rule (``core/watch.py``) as pure functions, and the watcher engine
 (``triggers/watch.py``) driven as the triggerer drives it, against the Habu and Tableflow emulators
-(real HTTP, the hooks' own listing calls). The real-Airflow path (AssetWatcher, scheduler,
+(real HTTP, the hooks' own listing calls); Amperity and Activepieces are test_watch_listings.py.
+The real-Airflow path (AssetWatcher, scheduler,
 triggerer restarts) is tests/e2e/test_watchers.py."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from typing import Any
 
 import pytest
+from watching import collect
 
 from airflow_provider_flowruns.core import watch
 from airflow_provider_flowruns.core.errors import FlowRunsConfigError, UnexpectedResponse
@@ -22,6 +23,7 @@ from airflow_provider_flowruns.triggers.watch import (
     AmperityWorkflowWatcher,
     FlowRunWatcher,
     HabuFlowRunWatcher,
+    HabuQuestionRunWatcher,
     TableflowFlowRunWatcher,
     wanted_states,
 )
@@ -200,21 +202,6 @@ def habu_stats(emu) -> dict[str, Any]:
     return emu.stats()["vendors"]["habu"]
 
 
-async def collect(trigger: FlowRunWatcher, *, until: Any, timeout: float = 120.0) -> list[dict[str, Any]]:
-    """Drive ``trigger.run()`` as the triggerer does, until ``until(events)`` holds (or time out)."""
-    events: list[dict[str, Any]] = []
-
-    async def drive() -> None:
-        async for event in trigger.run():
-            events.append(event.payload)
-            if until(events):
-                return
-
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(drive(), timeout)
-    return events
-
-
 async def finished(run_id: str) -> None:
     from airflow_provider_flowruns.hooks.habu import HabuHook
 
@@ -290,6 +277,62 @@ async def test_an_answer_the_watcher_cannot_read_fires_nothing_and_says_which_fi
             {"cleanRoomFlowRuns": [{"id": "x", "status": "COMPLETED"}]},
             page=None,
         )
+
+
+# -- Habu question runs: a bare array per page, filtered from the day of ``since`` -------------------------
+DATES = {"START_DATE": "2026-11-16", "END_DATE": "2026-11-23"}
+
+
+async def question_ended(run_id: str) -> str:
+    from airflow_provider_flowruns.hooks.habu import HabuHook
+
+    hook = HabuHook(conn_id="habu_default")
+    for _ in range(120):
+        status = str((await asyncio.to_thread(hook.get_question_run, run_id))["status"])
+        if status in ("COMPLETED", "FAILED"):
+            return status
+        await asyncio.sleep(1)
+    raise AssertionError(f"question run {run_id} did not end at the emulator")
+
+
+async def test_habu_question_watcher_fires_each_finished_question_run_once(habu):
+    from airflow_provider_flowruns.hooks.habu import HabuHook
+
+    hook = HabuHook(conn_id="habu_default")
+    earlier = hook.create_question_run("crq-reach", name="before-deploy", parameters=DATES)["id"]
+    assert await question_ended(str(earlier)) == "COMPLETED"
+    trigger = HabuQuestionRunWatcher(question_id="crq-reach", cleanroom_id=CR, confirm_seconds=0.5)
+    assert await collect(trigger, until=lambda e: False, timeout=3) == []  # the earlier run: no event
+    started = [
+        str(hook.create_question_run("crq-reach", name=f"partner-{i}", parameters=DATES)["id"])
+        for i in range(2)
+    ]
+    hook.create_question_run("crq-partner", name="another-question", parameters=DATES)
+    events = await collect(trigger, until=lambda e: len(e) >= 2, timeout=90)
+    assert sorted(e["run_id"] for e in events) == sorted(started)
+    for event in events:
+        assert event["kind"] == "question_run" and event["status"] == "succeeded"
+        assert event["vendor_status"] == "COMPLETED"
+        assert event["scope"] == {"question_id": "crq-reach", "cleanroom_id": CR}
+        assert event["run_url"] == f"https://app.habu.com/clean-rooms/{CR}/questions/runs/{event['run_id']}"
+    again = HabuQuestionRunWatcher(question_id="crq-reach", cleanroom_id=CR, confirm_seconds=0.5)
+    assert await collect(again, until=lambda e: False, timeout=4) == []
+    assert habu_stats(habu)["tokens_minted"] == 1
+
+
+async def test_a_failed_question_run_fires_only_a_question_watcher_that_asked_for_failures(habu):
+    from airflow_provider_flowruns.hooks.habu import HabuHook
+
+    ok = HabuQuestionRunWatcher(question_id="crq-fail", confirm_seconds=0.5)
+    failed = HabuQuestionRunWatcher(question_id="crq-fail", states="failed", confirm_seconds=0.5)
+    assert await collect(ok, until=lambda e: False, timeout=3) == []
+    assert await collect(failed, until=lambda e: False, timeout=3) == []
+    run_id = str(HabuHook().create_question_run("crq-fail", name="broken", parameters=DATES)["id"])
+    assert await question_ended(run_id) == "FAILED"
+    events = await collect(failed, until=lambda e: len(e) >= 1, timeout=60)
+    assert [(e["run_id"], e["status"], e["vendor_status"]) for e in events] == [(run_id, "failed", "FAILED")]
+    assert events[0]["run_url"] is None  # no clean room named: no guessed address
+    assert await collect(ok, until=lambda e: False, timeout=4) == []
 
 
 # -- Tableflow: newest first, offset pages, Unix timestamps ----------------------------------------------

@@ -189,6 +189,7 @@ class FlowRunOperator(EmitsLineage, VendorOperator[H]):
         if run_url:
             self.log.info("%s run %s: %s", hook.vendor, ref.run_id, run_url)
         if not self.wait_for_completion:
+            self._announce(context, ref, status="started", vendor_status=None, run_url=run_url)
             self._mark_done(context, ref)
             return ref.run_id
         if self.check_before_defer:
@@ -225,7 +226,8 @@ class FlowRunOperator(EmitsLineage, VendorOperator[H]):
         run_ref: dict[str, Any] | None = None,
         submitted_at: float | None = None,
     ) -> Any:
-        ref = RunRef.from_dict(run_ref) if run_ref else RunRef(run_id=str(event["run_id"]))
+        echoed = event.get("run_ref") if isinstance(event.get("run_ref"), dict) else None
+        ref = RunRef.from_dict(run_ref or echoed or {"run_id": str(event["run_id"])})
         self._run_ref = ref
         self._remember(context, ref)  # resumed: no longer deferred
         # dag.test() drops next_kwargs: the trigger echoes the start time in its event as well.
@@ -370,8 +372,33 @@ class FlowRunOperator(EmitsLineage, VendorOperator[H]):
         accept = frozenset({"paused"}) if RunState.PAUSED in self.stop_states() else frozenset()
         raise_for_event(event, vendor=self.vendor_info.name, accept=accept)
         result = self.result(self.hook, ref, event, context)
+        self._announce(
+            context,
+            ref,
+            status="paused" if event.get("status") == "paused" else "succeeded",
+            vendor_status=event.get("vendor_status"),
+            run_url=event.get("run_url") or self.hook.run_url(ref),
+        )
         self._mark_done(context, ref)
         return result
+
+    def _announce(
+        self, context: Any, ref: RunRef, *, status: str, vendor_status: Any, run_url: str | None
+    ) -> None:
+        """The run as the extra of this task's outlet asset events (``core/produced.py``): a DAG
+        scheduled on the asset reads which run finished, where, and how, without code of its own."""
+        from airflow_provider_flowruns.core.produced import VendorRun, annotate_outlets
+
+        run = VendorRun(
+            vendor=self.vendor_info.name,
+            run_id=ref.run_id,
+            run_url=run_url,
+            kind=ref.kind,
+            scope={str(k): str(v) for k, v in ref.scope.items()},
+            status=status,
+            vendor_status=None if vendor_status is None else str(vendor_status),
+        )
+        annotate_outlets(context, self.outlets, run=run, task=self)
 
     def _mark_done(self, context: Any, ref: RunRef) -> None:
         """Flag the stored run as this task's finished work. Until then a retry re-attaches to it

@@ -53,8 +53,9 @@ class ActivepiecesStepOutputsToStorageOperator(EmitsLineage, VendorOperator["Act
     outside that the task fails saying which. A step without an ``output`` fails the task naming
     it. The files land together or not at all: a try that fails (an existing file with
     ``overwrite=False``, a storage error) leaves none of its files behind. Returns the list of
-    ``{uri, size, sha256}`` written. ``conn_id`` and ``hook_params`` as on every vendor task
-    (:class:`VendorOperator`).
+    ``{uri, size, sha256}`` written; each asset in ``outlets`` gets an event whose extra lists them
+    with the run (``{objects, bytes, vendor, run_id, run_url}``, see ``core/produced.py``).
+    ``conn_id`` and ``hook_params`` as on every vendor task (:class:`VendorOperator`).
     """
 
     vendor_info = ACTIVEPIECES
@@ -90,7 +91,8 @@ class ActivepiecesStepOutputsToStorageOperator(EmitsLineage, VendorOperator["Act
         from airflow_provider_flowruns.hooks.activepieces import RETENTION_HINT
         from airflow_provider_flowruns.hooks.activepieces_models import ActivepiecesStepOutput
 
-        run = self.hook.get_run(str(self.run_id))
+        hook = self.hook
+        run = hook.get_run(str(self.run_id))
         steps = run.get("steps")
         if not isinstance(steps, Mapping) or not steps:
             raise FlowRunsError(
@@ -124,5 +126,13 @@ class ActivepiecesStepOutputsToStorageOperator(EmitsLineage, VendorOperator["Act
                 )
         for obj in written:
             self.log.info("Wrote %s (%s bytes, sha256 %s)", obj.uri, obj.size, obj.sha256)
-        self._written = [obj.uri for obj in written]
-        return [obj.to_dict() for obj in written]
+        result = [obj.to_dict() for obj in written]
+        from airflow_provider_flowruns.core.produced import Produced, VendorRun, annotate_outlets
+        from airflow_provider_flowruns.core.runs import RunRef
+
+        ref = RunRef(str(self.run_id))
+        vendor_run = VendorRun(
+            hook.vendor, ref.run_id, hook.run_url(ref), kind=ref.kind, vendor_status=run.get("status")
+        )
+        annotate_outlets(context, self.outlets, Produced.from_run(result, vendor_run), task=self)
+        return result

@@ -72,8 +72,10 @@ class HabuFlowRunReportToStorageOperator(EmitsLineage, VendorOperator["HabuHook"
     :param page_size: rows per API page (Habu's default and maximum page is 500-1000).
 
     Streamed page by page; every value is kept as Habu sent it (strings). The object appears whole
-    or not at all, after its row count matched the report's. Returns ``{uri, size, sha256, rows}``.
-    ``conn_id`` and ``hook_params`` as on every vendor task (:class:`VendorOperator`).
+    or not at all, after its row count matched the report's. Returns ``{uri, size, sha256, rows}``;
+    each asset in ``outlets`` gets an event whose extra says the same and names the flow run
+    (``{uri, bytes, sha256, rows, vendor, run_id, run_url}``, see ``core/produced.py``). ``conn_id`` and
+    ``hook_params`` as on every vendor task (:class:`VendorOperator`).
     """
 
     vendor_info = HABU
@@ -120,15 +122,14 @@ class HabuFlowRunReportToStorageOperator(EmitsLineage, VendorOperator["HabuHook"
         )
         written, rows = write_result_pages(pages, dest, self.format, overwrite=self.overwrite)
         self.log.info("Wrote %d rows of node %s to %s (%d bytes)", rows, self.node, written.uri, written.size)
-        self._written = [written.uri]
         result = {**written.to_dict(), "rows": rows}
-        from airflow_provider_flowruns.core.produced import Produced, annotate_outlets
+        from airflow_provider_flowruns.core.produced import Produced, VendorRun, annotate_outlets
         from airflow_provider_flowruns.core.runs import RunRef
         from airflow_provider_flowruns.vendors.habu import FLOW_RUN
 
         ref = RunRef(str(self.run_id), kind=FLOW_RUN, scope={"cleanroom_id": str(self.cleanroom_id)})
-        produced = Produced.written(result, vendor=hook.vendor, run_id=ref.run_id, run_url=hook.run_url(ref))
-        annotate_outlets(context, self.outlets, [produced])
+        run = VendorRun(hook.vendor, ref.run_id, hook.run_url(ref), kind=FLOW_RUN, scope=ref.scope)
+        annotate_outlets(context, self.outlets, Produced.from_run([result], run), task=self)
         return result
 
 
@@ -144,8 +145,10 @@ class HabuQuestionRunFilesToStorageOperator(EmitsLineage, VendorOperator["HabuHo
     File names come from the vendor, so each is reduced to one safe path segment (``../../x.csv``
     becomes ``x.csv``) and made unique; downloads are streamed, size-checked against
     ``Content-Length``, retried from scratch when cut, and moved into place only when whole.
-    Returns the list of ``{uri, size, sha256, source}`` written. ``conn_id`` and ``hook_params`` as
-    on every vendor task (:class:`VendorOperator`).
+    Returns the list of ``{uri, size, sha256, source}`` written; each asset in ``outlets`` gets an
+    event whose extra lists them (``{objects: [{uri, bytes, sha256, rows?}], bytes, vendor, run_id}``,
+    see ``core/produced.py``). ``conn_id`` and
+    ``hook_params`` as on every vendor task (:class:`VendorOperator`).
     """
 
     vendor_info = HABU
@@ -208,9 +211,15 @@ class HabuQuestionRunFilesToStorageOperator(EmitsLineage, VendorOperator["HabuHo
                 written.append({**obj.to_dict(), "source": "data", "rows": rows})
         for item in written:
             self.log.info("Wrote %s (%s bytes) from %r", item["uri"], item["size"], item["source"])
-        self._written = [item["uri"] for item in written]
         if not written:
             self.log.warning("Question run %s lists no result files.", run_id)
+        from airflow_provider_flowruns.core.produced import Produced, VendorRun, annotate_outlets
+        from airflow_provider_flowruns.core.runs import RunRef
+        from airflow_provider_flowruns.vendors.habu import QUESTION_RUN
+
+        ref = RunRef(run_id, kind=QUESTION_RUN)  # no clean room here: no run URL (none is guessed)
+        vendor_run = VendorRun(hook.vendor, run_id, hook.run_url(ref), kind=QUESTION_RUN)
+        annotate_outlets(context, self.outlets, Produced.from_run(written, vendor_run), task=self)
         return written
 
 

@@ -59,7 +59,8 @@ class TableflowRunResultsToStorageOperator(EmitsLineage, VendorOperator["Tablefl
     carries none of steps, drive_files, input_files or an extraction id fails naming what was
     looked for; so does a field of a shape the provider cannot read. Returns ``{run_id, status,
     steps, drive_files, input_files, extraction_ids, written}``, ``written`` the list of
-    ``{uri, size, sha256}``.
+    ``{uri, size, sha256}``. Each asset in ``outlets`` gets an event whose extra lists them with the
+    run (``{objects, bytes, vendor, run_id, run_url}``, see ``core/produced.py``).
     """
 
     vendor_info = TABLEFLOW
@@ -142,7 +143,12 @@ class TableflowRunResultsToStorageOperator(EmitsLineage, VendorOperator["Tablefl
                     written.append(hook.download_original(extraction_id, dest, overwrite=self.overwrite))
         for obj in written:
             self.log.info("Wrote %s (%s bytes, sha256 %s)", obj.uri, obj.size, obj.sha256)
-        self._written = [obj.uri for obj in written]
+        from airflow_provider_flowruns.core.produced import Produced, VendorRun, annotate_outlets
+        from airflow_provider_flowruns.core.runs import RunRef
+
+        vendor_run = VendorRun(hook.vendor, run_id, hook.run_url(RunRef(run_id)), vendor_status=run.status)
+        produced = Produced.from_run([obj.to_dict() for obj in written], vendor_run)
+        annotate_outlets(context, self.outlets, produced, task=self)
         return {
             "run_id": run_id,
             "status": run.status,

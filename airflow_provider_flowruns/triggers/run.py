@@ -197,6 +197,7 @@ class FlowRunTrigger(BaseTrigger):
                 failures = 0
                 if status.state.is_terminal or status.state in stop:
                     payload = status_event(status, run_url=self.run_url)
+                    payload["run_ref"] = self.run_ref  # dag.test() drops next_kwargs: its kind and scope
                     if schedule.started_at is not None:
                         payload["submitted_at"] = schedule.started_at
                     yield TriggerEvent(payload)

@@ -369,21 +369,23 @@ class FlowRunWatcher(BaseEventTrigger):
 
     # -- events ----------------------------------------------------------------------------------------
     def payload(self, run: ListedRun) -> dict[str, Any]:
-        """What the asset event's extra carries (under ``payload``)."""
+        """What the asset event's extra carries (under ``payload``): a :class:`VendorRun`, the shape a
+        run operator's outlet event has too (``core/produced.py``)."""
+        from airflow_provider_flowruns.core.produced import VendorRun
         from airflow_provider_flowruns.core.watch import iso
 
-        return {
-            "vendor": self.hook.vendor,
-            "kind": self.kind,
-            "scope": dict(self.scope),
-            "run_id": run.run_id,
-            "run_url": run.url,
-            "run_name": run.name,
-            "status": run.state.value.lower(),
-            "vendor_status": run.vendor_status,
-            "created_at": iso(run.created_at),
-            "finished_at": iso(run.finished_at),
-        }
+        return VendorRun(
+            vendor=self.hook.vendor,
+            run_id=run.run_id,
+            run_url=run.url,
+            kind=self.kind,
+            scope=dict(self.scope),
+            status=run.state.value.lower(),
+            vendor_status=run.vendor_status,
+            run_name=run.name,
+            created_at=iso(run.created_at),
+            finished_at=iso(run.finished_at),
+        ).to_dict()
 
     async def cleanup(self) -> None:
         if self._hook is not None:
