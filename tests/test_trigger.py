@@ -38,13 +38,14 @@ def make_trigger(ref: RunRef, poll_interval: float = 0.2, **overrides) -> FlowRu
 
 
 def tableflow_trigger(run_id: str, poll_interval: float, **kwargs) -> FlowRunTrigger:
-    """A trigger on Tableflow run ``run_id`` (connection ``tableflow_default``, set by the test)."""
+    """A trigger on Tableflow run ``run_id`` (connection ``tableflow_default``, set by the test),
+    polling every ``poll_interval`` unless a ``schedule`` is given."""
     hook = TableflowHook()
+    kwargs.setdefault("schedule", every(poll_interval))
     return FlowRunTrigger(
         hook_class_path=hook.class_path(),
         hook_kwargs=hook.hook_kwargs(),
         run_ref={"run_id": run_id},
-        schedule=every(poll_interval),
         **kwargs,
     )
 
@@ -408,7 +409,7 @@ async def test_a_serialized_schedule_decides_the_gaps_and_reports_the_start(tabl
     tableflow_fr1({"id": "fr1", "status": "processing"}, {"id": "fr1", "status": "completed"})
     schedule = PollSchedule.fixed(300.0, 300.0, started_at=17.0).to_dict()
     (event,) = await events_of(tableflow_trigger("fr1", poll_interval=200, schedule=schedule))
-    assert recorded_sleeps == [300.0]  # the schedule's floor, not poll_interval's 200 s
+    assert recorded_sleeps == [300.0]  # the schedule's floor, not the 200 s the helper defaults to
     assert (event["status"], event["submitted_at"]) == ("success", 17.0)
 
 
@@ -477,7 +478,7 @@ async def test_a_failed_poll_is_logged_as_one_to_retry(tableflow_fr1, recorded_s
         hook_class_path=hook.class_path(),
         hook_kwargs=hook.hook_kwargs(),
         run_ref={"run_id": "fr1"},
-        poll_interval=5,
+        schedule=every(5),
     )
     (event,) = await events_of(trigger)
     assert event["status"] == "success"
