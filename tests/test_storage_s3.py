@@ -51,6 +51,11 @@ def prefix(moto_server, monkeypatch) -> ObjectStoragePath:
     return ObjectStoragePath(f"s3://{BUCKET}/{uuid.uuid4().hex}", conn_id=conn_id)
 
 
+def conn_id_of(path: ObjectStoragePath) -> str:
+    """The path's connection id: an attribute on Airflow 3.3, a storage option on 3.1."""
+    return getattr(path, "conn_id", None) or path.storage_options["conn_id"]
+
+
 def keys_under(prefix: ObjectStoragePath) -> list[str]:
     fs = prefix.fs
     fs.invalidate_cache()
@@ -71,7 +76,7 @@ def test_an_object_of_several_parts_arrives_whole_under_its_name_only(prefix):
     assert written.size == len(body) and written.sha256 == hashlib.sha256(body).hexdigest()
     # The URI carries the connection as ObjectStoragePath writes it, so a downstream task that
     # pulls it from XCom opens the same object through the same connection.
-    assert written.uri == f"s3://{dest.conn_id}@{dest.path}"
+    assert written.uri == f"s3://{conn_id_of(dest)}@{dest.path}"
     assert ObjectStoragePath(written.uri).read_bytes()[-4:] == b"tail"
     assert keys_under(prefix) == ["result.csv"]  # the temporary object was moved, not copied and left
 
@@ -93,7 +98,7 @@ def test_lineage_sees_the_s3_destination_only(prefix, lineage_collector):
     collected = lineage_collector.collected_assets
     assert [a.asset.uri for a in collected.inputs] == []
     # What Airflow's own ObjectStoragePath writes record (str() of the path, connection included).
-    assert [a.asset.uri for a in collected.outputs] == [str(dest)] == [f"s3://{dest.conn_id}@{dest.path}"]
+    assert [a.asset.uri for a in collected.outputs] == [str(dest)] == [f"s3://{conn_id_of(dest)}@{dest.path}"]
 
 
 def test_a_download_cut_twice_is_retried_into_one_whole_object(demo, prefix):
@@ -182,7 +187,7 @@ def _files_op(prefix: ObjectStoragePath):
     return HabuQuestionRunFilesToStorageOperator(
         task_id="files",
         run_id="qr-1",
-        destination=f"s3://{prefix.conn_id}@{prefix.path}/out",
+        destination=f"s3://{conn_id_of(prefix)}@{prefix.path}/out",
         include_data="csv",
     )
 
