@@ -71,6 +71,16 @@ def status_event(status: RunStatus, *, run_url: str | None = None) -> dict[str, 
     }
 
 
+def hook_from_path(class_path: str, kwargs: dict[str, Any]) -> FlowRunsHook:
+    """The hook a trigger names by its dotted class path (triggers serialize the path, not the
+    class), built with its serialized keyword arguments; anything but a ``FlowRunsHook`` is refused."""
+    module, _, name = class_path.rpartition(".")
+    hook_cls = getattr(importlib.import_module(module), name, None)
+    if not (isinstance(hook_cls, type) and issubclass(hook_cls, FlowRunsHook)):
+        raise TypeError(f"{class_path} is not a FlowRunsHook")
+    return hook_cls(**kwargs)
+
+
 class FlowRunTrigger(BaseTrigger):
     """Poll a vendor run until it settles; yields exactly one event.
 
@@ -132,11 +142,7 @@ class FlowRunTrigger(BaseTrigger):
     @property
     def hook(self) -> FlowRunsHook:
         if self._hook is None:
-            module, _, name = self.hook_class_path.rpartition(".")
-            hook_cls = getattr(importlib.import_module(module), name, None)
-            if not (isinstance(hook_cls, type) and issubclass(hook_cls, FlowRunsHook)):
-                raise TypeError(f"{self.hook_class_path} is not a FlowRunsHook")
-            self._hook = hook_cls(**self.hook_kwargs)
+            self._hook = hook_from_path(self.hook_class_path, self.hook_kwargs)
         return self._hook
 
     def _event(self, status: str, message: str, **extra: Any) -> TriggerEvent:

@@ -21,7 +21,6 @@ one engine, and a DAG file imports neither a hook nor an HTTP client.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
 import random
 import time
@@ -176,13 +175,9 @@ class FlowRunWatcher(BaseEventTrigger):
     @property
     def hook(self) -> FlowRunsHook:
         if self._hook is None:
-            from airflow_provider_flowruns.core.http import FlowRunsHook
+            from airflow_provider_flowruns.triggers.run import hook_from_path
 
-            module, _, name = self.hook_class_path.rpartition(".")
-            hook_cls = getattr(importlib.import_module(module), name, None)
-            if not (isinstance(hook_cls, type) and issubclass(hook_cls, FlowRunsHook)):
-                raise TypeError(f"{self.hook_class_path} is not a FlowRunsHook")
-            self._hook = hook_cls(**self.hook_kwargs)
+            self._hook = hook_from_path(self.hook_class_path, self.hook_kwargs)
         return self._hook
 
     # -- the loop ----------------------------------------------------------------------------------------
