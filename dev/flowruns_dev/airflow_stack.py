@@ -250,7 +250,7 @@ class AirflowStack:
 
     def unpause(self, dag_id: str, *, wait_parse: float = 120) -> None:
         """Unpause ``dag_id`` once the DAG processor has parsed it."""
-        self._wait_for(
+        self.wait_for(
             lambda: self._scalar("select count(*) from dag where dag_id=:d", d=dag_id),
             wait_parse,
             what=f"{dag_id} to be parsed",
@@ -305,7 +305,7 @@ class AirflowStack:
             )
             return state in ("success", "failed")
 
-        self._wait_for(finished, timeout, what=f"{dag_id}/{run_id} to finish")
+        self.wait_for(finished, timeout, what=f"{dag_id}/{run_id} to finish")
         return self.report(dag_id, run_id)
 
     def wait_for_run_id(self, run_id: str, timeout: float = 300) -> None:
@@ -315,7 +315,7 @@ class AirflowStack:
             states = {r[0] for r in self.query("select state from dag_run where run_id=:r", r=run_id)}
             return states <= {"success", "failed"}
 
-        self._wait_for(settled, timeout, what=f"run {run_id} to finish")
+        self.wait_for(settled, timeout, what=f"run {run_id} to finish")
 
     def report(self, dag_id: str, run_id: str) -> RunReport:
         engine = create_engine(self.db_url)
@@ -388,11 +388,13 @@ class AirflowStack:
             return None
         return rows[0][0] if rows else None
 
-    def _wait_for(self, predicate: Any, timeout: float, what: str = "condition") -> None:
+    def wait_for(self, predicate: Any, timeout: float, what: str = "condition") -> Any:
+        """Poll ``predicate`` every second until it returns something truthy (returned), failing
+        early if a service died, and with a TimeoutError naming ``what`` after ``timeout`` s."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if predicate():
-                return
+            if value := predicate():
+                return value
             self._check_alive()
             time.sleep(1)
         raise TimeoutError(f"timed out after {timeout}s waiting for {what}; logs in {self.home / 'logs'}")
@@ -413,7 +415,7 @@ class AirflowStack:
             except httpx.TransportError:
                 return False
 
-        self._wait_for(ok, timeout, what=url)
+        self.wait_for(ok, timeout, what=url)
 
 
 def _decode(value: Any) -> Any:

@@ -94,8 +94,8 @@ def distributed(tmp_path_factory):
             # Kill a triggerer once a good share of the runs waits in the triggerers (a third of
             # them, at most 16: with hundreds of runs the earliest finish before the last start).
             waiting = min(sum(TASKS.values()) // 3, 16)
-            stack._wait_for(lambda: _deferred(stack, run_id) >= waiting, 600, what="runs to defer")
-            stack._wait_for(lambda: _triggers_by_job(stack), 120, what="triggers assigned to triggerers")
+            stack.wait_for(lambda: _deferred(stack, run_id) >= waiting, 600, what="runs to defer")
+            stack.wait_for(lambda: _triggers_by_job(stack), 120, what="triggers assigned to triggerers")
             before = _triggers_by_job(stack)
             # The busiest one: the two triggerers share the triggers unevenly, sometimes all-or-none.
             dead_job = max(before, key=lambda job: before[job])

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -39,14 +38,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
 
 
 def wait(predicate: Any, timeout: float, what: str, stack: AirflowStack) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        stack._check_alive()
-        time.sleep(1)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what}; logs in {stack.home / 'logs'}")
+    return stack.wait_for(predicate, timeout, what)
 
 
 @pytest.fixture(scope="module")
